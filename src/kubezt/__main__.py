@@ -1,0 +1,3 @@
+from kubezt.cli.main import main
+
+main()

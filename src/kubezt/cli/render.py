@@ -1,0 +1,84 @@
+"""Terminal rendering (rich): reach matrices and explanations. Decides nothing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from kubezt.engine.explain import Effect, Verdict
+from kubezt.engine.index import iter_bits
+from kubezt.engine.reach import Reachability
+
+EFFECT_STYLE = {
+    Effect.ALLOW: "green",
+    Effect.DENY: "red",
+    Effect.CONTINUE: "yellow",
+    Effect.INFO: "dim",
+}
+
+
+def reach_tables(console: Console, result: Reachability) -> None:
+    """One matrix per destination port: rows are sources, numbered columns destinations."""
+    ids = result.workload_ids
+    allowed: dict[tuple[int, str], set[tuple[str, str]]] = defaultdict(set)
+    for src, dst, port, protocol in result.connections():
+        allowed[(port, protocol)].add((src, dst))
+    targets: dict[tuple[int, str], set[str]] = defaultdict(set)
+    workloads = result.model.topology.workloads
+    for key, bits in result.plan.items():
+        for ci in iter_bits(bits):
+            for wi in result.classes[ci].members:
+                targets[(key.port, key.protocol.value)].add(workloads[wi].id)
+    if not ids:
+        console.print("no workloads in the input")
+        return
+    for port, protocol in sorted(targets):
+        dsts = sorted(targets[(port, protocol)])
+        pairs = allowed.get((port, protocol), set())
+        table = Table(
+            title=f"{port}/{protocol}: {len(pairs)} allowed of {len(ids) * len(dsts)} connections",
+            title_justify="left",
+            show_edge=False,
+            pad_edge=False,
+            box=None,
+        )
+        table.add_column("source \\ destination", no_wrap=True)
+        for n, _ in enumerate(dsts, 1):
+            table.add_column(str(n), justify="center", no_wrap=True)
+        for src in ids:
+            cells = [
+                Text("✓", style="green") if (src, dst) in pairs else Text("·", style="dim")
+                for dst in dsts
+            ]
+            table.add_row(src, *cells)
+        console.print(table)
+        legend = "  ".join(f"{n}={dst}" for n, dst in enumerate(dsts, 1))
+        console.print(Text(f"destinations: {legend}", style="dim"))
+        console.print()
+
+
+def explanation(
+    console: Console, src: str, dst: str, port: int, protocol: str, verdict: Verdict
+) -> None:
+    style = "bold green" if verdict.allowed else "bold red"
+    head = Text(f"{src} → {dst} {port}/{protocol}: ")
+    head.append(verdict.verdict.upper(), style=style)
+    if verdict.denied_by is not None:
+        head.append(f" (denied by {verdict.denied_by.value})")
+    console.print(head)
+    for step in verdict.steps:
+        line = Text("  ")
+        line.append(f"[{step.layer.value}]", style="bold")
+        if step.direction:
+            line.append(f" {step.direction.lower()}")
+        line.append(" ")
+        line.append(step.effect.value, style=EFFECT_STYLE[step.effect])
+        line.append(f" {step.reason}: {step.detail}")
+        if step.source is not None and step.source.location is not None:
+            where = f" ({step.source.location}"
+            where += f", {step.source.path})" if step.source.path else ")"
+            line.append(where, style="dim")
+        console.print(line)

@@ -1,0 +1,1 @@
+"""Readers for the policy dialects kubezt understands (Kubernetes, Calico, Istio)."""

@@ -1,0 +1,231 @@
+"""A cursor over one object's data that reports located, typed diagnostics.
+
+Readers navigate with `cursor["spec"]["ingress"]` and read typed values with `str()`, `int()`,
+`list()`, `map()`. A wrong type becomes an error `file:line: E010: Kind ns/name: spec.path:
+expected …, got …` in the shared sink, and the read returns None, so a reader carries on and
+every problem in every file is reported together.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubezt.dialects._yaml import Document, PathPart, type_name
+from kubezt.errors import Diagnostic, DiagnosticSink, Location, Severity, did_you_mean
+from kubezt.ir.policy import Network
+
+_MISSING: Any = object()
+
+
+@dataclass(slots=True)
+class ObjectContext:
+    doc: Document
+    obj: str
+    sink: DiagnosticSink
+    failed: bool = field(default=False)
+
+
+class Cursor:
+    """A position inside one object; `value` is `MISSING` when the field is absent."""
+
+    __slots__ = ("ctx", "path", "value")
+
+    def __init__(self, ctx: ObjectContext, value: Any, path: tuple[PathPart, ...] = ()) -> None:
+        self.ctx = ctx
+        self.value = value
+        self.path = path
+
+    # navigation -----------------------------------------------------------------------------
+    def __getitem__(self, key: PathPart) -> Cursor:
+        value = self.value
+        if isinstance(key, str) and isinstance(value, dict):
+            child = value.get(key, _MISSING)
+        elif isinstance(key, int) and isinstance(value, list) and 0 <= key < len(value):
+            child = value[key]
+        else:
+            child = _MISSING
+        return Cursor(self.ctx, child, (*self.path, key))
+
+    @property
+    def present(self) -> bool:
+        """The field is written and not null."""
+        return self.value is not _MISSING and self.value is not None
+
+    @property
+    def written(self) -> bool:
+        """The field is written, possibly as null."""
+        return self.value is not _MISSING
+
+    @property
+    def dotted(self) -> str:
+        out = ""
+        for part in self.path:
+            if isinstance(part, int):
+                out += f"[{part}]"
+            else:
+                out += f".{part}" if out else part
+        return out
+
+    @property
+    def location(self) -> Location:
+        return self.ctx.doc.locate(self.path)
+
+    # diagnostics ----------------------------------------------------------------------------
+    def error(
+        self, expected: str, code: str = "E010", got: str | None = None, hint: str = ""
+    ) -> None:
+        shown = got if got is not None else type_name(None if not self.written else self.value)
+        self.ctx.failed = True
+        self.ctx.sink.add(
+            Diagnostic(
+                Severity.ERROR,
+                code,
+                f"expected {expected}, got {shown}",
+                self.location,
+                self.ctx.obj,
+                self.dotted,
+                hint,
+            )
+        )
+
+    def problem(
+        self, message: str, code: str, severity: Severity = Severity.ERROR, hint: str = ""
+    ) -> None:
+        if severity is Severity.ERROR:
+            self.ctx.failed = True
+        self.ctx.sink.add(
+            Diagnostic(severity, code, message, self.location, self.ctx.obj, self.dotted, hint)
+        )
+
+    def warn(self, message: str, code: str, hint: str = "") -> None:
+        self.problem(message, code, Severity.WARNING, hint)
+
+    # typed reads ----------------------------------------------------------------------------
+    def str(self, required: bool = False, default: str | None = None) -> str | None:
+        if not self.present:
+            if required:
+                self.error("a string")
+            return default
+        if isinstance(self.value, str):
+            return self.value
+        self.error("a string")
+        return None
+
+    def int(
+        self,
+        required: bool = False,
+        lo: int | None = None,
+        hi: int | None = None,
+        what: str = "an integer",
+    ) -> int | None:
+        if not self.present:
+            if required:
+                self.error(what)
+            return None
+        v = self.value
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.error(what)
+            return None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            self.error(what)
+            return None
+        return v
+
+    def number(self, what: str = "a number") -> float | None:
+        if not self.present:
+            return None
+        v = self.value
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            self.error(what)
+            return None
+        return float(v)
+
+    def bool(self, default: bool = False) -> bool:
+        if not self.present:
+            return default
+        if isinstance(self.value, bool):
+            return self.value
+        self.error("true or false")
+        return default
+
+    def list(self, required: bool = False, what: str = "a list") -> list[Cursor] | None:
+        """The items of a list field, or None when absent (an empty list stays [])."""
+        if not self.present:
+            if required:
+                self.error(what)
+            return None
+        if not isinstance(self.value, list):
+            self.error(what)
+            return None
+        return [Cursor(self.ctx, item, (*self.path, i)) for i, item in enumerate(self.value)]
+
+    def map(self, required: bool = False, what: str = "a mapping") -> dict[str, Cursor] | None:
+        if not self.present:
+            if required:
+                self.error(what)
+            return None
+        if not isinstance(self.value, dict):
+            self.error(what)
+            return None
+        out: dict[str, Cursor] = {}
+        for key, value in self.value.items():
+            if not isinstance(key, str):
+                Cursor(self.ctx, key, (*self.path, str(key))).error("a string key")
+                continue
+            out[key] = Cursor(self.ctx, value, (*self.path, key))
+        return out
+
+    def str_list(self, what: str = "a list of strings") -> list[str] | None:
+        items = self.list(what=what)
+        if items is None:
+            return None
+        out: list[str] = []
+        for item in items:
+            if isinstance(item.value, str):
+                out.append(item.value)
+            else:
+                item.error("a string")
+        return out
+
+    def str_map(self, what: str = "a mapping of strings to strings") -> dict[str, str] | None:
+        fields = self.map(what=what)
+        if fields is None:
+            return None
+        out: dict[str, str] = {}
+        for key, cur in fields.items():
+            if isinstance(cur.value, str):
+                out[key] = cur.value
+            else:
+                cur.error("a string value")
+        return out
+
+    def cidr(self) -> Network | None:
+        text = self.str(required=True)
+        if text is None:
+            return None
+        try:
+            return ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            self.error("a CIDR such as 10.0.0.0/8 or 2001:db8::/32")
+            return None
+
+    def unknown_fields(
+        self, allowed: Iterable[str], severity: Severity = Severity.WARNING, code: str = "W002"
+    ) -> None:
+        """Report fields that this reader does not know (they would otherwise be ignored)."""
+        if not isinstance(self.value, dict):
+            return
+        allowed = tuple(allowed)
+        for key in self.value:
+            if isinstance(key, str) and key not in allowed:
+                child = self[key]
+                hint = did_you_mean(key, allowed)
+                if severity is Severity.ERROR:
+                    child.problem(f"unknown field {key!r}", "E002", hint=hint)
+                else:
+                    child.warn(
+                        f"field {key!r} is not modelled by kubezt and was ignored", code, hint=hint
+                    )

@@ -1,0 +1,1 @@
+"""The Calico dialect: selector expressions and Calico policy resources."""

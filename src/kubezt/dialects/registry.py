@@ -1,0 +1,207 @@
+"""Which reader handles which (API group, kind), and `load()`: paths → Model + diagnostics.
+
+Owns dispatch, object metadata checks (name, namespace, duplicates) and assembling the IR.
+Readers for each dialect live in their own modules; this module only routes to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kubezt.dialects import k8s, workloads
+from kubezt.dialects._labels import is_dns_label
+from kubezt.dialects._reader import Cursor, ObjectContext
+from kubezt.dialects._yaml import Document, expand_paths, load_documents, read_text, type_name
+from kubezt.dialects.context import ReadContext
+from kubezt.errors import Diagnostic, DiagnosticSink, Location, Severity
+from kubezt.ir.model import Model
+from kubezt.ir.policy import PolicySet
+from kubezt.ir.provenance import Source
+from kubezt.ir.topology import Labels, Namespace, Topology, Workload
+
+Reader = Callable[[Cursor, Cursor, Source, ReadContext], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    reader: Reader
+    namespaced: bool
+
+
+# (API group, kind) → reader. The core group is "".
+READERS: dict[tuple[str, str], Kind] = {
+    ("", "Namespace"): Kind(workloads.read_namespace, False),
+    ("", "ServiceAccount"): Kind(workloads.read_service_account, True),
+    ("", "Pod"): Kind(workloads.read_pod, True),
+    ("", "Service"): Kind(workloads.read_service, True),
+    ("", "ReplicationController"): Kind(workloads.read_controller, True),
+    ("apps", "Deployment"): Kind(workloads.read_controller, True),
+    ("apps", "StatefulSet"): Kind(workloads.read_controller, True),
+    ("apps", "DaemonSet"): Kind(workloads.read_controller, True),
+    ("apps", "ReplicaSet"): Kind(workloads.read_controller, True),
+    ("batch", "Job"): Kind(workloads.read_controller, True),
+    ("batch", "CronJob"): Kind(workloads.read_controller, True),
+    ("networking.k8s.io", "NetworkPolicy"): Kind(k8s.read_network_policy, True),
+}
+
+
+def register(group: str, kind: str, reader: Reader, namespaced: bool) -> None:
+    """Add a reader (used by the dialect packages' `READERS` tables at import of this module)."""
+    READERS[(group, kind)] = Kind(reader, namespaced)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """A loaded model and the warnings/notes about it (errors are raised, never returned)."""
+
+    model: Model
+    diagnostics: tuple[Diagnostic, ...]
+    skipped: tuple[str, ...]
+    files: tuple[str, ...]
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)
+
+
+def load(paths: Sequence[str]) -> LoadResult:
+    """Read every manifest under `paths` into one Model.
+
+    Raises `InputError` with every error of every file when any input is invalid.
+    """
+    sink = DiagnosticSink()
+    rc = ReadContext(sink)
+    files = expand_paths(paths, sink)
+    seen: dict[tuple[str, str, str, str], Location] = {}
+    for file in files:
+        text = read_text(file, sink)
+        if text is None:
+            continue
+        for doc in load_documents(text, file, sink):
+            _read_document(doc, rc, seen)
+    model = assemble(rc)
+    sink.raise_if_errors()
+    diagnostics = tuple(sorted(sink.items, key=Diagnostic.sort_key))
+    return LoadResult(model, diagnostics, tuple(rc.skipped), tuple(files))
+
+
+def _read_document(
+    doc: Document, rc: ReadContext, seen: dict[tuple[str, str, str, str], Location]
+) -> None:
+    data = doc.data
+    api_version, kind = data.get("apiVersion"), data.get("kind")
+    loc = doc.locate(())
+    if not isinstance(kind, str) or not kind:
+        rc.sink.add(
+            Diagnostic(
+                Severity.ERROR,
+                "E006",
+                f"expected a kind, got {type_name(kind)}",
+                doc.locate(("kind",)) if "kind" in data else loc,
+                path="kind",
+            )
+        )
+        return
+    if not isinstance(api_version, str) or not api_version:
+        rc.sink.add(
+            Diagnostic(
+                Severity.ERROR,
+                "E006",
+                f"expected an apiVersion, got {type_name(api_version)}",
+                loc,
+                obj=kind,
+                path="apiVersion",
+            )
+        )
+        return
+    group = api_version.rpartition("/")[0] if "/" in api_version else ""
+    entry = READERS.get((group, kind))
+    if entry is None:
+        rc.skipped.append(f"{loc}: {api_version} {kind} {_name_of(data)}")
+        return
+    meta_value = data.get("metadata")
+    ctx = ObjectContext(doc, kind, rc.sink)
+    root = Cursor(ctx, data)
+    meta = root["metadata"]
+    if not isinstance(meta_value, dict):
+        meta.error("object metadata (a mapping with name)", "E007")
+        return
+    name = meta["name"].str() or meta["generateName"].str()
+    if not name:
+        meta["name"].error("a name", "E007")
+        return
+    namespace: str | None = None
+    if entry.namespaced:
+        namespace = meta["namespace"].str() or "default"
+        if not is_dns_label(namespace):
+            meta["namespace"].error("a namespace name (a DNS label)", "E007")
+            return
+    ctx.obj = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    key = (group, kind, namespace or "", name)
+    if key in seen:
+        rc.sink.add(
+            Diagnostic(
+                Severity.ERROR,
+                "E008",
+                f"duplicate object; first defined at {seen[key]}",
+                loc,
+                ctx.obj,
+                hint="each object may be given once",
+            )
+        )
+        return
+    seen[key] = loc
+    src = Source(kind, name, namespace, loc)
+    entry.reader(root, meta, src, rc)
+
+
+def _name_of(data: dict[str, object]) -> str:
+    meta = data.get("metadata")
+    if isinstance(meta, dict):
+        name = meta.get("name")
+        ns = meta.get("namespace")
+        if isinstance(name, str):
+            return f"{ns}/{name}" if isinstance(ns, str) else name
+    return ""
+
+
+def assemble(rc: ReadContext) -> Model:
+    """Build the IR from what the readers collected; referenced namespaces always exist."""
+    namespaces = {ns.name: ns for ns in rc.namespaces}
+    referenced = {w.namespace for w in rc.workloads} | {sa.namespace for sa in rc.service_accounts}
+    referenced |= {s.namespace for s in rc.services}
+    referenced |= {p.namespace for p in rc.policies if p.namespace}
+    for name in sorted(referenced - namespaces.keys()):
+        namespaces[name] = Namespace(
+            name, Labels({"kubernetes.io/metadata.name": name}), declared=False
+        )
+    by_id: dict[str, Workload] = {}
+    for w in rc.workloads:
+        first = by_id.setdefault(w.id, w)
+        if first is not w:
+            where = first.source.location if first.source else None
+            rc.sink.add(
+                Diagnostic(
+                    Severity.ERROR,
+                    "E009",
+                    f"workload id {w.id} is also used by {first.kind} {w.id}"
+                    + (f" at {where}" if where else ""),
+                    w.source.location if w.source else None,
+                    f"{w.kind} {w.id}",
+                    hint="kubezt names workloads namespace/name; give each a distinct name",
+                )
+            )
+    service_accounts = {(sa.namespace, sa.name): sa for sa in rc.service_accounts}
+    topology = Topology(
+        namespaces=dict(sorted(namespaces.items())),
+        service_accounts=service_accounts,
+        workloads=tuple(sorted(rc.workloads, key=lambda w: (w.namespace, w.name, w.kind))),
+        services=tuple(sorted(rc.services, key=lambda s: (s.namespace, s.name))),
+    )
+    policies = PolicySet(
+        policies=tuple(rc.policies),
+        tiers=tuple(sorted(rc.tiers, key=lambda t: t.name)),
+        network_sets=tuple(rc.network_sets),
+    )
+    return Model(topology, policies)

@@ -1,0 +1,195 @@
+"""Namespaces, ServiceAccounts, Pods, controllers' pod templates and Services → topology IR."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from kubezt.dialects._labels import is_port_name, read_labels
+from kubezt.dialects._reader import Cursor
+from kubezt.dialects.context import ReadContext
+from kubezt.ir.ports import Protocol
+from kubezt.ir.provenance import Source
+from kubezt.ir.topology import (
+    ContainerPort,
+    Labels,
+    Namespace,
+    Service,
+    ServiceAccount,
+    ServicePort,
+    Workload,
+)
+
+PORT_PROTOCOLS = {"TCP": Protocol.TCP, "UDP": Protocol.UDP, "SCTP": Protocol.SCTP}
+
+# kind -> path of the pod template inside the object
+TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "ReplicationController": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+
+
+def read_namespace(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:
+    labels = read_labels(meta["labels"])
+    # The control plane always sets this label to the namespace's name (GA since 1.22).
+    labels["kubernetes.io/metadata.name"] = src.name
+    rc.namespaces.append(Namespace(src.name, Labels(labels), True, src))
+
+
+def read_service_account(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:
+    assert src.namespace is not None
+    rc.service_accounts.append(
+        ServiceAccount(src.namespace, src.name, Labels(read_labels(meta["labels"])), True, src)
+    )
+
+
+def read_pod(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:
+    assert src.namespace is not None
+    ips: list[str] = []
+    status = root["status"]
+    for ip_cur in [status["podIP"]] + [c["ip"] for c in status["podIPs"].list() or []]:
+        ip = ip_cur.str()
+        if ip is None:
+            continue
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            ip_cur.error("an IP address", "E014")
+            continue
+        if ip not in ips:
+            ips.append(ip)
+    workload = _workload_from_template(root, src, "Pod", rc, replicas=1, ips=tuple(ips))
+    if workload is not None:
+        rc.workloads.append(workload)
+
+
+def read_controller(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:
+    path = TEMPLATE_PATHS[src.kind]
+    template = root
+    for part in path:
+        template = template[part]
+    if template.map(required=True, what="a pod template") is None:
+        return
+    replicas = 1
+    if src.kind in ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"):
+        replicas_value = root["spec"]["replicas"].int(lo=0, what="a replica count ≥ 0")
+        replicas = 1 if replicas_value is None else replicas_value
+    workload = _workload_from_template(template, src, src.kind, rc, replicas=replicas, ips=())
+    if workload is not None:
+        rc.workloads.append(workload)
+
+
+def _workload_from_template(
+    template: Cursor, src: Source, kind: str, rc: ReadContext, replicas: int, ips: tuple[str, ...]
+) -> Workload | None:
+    meta = template["metadata"]
+    spec = template["spec"]
+    if spec.map(required=True, what="a pod spec") is None:
+        return None
+    labels = read_labels(meta["labels"])
+    annotations = meta["annotations"].str_map() or {}
+    sa = spec["serviceAccountName"].str() or spec["serviceAccount"].str() or "default"
+    ports: list[ContainerPort] = []
+    seen_names: dict[str, Cursor] = {}
+    for group in ("initContainers", "containers"):
+        containers = spec[group].list(required=(group == "containers"), what="a list of containers")
+        for container in containers or []:
+            for port in container["ports"].list() or []:
+                cp = _read_container_port(port)
+                if cp is None:
+                    continue
+                if cp.name:
+                    if cp.name in seen_names:
+                        port["name"].error(
+                            "a port name unique within the pod",
+                            "E015",
+                            got=f'a second port named "{cp.name}"',
+                        )
+                        continue
+                    seen_names[cp.name] = port
+                if cp not in ports:
+                    ports.append(cp)
+    return Workload(
+        namespace=src.namespace or "default",
+        name=src.name,
+        kind=kind,
+        labels=Labels(labels),
+        service_account=sa,
+        ports=tuple(sorted(ports)),
+        ips=ips,
+        host_network=spec["hostNetwork"].bool(),
+        annotations=Labels(annotations),
+        replicas=replicas,
+        source=src,
+    )
+
+
+def _read_container_port(port: Cursor) -> ContainerPort | None:
+    if port.map(what="a container port") is None:
+        return None
+    number = port["containerPort"].int(required=True, lo=1, hi=65535, what="a port number 1-65535")
+    proto_text = port["protocol"].str() or "TCP"
+    protocol = PORT_PROTOCOLS.get(proto_text)
+    if protocol is None:
+        port["protocol"].error("one of TCP, UDP, SCTP", "E016")
+        return None
+    name = port["name"].str() or ""
+    if name and not is_port_name(name):
+        port["name"].error(
+            "a port name (IANA_SVC_NAME: at most 15 lower-case letters, digits "
+            "and inner dashes, with at least one letter)",
+            "E017",
+        )
+        return None
+    if number is None:
+        return None
+    return ContainerPort(number, protocol, name)
+
+
+def read_service(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:
+    assert src.namespace is not None
+    spec = root["spec"]
+    selector_map = spec["selector"].str_map() if spec["selector"].present else None
+    ports: list[ServicePort] = []
+    for port in spec["ports"].list() or []:
+        if port.map(what="a service port") is None:
+            continue
+        number = port["port"].int(required=True, lo=1, hi=65535, what="a port number 1-65535")
+        target_cur = port["targetPort"]
+        target: int | str | None
+        if not target_cur.present:
+            target = number
+        elif isinstance(target_cur.value, int) and not isinstance(target_cur.value, bool):
+            target = target_cur.int(lo=1, hi=65535, what="a port number 1-65535 or a port name")
+        elif isinstance(target_cur.value, str) and target_cur.value.isdigit():
+            target = int(target_cur.value)
+        elif isinstance(target_cur.value, str) and is_port_name(target_cur.value):
+            target = target_cur.value
+        else:
+            target_cur.error("a port number 1-65535 or a port name", "E012")
+            target = None
+        protocol = PORT_PROTOCOLS.get(port["protocol"].str() or "TCP")
+        if protocol is None:
+            port["protocol"].error("one of TCP, UDP, SCTP", "E016")
+            continue
+        if number is None or target is None:
+            continue
+        ports.append(
+            ServicePort(
+                number, target, protocol, port["name"].str() or "", port["appProtocol"].str() or ""
+            )
+        )
+    rc.services.append(
+        Service(
+            src.namespace,
+            src.name,
+            Labels(selector_map) if selector_map is not None else None,
+            tuple(ports),
+            Labels(read_labels(meta["labels"])),
+            src,
+        )
+    )

@@ -1,0 +1,61 @@
+"""Explanations as data: ordered steps, each naming a layer, an object and what it decided."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kubezt.ir.provenance import Source
+
+
+class Layer(StrEnum):
+    """Layer names used in verdicts (`denied_by`) and explanation steps."""
+
+    K8S_NETPOL = "k8s-netpol"
+    CALICO = "calico"
+    PEER_AUTHENTICATION = "peer-authentication"
+    TLS_MISMATCH = "tls-mismatch"
+    AUTHZ_SIDECAR = "authz-sidecar"
+    ZTUNNEL = "ztunnel"
+    WAYPOINT = "waypoint"
+    CALICO_ALP = "calico-alp"
+    DATAPLANE = "dataplane"
+    """Facts of the data plane itself (self traffic, host-originated traffic, mesh capture)."""
+
+
+class Effect(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    CONTINUE = "continue"
+    """Recorded, no verdict yet (a Log rule, a Pass, a selecting policy without a match)."""
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One thing the evaluator looked at.
+
+    `reason` is a stable kebab-case code (`no-policy-selects-destination`, `rule-matched`,
+    `calico-tier-pass`, `end-of-tier-deny`, …); `detail` is a short human sentence.
+    """
+
+    layer: Layer
+    reason: str
+    effect: Effect
+    detail: str = ""
+    source: Source | None = None
+    direction: str = ""
+    tier: str = ""
+    rule_index: int | None = None
+    action: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    denied_by: Layer | None
+    steps: tuple[Step, ...]
+
+    @property
+    def verdict(self) -> str:
+        return "allow" if self.allowed else "deny"

@@ -1,0 +1,321 @@
+"""Peers, equivalence classes of workloads, and selectors compiled to bitsets over classes.
+
+Owns: what a policy can see of a workload (the `Peer`), grouping workloads that no policy can
+tell apart into classes, and evaluating label selectors over all classes at once through an
+inverted label index. A set of classes is a Python int used as a bitset (bit i = class i).
+Must not decide any verdict.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from kubezt.ir.model import Model
+from kubezt.ir.policy import EntityMatch, Network, NetworkSet, PolicySet
+from kubezt.ir.ports import Protocol
+from kubezt.ir.selectors import (
+    All,
+    And,
+    Contains,
+    EndsWith,
+    Equals,
+    Global,
+    Has,
+    In,
+    Not,
+    NotEquals,
+    NotIn,
+    Or,
+    Selector,
+    StartsWith,
+)
+from kubezt.ir.topology import ContainerPort, Labels, Topology, Workload
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+CALICO_NAMESPACE = "projectcalico.org/namespace"
+CALICO_ORCHESTRATOR = "projectcalico.org/orchestrator"
+CALICO_SERVICE_ACCOUNT = "projectcalico.org/serviceaccount"
+CALICO_NAME = "projectcalico.org/name"
+MESH_ANNOTATION_PREFIXES = ("sidecar.istio.io/", "kubezt.io/", "istio.io/", "inject.istio.io/")
+
+
+class PeerKind(StrEnum):
+    ENDPOINT = "endpoint"
+    """A pod on the pod network: selectable, and subject to its own policies."""
+    HOST = "host"
+    """A node or a hostNetwork pod: matched only by address, not policed as a workload."""
+    EXTERNAL = "external"
+    """An address outside the cluster (possibly inside Calico network sets)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Everything a policy rule can observe about one end of a connection."""
+
+    kind: PeerKind
+    namespace: str | None = None
+    labels: Labels = field(default_factory=Labels)
+    """Endpoint labels as Calico sees them (pod labels plus projectcalico.org/* labels)."""
+    namespace_labels: Labels = field(default_factory=Labels)
+    service_account: str | None = None
+    service_account_labels: Labels = field(default_factory=Labels)
+    ip: IpAddress | None = None
+    ports: tuple[ContainerPort, ...] = ()
+    network_sets: tuple[NetworkSet, ...] = ()
+    """For external addresses: the Calico network sets that contain the address."""
+    mesh_annotations: Labels = field(default_factory=Labels)
+
+    def port_name(self, port: int, protocol: Protocol) -> str:
+        for cp in self.ports:
+            if cp.port == port and cp.protocol is protocol:
+                return cp.name
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointClass:
+    """Workloads that no policy in the input can tell apart; `members` index the topology."""
+
+    index: int
+    peer: Peer
+    members: tuple[int, ...]
+
+
+def iter_bits(bits: int) -> Iterator[int]:
+    """Indices of the set bits, ascending."""
+    while bits:
+        low = bits & -bits
+        yield low.bit_length() - 1
+        bits ^= low
+
+
+def policy_networks(policies: PolicySet) -> tuple[Network, ...]:
+    """Every CIDR any rule mentions: the only addresses that can split workloads apart."""
+    nets: set[Network] = set()
+    for policy in policies.policies:
+        for rule in (*policy.ingress, *policy.egress):
+            for side in (rule.source, rule.destination):
+                nets.update(side.nets or ())
+                nets.update(side.not_nets or ())
+    return tuple(sorted(nets, key=lambda n: (n.version, int(n.network_address), n.prefixlen)))
+
+
+def workload_peer(workload: Workload, topology: Topology) -> Peer:
+    ns = topology.namespace(workload.namespace)
+    sa = topology.service_account(workload.namespace, workload.service_account)
+    ip = ipaddress.ip_address(workload.ip) if workload.ip else None
+    mesh = {k: v for k, v in workload.annotations.items() if k.startswith(MESH_ANNOTATION_PREFIXES)}
+    if workload.host_network:
+        return Peer(
+            PeerKind.HOST,
+            namespace=workload.namespace,
+            labels=workload.labels,
+            namespace_labels=ns.labels,
+            service_account=workload.service_account,
+            ip=ip,
+            ports=workload.ports,
+            mesh_annotations=Labels(mesh),
+        )
+    labels = workload.labels.merged(
+        {
+            CALICO_NAMESPACE: workload.namespace,
+            CALICO_ORCHESTRATOR: "k8s",
+            CALICO_SERVICE_ACCOUNT: workload.service_account,
+        }
+    )
+    return Peer(
+        PeerKind.ENDPOINT,
+        namespace=workload.namespace,
+        labels=labels,
+        namespace_labels=ns.labels.merged({CALICO_NAME: ns.name}),
+        service_account=workload.service_account,
+        service_account_labels=sa.labels.merged({CALICO_NAME: sa.name}),
+        ip=ip,
+        ports=workload.ports,
+        mesh_annotations=Labels(mesh),
+    )
+
+
+def external_peer(ip: IpAddress, policies: PolicySet) -> Peer:
+    sets = tuple(ns for ns in policies.network_sets if any(ip in net for net in ns.nets))
+    return Peer(PeerKind.EXTERNAL, ip=ip, network_sets=sets)
+
+
+def host_peer(ip: IpAddress | None) -> Peer:
+    return Peer(PeerKind.HOST, ip=ip)
+
+
+def build_classes(model: Model) -> tuple[EndpointClass, ...]:
+    """Group workloads by everything policies can observe: namespace, labels, service account,
+    ports, host networking, mesh annotations, and which policy CIDRs contain their address."""
+    nets = policy_networks(model.policies)
+    groups: dict[tuple[object, ...], list[int]] = {}
+    peers: dict[tuple[object, ...], Peer] = {}
+    for i, workload in enumerate(model.topology.workloads):
+        peer = workload_peer(workload, model.topology)
+        ip_signature: tuple[bool, ...] | None
+        if peer.ip is None:
+            ip_signature = None
+        else:
+            ip_signature = tuple(peer.ip in net for net in nets) if nets else ()
+        key = (
+            peer.kind,
+            peer.namespace,
+            peer.labels.key,
+            peer.service_account,
+            peer.ports,
+            peer.mesh_annotations.key,
+            ip_signature,
+        )
+        if key not in groups:
+            groups[key] = []
+            peers[key] = peer
+        groups[key].append(i)
+    return tuple(
+        EndpointClass(index, peers[key], tuple(members))
+        for index, (key, members) in enumerate(groups.items())
+    )
+
+
+class ClassIndex:
+    """Classes of one evaluation plus lookup tables that turn selectors into bitsets."""
+
+    def __init__(self, peers: Sequence[Peer], topology: Topology, policies: PolicySet) -> None:
+        self.peers = tuple(peers)
+        self.topology = topology
+        self.policies = policies
+        self.all = (1 << len(self.peers)) - 1
+        self.endpoints = 0
+        self.hosts = 0
+        self.externals = 0
+        self._by_label: dict[tuple[str, str], int] = defaultdict(int)
+        self._by_key: dict[str, int] = defaultdict(int)
+        self._values: dict[str, set[str]] = defaultdict(set)
+        self._by_namespace: dict[str, int] = defaultdict(int)
+        self._by_sa: dict[tuple[str, str], int] = defaultdict(int)
+        self._selector_cache: dict[Selector, int] = {}
+        self._ns_cache: dict[Selector, int] = {}
+        self._sa_cache: dict[Selector, int] = {}
+        self._entity_cache: dict[tuple[EntityMatch, str | None], tuple[int, int]] = {}
+        for i, peer in enumerate(self.peers):
+            bit = 1 << i
+            if peer.kind is PeerKind.ENDPOINT:
+                self.endpoints |= bit
+                for kv in peer.labels.items():
+                    self._by_label[kv] |= bit
+                    self._by_key[kv[0]] |= bit
+                    self._values[kv[0]].add(kv[1])
+                assert peer.namespace is not None and peer.service_account is not None
+                self._by_namespace[peer.namespace] |= bit
+                self._by_sa[(peer.namespace, peer.service_account)] |= bit
+            elif peer.kind is PeerKind.HOST:
+                self.hosts |= bit
+            else:
+                self.externals |= bit
+        self._ip_known = 0
+        for i, peer in enumerate(self.peers):
+            if peer.ip is not None:
+                self._ip_known |= 1 << i
+
+    # selectors -------------------------------------------------------------------------------
+    def endpoints_matching(self, selector: Selector) -> int:
+        """Endpoint classes whose labels match `selector`."""
+        cached = self._selector_cache.get(selector)
+        if cached is None:
+            cached = self._compile(selector) & self.endpoints
+            self._selector_cache[selector] = cached
+        return cached
+
+    def _compile(self, sel: Selector) -> int:
+        match sel:
+            case All() | Global():
+                return self.endpoints
+            case Has(key):
+                return self._by_key.get(key, 0)
+            case Equals(key, value):
+                return self._by_label.get((key, value), 0)
+            case NotEquals(key, value):
+                return self.endpoints & ~self._by_label.get((key, value), 0)
+            case In(key, values):
+                return self._union((key, v) for v in values)
+            case NotIn(key, values):
+                return self.endpoints & ~self._union((key, v) for v in values)
+            case Contains(key, value):
+                return self._union((key, v) for v in self._values.get(key, ()) if value in v)
+            case StartsWith(key, value):
+                return self._union(
+                    (key, v) for v in self._values.get(key, ()) if v.startswith(value)
+                )
+            case EndsWith(key, value):
+                return self._union((key, v) for v in self._values.get(key, ()) if v.endswith(value))
+            case Not(operand):
+                return self.endpoints & ~self._compile(operand)
+            case And(operands):
+                bits = self.endpoints
+                for op in operands:
+                    bits &= self._compile(op)
+                    if not bits:
+                        break
+                return bits
+            case Or(operands):
+                bits = 0
+                for op in operands:
+                    bits |= self._compile(op)
+                return bits
+        raise AssertionError(f"unknown selector node {sel!r}")
+
+    def _union(self, pairs: Iterable[tuple[str, str]]) -> int:
+        bits = 0
+        for kv in pairs:
+            bits |= self._by_label.get(kv, 0)
+        return bits
+
+    def in_namespace(self, namespace: str) -> int:
+        return self._by_namespace.get(namespace, 0)
+
+    def in_namespaces_matching(self, selector: Selector) -> int:
+        """Endpoint classes in namespaces whose labels (plus projectcalico.org/name) match."""
+        cached = self._ns_cache.get(selector)
+        if cached is None:
+            cached = 0
+            for name, bits in self._by_namespace.items():
+                ns = self.topology.namespace(name)
+                if selector.matches(ns.labels.merged({CALICO_NAME: name})):
+                    cached |= bits
+            self._ns_cache[selector] = cached
+        return cached
+
+    def with_service_accounts(self, names: frozenset[str] | None, selector: Selector | None) -> int:
+        """Endpoint classes whose service account is in `names` and whose labels match."""
+        bits = 0
+        for (ns, sa), sa_bits in self._by_sa.items():
+            if names is not None and sa not in names:
+                continue
+            if selector is not None:
+                account = self.topology.service_account(ns, sa)
+                if not selector.matches(account.labels.merged({CALICO_NAME: sa})):
+                    continue
+            bits |= sa_bits
+        return bits
+
+    def backing_service(self, namespace: str, name: str) -> int:
+        for svc in self.topology.services:
+            if svc.namespace == namespace and svc.name == name:
+                if not svc.selector:
+                    return 0
+                sel = And(tuple(Equals(k, v) for k, v in svc.selector.items()))
+                return self.endpoints_matching(sel) & self.in_namespace(namespace)
+        return 0
+
+    def with_address_in(self, nets: tuple[Network, ...]) -> tuple[int, int]:
+        """(classes whose address is in one of `nets`, classes whose address is unknown)."""
+        yes = 0
+        for i, peer in enumerate(self.peers):
+            if peer.ip is not None and any(peer.ip in net for net in nets):
+                yes |= 1 << i
+        return yes, self.all & ~self._ip_known

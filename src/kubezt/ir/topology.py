@@ -1,0 +1,202 @@
+"""The cluster as policies see it: namespaces, service accounts, workloads, services, mesh.
+
+A `Workload` is a Pod, or the pod template of a controller (Deployment, StatefulSet, …); its id is
+`namespace/name` of that object. Everything is frozen and hashable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from kubezt.ir.ports import PortKey, Protocol
+from kubezt.ir.provenance import Source
+
+
+class Labels(Mapping[str, str]):
+    """An immutable, hashable label set (interning keeps equal sets cheap to compare)."""
+
+    __slots__ = ("_data", "_hash", "_key")
+
+    def __init__(self, data: Mapping[str, str] | None = None) -> None:
+        self._data: dict[str, str] = dict(data or {})
+        self._key: tuple[tuple[str, str], ...] = tuple(sorted(self._data.items()))
+        self._hash = hash(self._key)
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._data.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Labels):
+            return self._key == other._key
+        if isinstance(other, Mapping):
+            return self._data == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Labels({self._data!r})"
+
+    @property
+    def key(self) -> tuple[tuple[str, str], ...]:
+        return self._key
+
+    def merged(self, extra: Mapping[str, str]) -> Labels:
+        data = dict(self._data)
+        data.update(extra)
+        return Labels(data)
+
+
+EMPTY_LABELS = Labels()
+
+
+class MeshMode(StrEnum):
+    NONE = "none"
+    SIDECAR = "sidecar"
+    AMBIENT = "ambient"
+
+
+class ProxyRole(StrEnum):
+    """What an Istio-managed pod is, beyond an application workload."""
+
+    NONE = "none"
+    WAYPOINT = "waypoint"
+    GATEWAY = "gateway"
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: Labels
+    declared: bool = True
+    """False for a namespace that objects reference but no manifest declares."""
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    namespace: str
+    name: str
+    labels: Labels = EMPTY_LABELS
+    declared: bool = True
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ContainerPort:
+    port: int
+    protocol: Protocol
+    name: str = ""
+
+    @property
+    def key(self) -> PortKey:
+        return PortKey(self.port, self.protocol, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A Pod or a controller's pod template: what policies select and what connects."""
+
+    namespace: str
+    name: str
+    kind: str
+    labels: Labels
+    service_account: str = "default"
+    ports: tuple[ContainerPort, ...] = ()
+    ips: tuple[str, ...] = ()
+    host_network: bool = False
+    annotations: Labels = EMPTY_LABELS
+    replicas: int = 1
+    """Pods this workload stands for (1 for a Pod)."""
+    source: Source | None = field(default=None, compare=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def ip(self) -> str | None:
+        return self.ips[0] if self.ips else None
+
+    def named_port(self, name: str) -> ContainerPort | None:
+        for cp in self.ports:
+            if cp.name == name:
+                return cp
+        return None
+
+    def port_key(self, port: int, protocol: Protocol) -> PortKey:
+        """The key of `port/protocol` on this workload, with its declared name if any."""
+        for cp in self.ports:
+            if cp.port == port and cp.protocol is protocol:
+                return cp.key
+        return PortKey(port, protocol)
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    port: int
+    target_port: int | str
+    protocol: Protocol = Protocol.TCP
+    name: str = ""
+    app_protocol: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    selector: Labels | None
+    """None: a Service without selector (endpoints managed elsewhere) selects no workload."""
+    ports: tuple[ServicePort, ...] = ()
+    labels: Labels = EMPTY_LABELS
+    source: Source | None = field(default=None, compare=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def selects(self, workload: Workload) -> bool:
+        if self.selector is None or not self.selector or workload.namespace != self.namespace:
+            return False
+        return all(workload.labels.get(k) == v for k, v in self.selector.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Every namespace, service account, workload and service known to an analysis."""
+
+    namespaces: Mapping[str, Namespace]
+    service_accounts: Mapping[tuple[str, str], ServiceAccount]
+    workloads: tuple[Workload, ...]
+    services: tuple[Service, ...] = ()
+
+    def namespace(self, name: str) -> Namespace:
+        ns = self.namespaces.get(name)
+        if ns is None:
+            return Namespace(name, Labels({"kubernetes.io/metadata.name": name}), declared=False)
+        return ns
+
+    def service_account(self, namespace: str, name: str) -> ServiceAccount:
+        sa = self.service_accounts.get((namespace, name))
+        return sa if sa is not None else ServiceAccount(namespace, name, declared=False)
+
+    def workload(self, workload_id: str) -> Workload | None:
+        for w in self.workloads:
+            if w.id == workload_id:
+                return w
+        return None

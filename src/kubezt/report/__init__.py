@@ -1,0 +1,1 @@
+"""Renderers: turn engine results into JSON/YAML documents (and SARIF); they decide nothing."""

@@ -1,0 +1,76 @@
+"""JSON-ready documents for reach and explain results (`-o json|yaml`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubezt.engine.explain import Step, Verdict
+from kubezt.engine.reach import Reachability
+from kubezt.errors import Diagnostic
+
+REACH_SCHEMA = "kubezt.io/reach/v1"
+EXPLAIN_SCHEMA = "kubezt.io/explain/v1"
+
+
+def reach_document(result: Reachability, warnings: tuple[Diagnostic, ...] = ()) -> dict[str, Any]:
+    return {
+        "schemaVersion": REACH_SCHEMA,
+        "workloads": result.workload_ids,
+        "allowed": [
+            {"src": src, "dst": dst, "port": port, "protocol": protocol}
+            for src, dst, port, protocol in result.connections()
+        ],
+        "warnings": [d.render() for d in warnings],
+    }
+
+
+def step_document(step: Step) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "layer": step.layer.value,
+        "reason": step.reason,
+        "effect": step.effect.value,
+        "detail": step.detail,
+    }
+    if step.direction:
+        doc["direction"] = step.direction
+    if step.tier:
+        doc["tier"] = step.tier
+    if step.rule_index is not None:
+        doc["rule"] = step.rule_index
+    if step.action:
+        doc["action"] = step.action
+    if step.source is not None:
+        doc["object"] = step.source.ref
+        if step.source.path:
+            doc["path"] = step.source.path
+        if step.source.location is not None:
+            doc["location"] = str(step.source.location)
+    return doc
+
+
+def explain_document(
+    src: str,
+    dst: str,
+    port: int,
+    protocol: str,
+    verdict: Verdict,
+    warnings: tuple[Diagnostic, ...] = (),
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schemaVersion": EXPLAIN_SCHEMA,
+        "src": src,
+        "dst": dst,
+        "port": port,
+        "protocol": protocol,
+        "verdict": verdict.verdict,
+    }
+    if verdict.denied_by is not None:
+        doc["denied_by"] = verdict.denied_by.value
+    doc["steps"] = [step_document(s) for s in verdict.steps]
+    doc["warnings"] = [d.render() for d in warnings]
+    return doc
+
+
+def to_json(doc: Any) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
