@@ -240,6 +240,7 @@ class Generator:
         self.counts: dict[str, int] = defaultdict(int)
         self.calico_np_count = 0
         self.k8s_np_count = 0
+        self.owner_uids: dict[tuple[str, str, str], str] = {}
 
     # ---- small helpers ---------------------------------------------------------------------
 
@@ -249,9 +250,18 @@ class Generator:
     def uid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def timestamp(self, max_days: float = 120.0, min_days: float = 0.0) -> str:
+    def instant(self, max_days: float = 120.0, min_days: float = 0.0) -> datetime:
         seconds = self.rng.uniform(min_days * 86400, max_days * 86400)
-        return (BASE_TIME - timedelta(seconds=int(seconds))).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return BASE_TIME - timedelta(seconds=int(seconds))
+
+    def timestamp(self, max_days: float = 120.0, min_days: float = 0.0) -> str:
+        return fmt_time(self.instant(max_days, min_days))
+
+    def owner_uid(self, kind: str, namespace: str, name: str) -> str:
+        key = (kind, namespace, name)
+        if key not in self.owner_uids:
+            self.owner_uids[key] = self.uid()
+        return self.owner_uids[key]
 
     def rv(self) -> str:
         self.resource_version += self.rng.randint(1, 40)
@@ -304,7 +314,7 @@ class Generator:
         self.make_nodes(n_nodes)
         self.make_team_namespaces(n_team)
         if self.istio:
-            team = [ns for ns in self.namespaces]
+            team = list(self.namespaces)
             self.rng.shuffle(team)
             n_sidecar = max(1, round(len(team) * 0.5))
             n_ambient = max(1, round(len(team) * 0.2)) if len(team) > 1 else 0
@@ -614,11 +624,11 @@ class Generator:
         annotations: dict[str, str] | None = None,
         priority_class: str | None = None,
     ) -> Obj:
-        created = self.timestamp(30)
-        meta = self.meta(name, ns, labels=labels, annotations=annotations, created=created)
-        if owner_kind == "ReplicaSet":
-            meta["generateName"] = owner_name + "-"
-        elif owner_kind == "DaemonSet":
+        created = self.instant(30)
+        meta = self.meta(
+            name, ns, labels=labels, annotations=annotations, created=fmt_time(created)
+        )
+        if owner_kind in ("ReplicaSet", "DaemonSet"):
             meta["generateName"] = owner_name + "-"
         meta["ownerReferences"] = [
             {
@@ -627,7 +637,7 @@ class Generator:
                 "controller": True,
                 "kind": owner_kind,
                 "name": owner_name,
-                "uid": self.uid(),
+                "uid": self.owner_uid(owner_kind, ns, owner_name),
             }
         ]
         spec: Obj = {
@@ -675,7 +685,7 @@ class Generator:
                     },
                 }
             ]
-        started = self.timestamp(29)
+        started = fmt_time(created + timedelta(seconds=self.rng.randint(1, 90)))
         status: Obj = {
             "hostIP": node.ip,
             "hostIPs": [{"ip": node.ip}],
@@ -695,7 +705,8 @@ class Generator:
                 {
                     "containerID": f"containerd://{self.rng.getrandbits(256):064x}",
                     "image": c["image"],
-                    "imageID": f"{c['image'].split(':')[0]}@sha256:{self.rng.getrandbits(256):064x}",
+                    "imageID": f"{c['image'].split(':')[0]}@sha256:"
+                    f"{self.rng.getrandbits(256):064x}",
                     "lastState": {},
                     "name": c["name"],
                     "ready": True,
@@ -789,7 +800,12 @@ class Generator:
         ordinal = 0
         for version, rs_hash, count in app.versions:
             for _ in range(count):
-                labels = {"app": app.name, "version": version, "tier": app.tier, PART_OF: app.domain}
+                labels = {
+                    "app": app.name,
+                    "version": version,
+                    "tier": app.tier,
+                    PART_OF: app.domain,
+                }
                 labels.update(app.extra_labels)
                 annotations: dict[str, str] = {}
                 if app.component.stateful:
@@ -863,9 +879,9 @@ class Generator:
                 "kube-dns",
                 {"k8s-app": "kube-dns"},
                 [
-                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
-                    {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
+                    sp("dns", 53, 53, "UDP"),
+                    sp("dns-tcp", 53, 53),
+                    sp("metrics", 9153, 9153),
                 ],
                 labels={"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"},
                 cluster_ip="10.96.0.10",
@@ -877,7 +893,7 @@ class Generator:
                 ks,
                 "metrics-server",
                 {"k8s-app": "metrics-server"},
-                [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": "https"}],
+                [sp("https", 443, "https")],
                 labels={"k8s-app": "metrics-server"},
             ),
         )
@@ -918,7 +934,7 @@ class Generator:
                 "default",
                 "kubernetes",
                 None,
-                [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                [sp("https", 443, 6443)],
                 labels={"component": "apiserver", "provider": "kubernetes"},
                 cluster_ip="10.96.0.1",
             ),
@@ -935,7 +951,7 @@ class Generator:
                 mon,
                 "prometheus-k8s",
                 prom,
-                [{"name": "web", "port": 9090, "protocol": "TCP", "targetPort": "web"}],
+                [sp("web", 9090, "web")],
                 labels=prom,
             ),
         )
@@ -955,7 +971,7 @@ class Generator:
                 mon,
                 "grafana",
                 graf,
-                [{"name": "http", "port": 3000, "protocol": "TCP", "targetPort": "http"}],
+                [sp("http", 3000, "http")],
                 labels=graf,
             ),
         )
@@ -978,8 +994,8 @@ class Generator:
                 "ingress-nginx-controller",
                 ctrl,
                 [
-                    {"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"},
-                    {"name": "https", "port": 443, "protocol": "TCP", "targetPort": "https"},
+                    sp("http", 80, "http"),
+                    sp("https", 443, "https"),
                 ],
                 labels=ctrl,
                 svc_type="LoadBalancer",
@@ -1030,16 +1046,14 @@ class Generator:
                     "istiod",
                     {"app": "istiod", "istio": "pilot"},
                     [
-                        {"name": "grpc-xds", "port": 15010, "protocol": "TCP", "targetPort": 15010},
-                        {"name": "https-dns", "port": 15012, "protocol": "TCP", "targetPort": 15012},
-                        {"name": "https-webhook", "port": 443, "protocol": "TCP",
-                         "targetPort": 15017},
-                        {"name": "http-monitoring", "port": 15014, "protocol": "TCP",
-                         "targetPort": 15014},
+                        sp("grpc-xds", 15010, 15010),
+                        sp("https-dns", 15012, 15012),
+                        sp("https-webhook", 443, 15017),
+                        sp("http-monitoring", 15014, 15014),
                     ],
                     labels=istiod,
                 ),
-            )  # fmt: skip
+            )
             self.deployment_pods(
                 isys,
                 "istiod",
@@ -1073,14 +1087,12 @@ class Generator:
                             "waypoint",
                             {"gateway.networking.k8s.io/gateway-name": "waypoint"},
                             [
-                                {"name": "mesh", "port": 15008, "protocol": "TCP",
-                                 "targetPort": 15008},
-                                {"name": "status-port", "port": 15021, "protocol": "TCP",
-                                 "targetPort": 15021},
+                                sp("mesh", 15008, 15008),
+                                sp("status-port", 15021, 15021),
                             ],
                             labels=wp,
                         ),
-                    )  # fmt: skip
+                    )
                     self.deployment_pods(
                         ns.name,
                         "waypoint",
@@ -1173,7 +1185,11 @@ class Generator:
                 self.pod(
                     ns=ns,
                     name=f"{name}-{self.rand_hash(5)}",
-                    labels={**labels, "controller-revision-hash": rev, "pod-template-generation": "1"},
+                    labels={
+                        **labels,
+                        "controller-revision-hash": rev,
+                        "pod-template-generation": "1",
+                    },
                     owner_kind="DaemonSet",
                     owner_name=name,
                     sa=sa,
@@ -1261,7 +1277,10 @@ class Generator:
 
     def system_allow_policies(self) -> list[tuple[str, str, Obj]]:
         prom = {"app.kubernetes.io/name": "prometheus"}
-        ctrl = {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"}
+        ctrl = {
+            "app.kubernetes.io/name": "ingress-nginx",
+            "app.kubernetes.io/component": "controller",
+        }
         return [
             (
                 "monitoring",
@@ -1300,7 +1319,11 @@ class Generator:
                     "ingress": [
                         {
                             "from": [
-                                {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "grafana"}}}
+                                {
+                                    "podSelector": {
+                                        "matchLabels": {"app.kubernetes.io/name": "grafana"}
+                                    }
+                                }
                             ],
                             "ports": [{"port": "web", "protocol": "TCP"}],
                         }
@@ -1477,9 +1500,7 @@ class Generator:
                 {
                     "from": [
                         {
-                            "namespaceSelector": {
-                                "matchLabels": {NS_NAME_LABEL: "ingress-nginx"}
-                            },
+                            "namespaceSelector": {"matchLabels": {NS_NAME_LABEL: "ingress-nginx"}},
                             "podSelector": {
                                 "matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}
                             },
@@ -1496,7 +1517,10 @@ class Generator:
         if not local:
             return None
         rules = [
-            {"to": [{"podSelector": {"matchLabels": {"app": d.name}}}], "ports": [self.port_entry(p)]}
+            {
+                "to": [{"podSelector": {"matchLabels": {"app": d.name}}}],
+                "ports": [self.port_entry(p)],
+            }
             for d, p in local[:4]
         ]
         spec = {
@@ -1674,8 +1698,12 @@ class Generator:
             (self.k_stale, 1),
         ]
         fns, weights = zip(*kinds, strict=True)
-        kind = self.rng.choices(fns, weights)[0]
-        result = kind(ns, app)
+        taken = self.policy_names[ns.name]
+        result = None
+        for _ in range(4):  # prefer a kind that yields a policy not already present
+            result = self.rng.choices(fns, weights)[0](ns, app)
+            if result is not None and result[0] not in taken:
+                return result
         for fallback in (self.k_ingress_callers, self.k_egress_deps, self.k_ingress_ns_only):
             if result is not None:
                 break
@@ -1732,8 +1760,9 @@ class Generator:
             ent["selector"] = self.calico_selector(pod_sel)
         return ent
 
-    def calico_rules(self, ns: Namespace, peers: list[Obj] | None, ports: list[Obj] | None,
-                     ingress: bool) -> list[Obj]:  # fmt: skip
+    def calico_rules(
+        self, ns: Namespace, peers: list[Obj] | None, ports: list[Obj] | None, ingress: bool
+    ) -> list[Obj]:
         groups: dict[str, list[int | str]] = {}
         for entry in ports or []:
             proto = entry.get("protocol", "TCP")
@@ -1768,7 +1797,8 @@ class Generator:
         if list(labels) == ["app"] and rng.random() < 0.3:
             app = ns.app(labels["app"])
             if app is not None:
-                selector += f" && tier in {{'{app.tier}', 'api'}}"
+                tiers = ", ".join(f"'{t}'" for t in sorted({app.tier, "api", "web"}))
+                selector += f" && tier in {{{tiers}}}"
         cspec: Obj = {"selector": selector, "types": list(types)}
         order = rng.choice([None, 100, 200, 250, 500, 500, 750, 900, 1100])
         if order is not None:
@@ -1993,9 +2023,14 @@ class Generator:
             legacy = sidecar[-1]
             self.emit(
                 legacy.name,
-                obj(sec, "PeerAuthentication", legacy.name, "default",
-                    {"mtls": {"mode": "PERMISSIVE"}}),
-            )  # fmt: skip
+                obj(
+                    sec,
+                    "PeerAuthentication",
+                    legacy.name,
+                    "default",
+                    {"mtls": {"mode": "PERMISSIVE"}},
+                ),
+            )
             target = next((a for a in sidecar[0].apps if a.port("metrics")), None)
             if target is not None:
                 metrics = target.port("metrics")
@@ -2098,7 +2133,10 @@ class Generator:
                         },
                     },
                 )
-                http_app = next((a for a in ns.apps if a.port("http") and a.callers), None)
+                served = [a for a in ns.apps if a.callers or a.tier == "web"]
+                http_app = next((a for a in served if a.port("http")), None) or next(
+                    (a for a in served if a.port("grpc")), None
+                )
                 if http_app is not None:
                     spec = self.authz_spec(ns, http_app, l7=True) or {}
                     spec.pop("selector", None)
@@ -2109,9 +2147,12 @@ class Generator:
                     )
 
     def authz_spec(self, ns: Namespace, app: App, l7: bool) -> Obj | None:
-        if not app.callers:
+        if not app.callers and app.tier != "web":
             return None
         by_port: dict[PortSpec, list[str]] = defaultdict(list)
+        if app.tier == "web":
+            port = app.port("http") or app.primary_port()
+            by_port[port].append("cluster.local/ns/ingress-nginx/sa/ingress-nginx")
         for caller, port in app.callers:
             principal = f"cluster.local/ns/{caller.namespace}/sa/{caller.sa}"
             if principal not in by_port[port]:
@@ -2127,7 +2168,10 @@ class Generator:
                 operation["paths"] = [f"/{app.domain}.v1.{svc}/*"]
                 operation["methods"] = ["POST"]
             rules.append(
-                {"from": [{"source": {"principals": sorted(principals)}}], "to": [{"operation": operation}]}
+                {
+                    "from": [{"source": {"principals": sorted(principals)}}],
+                    "to": [{"operation": operation}],
+                }
             )
         return {"selector": {"matchLabels": {"app": app.name}}, "action": "ALLOW", "rules": rules}
 
@@ -2140,8 +2184,14 @@ class Generator:
             victim = self.rng.choice(self.namespaces[0].apps)
             victim.extra_labels["quarantine"] = "true"
 
-        system_ns = ["default", "kube-system", "kube-public", "kube-node-lease", "monitoring",
-                     "ingress-nginx"]  # fmt: skip
+        system_ns = [
+            "default",
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+            "monitoring",
+            "ingress-nginx",
+        ]
         if self.calico:
             system_ns.append("calico-system")
         if self.istio:
@@ -2170,12 +2220,14 @@ class Generator:
         baseline = [(ns, b) for ns in policy_ns for b in self.baseline_policies(ns)]
         # default-deny everywhere first, then DNS, so a tiny budget still isolates namespaces
         baseline.sort(key=lambda item: item[1][0] != "default-deny-all")
-        planned: list[tuple[str, str, Obj]] = [(ns, n, s) for ns, (n, s) in baseline][:budget]
+        planned: list[tuple[str, str, Obj]] = [
+            (ns, self.np_name(ns, name), spec) for ns, (name, spec) in baseline[:budget]
+        ]
+        for ns_name, name, spec in self.system_allow_policies()[: budget - len(planned)]:
+            planned.append((ns_name, self.np_name(ns_name, name), spec))
+        n_system_allow = len(planned) - min(budget, len(baseline))
+        first_team = len(planned)
         remaining = budget - len(planned)
-        system = self.system_allow_policies()[:remaining]
-        planned.extend(system)
-        remaining -= len(system)
-        allow: list[tuple[str, str, Obj]] = list(system)
         if remaining > 0:
             weights = [float(len(ns.apps)) for ns in self.namespaces]
             quotas = largest_remainder(remaining, weights, minimum=0)
@@ -2184,21 +2236,17 @@ class Generator:
                 self.rng.shuffle(order)
                 for i in range(quota):
                     name, spec = self.allow_policy(ns, order[i % len(order)])
-                    allow.append((ns.name, name, spec))
-            planned.extend(allow[len(system) :])
-        # pick the allow policies that become Calico equivalents
-        n_calico = round(self.args.calico_share * len(allow))
-        calico_idx = set(self.rng.sample(range(len(allow)), n_calico)) if n_calico else set()
-        calico_keys = {(allow[i][0], allow[i][1]) for i in calico_idx}
-        ns_objs: dict[str, Namespace] = {ns.name: ns for ns in self.namespaces}
-        for ns_name, name, spec in planned:
-            unique = self.np_name(ns_name, name)
-            if (ns_name, name) in calico_keys and ns_name in ns_objs:
-                calico_keys.discard((ns_name, name))
-                self.emit(ns_name, self.to_calico(ns_objs[ns_name], unique, spec))
+                    planned.append((ns.name, self.np_name(ns.name, name), spec))
+        # a share of all allow policies becomes Calico equivalents (team namespaces only)
+        n_allow = n_system_allow + len(planned) - first_team
+        n_calico = min(round(self.args.calico_share * n_allow), len(planned) - first_team)
+        calico_idx = set(self.rng.sample(range(first_team, len(planned)), n_calico))
+        for i, (ns_name, name, spec) in enumerate(planned):
+            if i in calico_idx:
+                self.emit(ns_name, self.to_calico(self.ns_by_name[ns_name], name, spec))
                 self.calico_np_count += 1
             else:
-                self.emit(ns_name, self.netpol(ns_name, unique, spec))
+                self.emit(ns_name, self.netpol(ns_name, name, spec))
                 self.k8s_np_count += 1
 
     def write(self, out: Path, fmt: str) -> tuple[int, int]:
@@ -2231,6 +2279,15 @@ class Generator:
             path.write_text(text, encoding="utf-8")
             total += len(text)
         return len(files), total
+
+
+def sp(name: str, port: int, target: int | str, protocol: str = "TCP") -> Obj:
+    """A Service port entry."""
+    return {"name": name, "port": port, "protocol": protocol, "targetPort": target}
+
+
+def fmt_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def largest_remainder(total: int, weights: list[float], minimum: int = 0) -> list[int]:

@@ -46,9 +46,17 @@ READERS: dict[tuple[str, str], Kind] = {
 }
 
 
-def register(group: str, kind: str, reader: Reader, namespaced: bool) -> None:
-    """Add a reader (used by the dialect packages' `READERS` tables at import of this module)."""
-    READERS[(group, kind)] = Kind(reader, namespaced)
+def _dialect_tables() -> None:
+    """Merge each dialect package's table `{(group, kind): (reader, namespaced)}`."""
+    from kubezt.dialects.calico import policy as calico_policy
+    from kubezt.dialects.istio import resources as istio_resources
+
+    for table in (calico_policy.READERS, istio_resources.READERS):
+        for key, (reader, namespaced) in table.items():
+            READERS[key] = Kind(reader, namespaced)
+
+
+_dialect_tables()
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from kubezt.engine.l4 import Matcher, TierChain, chains, decide, denying_layer
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
 from kubezt.ir.ports import PortKey, Protocol
+from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.ir.topology import Workload
 
 
@@ -187,9 +188,18 @@ class End:
 
 
 def explain_connection(
-    model: Model, src: End, dst: End, port: int, protocol: Protocol = Protocol.TCP
+    model: Model,
+    src: End,
+    dst: End,
+    port: int,
+    protocol: Protocol = Protocol.TCP,
+    *,
+    service: ServiceAddress | None = None,
+    http: HttpRequest | None = None,
 ) -> Verdict:
-    """The L3/L4 verdict of one connection, with every step that decided it."""
+    """The verdict of one connection (or one HTTP request on it), with every step that decided
+    it. `port` is the destination container port; `service` says the client addressed a
+    Service rather than the pod IP."""
     steps: list[Step] = []
     if src.workload is not None and src.workload == dst.workload and is_single_pod(src.workload):
         steps.append(

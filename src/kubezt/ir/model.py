@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kubezt.ir.config import MeshConfig
 from kubezt.ir.policy import PolicySet
 from kubezt.ir.topology import Topology
 
@@ -12,3 +13,4 @@ from kubezt.ir.topology import Topology
 class Model:
     topology: Topology
     policies: PolicySet = field(default_factory=PolicySet)
+    mesh_config: MeshConfig = field(default_factory=MeshConfig)

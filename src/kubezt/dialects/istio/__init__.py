@@ -1,0 +1,1 @@
+"""Istio security resources and mesh configuration → mesh IR."""

@@ -1,0 +1,98 @@
+"""Documented Istio/Calico/Kubernetes situations (tests/cases/scenarios, see its README) give the
+documented verdict and name the documented denying layer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from casekit import load_objects, read_cases
+
+import kubezt
+from kubezt.ir.config import MeshConfig
+from kubezt.ir.ports import Protocol
+from kubezt.ir.requests import HttpRequest, ServiceAddress
+
+ASSUMED_NAMESPACES = ("default", "istio-system", "kube-system")
+SCENARIOS = read_cases("scenarios")
+REQUESTS = [
+    pytest.param(scenario, request, id=f"{name}-{i}")
+    for name, scenario in SCENARIOS
+    for i, request in enumerate(scenario["requests"])
+]
+
+
+def test_every_scenario_file_is_read() -> None:
+    assert len(SCENARIOS) == 70
+    assert len(REQUESTS) == 204
+
+
+def scenario_model(scenario: dict, tmp_path) -> kubezt.LoadResult:
+    resources = list(scenario["resources"])
+    declared = {r["metadata"]["name"] for r in resources if r["kind"] == "Namespace"}
+    for ns in ASSUMED_NAMESPACES:
+        if ns not in declared:
+            resources.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    return load_objects(tmp_path, resources)
+
+
+def mesh_config(scenario: dict) -> MeshConfig:
+    mesh = scenario.get("mesh") or {}
+    return MeshConfig(
+        root_namespace=mesh.get("rootNamespace", "istio-system"),
+        trust_domain=mesh.get("trustDomain", "cluster.local"),
+        trust_domain_aliases=tuple(mesh.get("trustDomainAliases", ())),
+        enable_auto_mtls=mesh.get("enableAutoMtls", True),
+        calico_alp=mesh.get("calicoAlpEnabled", False),
+    )
+
+
+def end(model: kubezt.LoadResult, text: str) -> kubezt.End:
+    if text in ("node", "kubelet-probe"):
+        return kubezt.End(kubezt.EndKind(text))
+    if text.startswith("external:"):
+        return kubezt.End(kubezt.EndKind.EXTERNAL, ip=text.removeprefix("external:"))
+    workload = model.model.topology.workload(text)
+    assert workload is not None, f"scenario names unknown workload {text}"
+    return kubezt.End(kubezt.EndKind.WORKLOAD, workload=workload)
+
+
+def http_request(request: dict) -> HttpRequest | None:
+    http = request.get("http")
+    if not http:
+        return None
+    return HttpRequest(
+        method=http.get("method", "GET"),
+        path=http.get("path", "/"),
+        host=http.get("host", ""),
+        headers=tuple((k, str(v)) for k, v in (http.get("headers") or {}).items()),
+    )
+
+
+def service_address(request: dict) -> ServiceAddress | None:
+    text = request.get("service")
+    if not text:
+        return None
+    ns_name, _, port = text.rpartition(":")
+    namespace, _, name = ns_name.partition("/")
+    return ServiceAddress(namespace, name, int(port))
+
+
+@pytest.mark.parametrize(("scenario", "request_"), REQUESTS)
+def test_request_gets_documented_verdict(scenario, request_, tmp_path) -> None:
+    loaded = scenario_model(scenario, tmp_path)
+    model = dataclasses.replace(loaded.model, mesh_config=mesh_config(scenario))
+    verdict = kubezt.explain_connection(
+        model,
+        end(loaded, request_["from"]),
+        end(loaded, request_["to"]),
+        request_["port"],
+        Protocol(request_.get("protocol", "TCP")),
+        service=service_address(request_),
+        http=http_request(request_),
+    )
+    why = request_.get("why", "")
+    assert verdict.verdict == request_["expect"], f"{why}\nsteps: {verdict.steps}"
+    if request_["expect"] == "deny":
+        assert verdict.denied_by is not None
+        assert verdict.denied_by.value == request_["denied_by"], why
