@@ -5,8 +5,9 @@ The public API: `load` manifests into a model, `evaluate` every connection, and
 """
 
 from kubezt.dialects.registry import LoadResult, load
+from kubezt.engine.connection import End, EndKind, explain_connection
 from kubezt.engine.explain import Layer, Step, Verdict
-from kubezt.engine.reach import End, EndKind, Reachability, evaluate, explain_connection
+from kubezt.engine.reach import Reachability, evaluate
 from kubezt.errors import (
     ClusterError,
     Diagnostic,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from casekit import load_objects, read_cases
 
 import kubezt
+from casekit import load_objects, read_cases
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
@@ -96,3 +96,25 @@ def test_request_gets_documented_verdict(scenario, request_, tmp_path) -> None:
     if request_["expect"] == "deny":
         assert verdict.denied_by is not None
         assert verdict.denied_by.value == request_["denied_by"], why
+
+
+@pytest.mark.parametrize(("scenario", "request_"), REQUESTS)
+def test_client_presents_mtls_as_documented(scenario, request_, tmp_path) -> None:
+    """kubezt's derivation of client-side TLS (auto mTLS, DestinationRule, HBONE) agrees with
+    the scenario's statement of whether the client presents an Istio certificate."""
+    from kubezt.engine.connection import plan_path
+    from kubezt.engine.mesh import find_service
+
+    loaded = scenario_model(scenario, tmp_path)
+    model = dataclasses.replace(loaded.model, mesh_config=mesh_config(scenario))
+    service = service_address(request_)
+    path = plan_path(
+        model,
+        end(loaded, request_["from"]),
+        end(loaded, request_["to"]),
+        request_["port"],
+        Protocol(request_.get("protocol", "TCP")),
+        find_service(model, service),
+        service.port if service else None,
+    )
+    assert path.mtls is request_["mtls"], request_.get("why", "")

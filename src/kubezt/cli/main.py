@@ -18,7 +18,8 @@ from rich.console import Console
 
 from kubezt.cli import render
 from kubezt.dialects.registry import LoadResult, load
-from kubezt.engine.reach import End, EndKind, evaluate, explain_connection
+from kubezt.engine.connection import End, EndKind, explain_connection
+from kubezt.engine.reach import evaluate
 from kubezt.errors import Diagnostic, InputError, KubeztError, Severity
 from kubezt.ir.ports import Protocol
 from kubezt.report.documents import explain_document, reach_document, to_json

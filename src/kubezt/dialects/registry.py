@@ -15,11 +15,14 @@ from kubezt.dialects._reader import Cursor, ObjectContext
 from kubezt.dialects._yaml import Document, expand_paths, load_documents, read_text, type_name
 from kubezt.dialects.context import ReadContext
 from kubezt.errors import Diagnostic, DiagnosticSink, Location, Severity
+from kubezt.ir.config import MeshConfig
+from kubezt.ir.mesh import MeshPolicies
 from kubezt.ir.model import Model
 from kubezt.ir.policy import PolicySet
 from kubezt.ir.provenance import Source
 from kubezt.ir.topology import Labels, Namespace, Topology, Workload
 
+MESH_CONFIG_FIELDS = frozenset(MeshConfig.__dataclass_fields__)
 Reader = Callable[[Cursor, Cursor, Source, ReadContext], None]
 
 
@@ -212,4 +215,12 @@ def assemble(rc: ReadContext) -> Model:
         tiers=tuple(sorted(rc.tiers, key=lambda t: t.name)),
         network_sets=tuple(rc.network_sets),
     )
-    return Model(topology, policies)
+    mesh = MeshPolicies(
+        peer_authentications=tuple(rc.peer_authentications),
+        authorization_policies=tuple(rc.authorization_policies),
+        destination_rules=tuple(rc.destination_rules),
+        waypoints=tuple(rc.waypoints),
+    )
+    settings = {k: v for k, v in rc.mesh_settings.items() if k in MESH_CONFIG_FIELDS}
+    mesh_config = MeshConfig(**settings)  # type: ignore[arg-type]
+    return Model(topology, policies, mesh_config, mesh)

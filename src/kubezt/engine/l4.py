@@ -24,12 +24,14 @@ from kubezt.ir.policy import (
     Dialect,
     Direction,
     EntityMatch,
+    HttpMatch,
     NamespaceScope,
     Policy,
     Rule,
     Tier,
 )
 from kubezt.ir.ports import PortKey
+from kubezt.ir.requests import HttpRequest
 from kubezt.ir.selectors import All, Selector
 
 
@@ -218,6 +220,21 @@ class Matcher:
         return bits
 
 
+def http_matches(match: HttpMatch, request: HttpRequest) -> bool:
+    """Dikastes: methods exact (or `*`); paths exact or prefix at a segment boundary (A11)."""
+    if match.methods and not any(m in ("*", request.method) for m in match.methods):
+        return False
+    if not (match.exact_paths or match.prefix_paths):
+        return True
+    path = request.path.split("?", 1)[0]
+    if path in match.exact_paths:
+        return True
+    for prefix in match.prefix_paths:
+        if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+            return True
+    return False
+
+
 def protocol_matches(rule: Rule, port: PortKey) -> bool:
     number = port.protocol.number
     if rule.protocol is not None and rule.protocol != number:
@@ -246,6 +263,7 @@ def decide(
     port: PortKey,
     universe: int,
     trace: list[Step] | None = None,
+    http: HttpRequest | None = None,
 ) -> int:
     """Peers in `universe` whose connection with endpoint class `own` on `port` the endpoint's
     policy allows in `direction` (ingress: peers are sources; egress: destinations).
@@ -292,6 +310,10 @@ def decide(
                 if not undecided:
                     break
                 if not protocol_matches(rule, port):
+                    continue
+                # Felix ignores `http` clauses; only application layer policy (called with the
+                # request) enforces them.
+                if http is not None and rule.http is not None and not http_matches(rule.http, http):
                     continue
                 strict = rule.action is Action.ALLOW
                 own_side = rule.destination if ingress else rule.source

@@ -8,28 +8,19 @@ network namespace, and traffic from the destination's own node (kubelet probes) 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-from kubezt.engine.explain import Effect, Layer, Step, Verdict
 from kubezt.engine.index import (
     ClassIndex,
     EndpointClass,
-    Peer,
-    PeerKind,
     build_classes,
-    external_peer,
-    host_peer,
     iter_bits,
-    workload_peer,
 )
-from kubezt.engine.l4 import Matcher, TierChain, chains, decide, denying_layer
+from kubezt.engine.l4 import Matcher, TierChain, chains, decide
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
 from kubezt.ir.ports import PortKey, Protocol
-from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.ir.topology import Workload
 
 
@@ -157,120 +148,3 @@ def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, in
             bits |= 1 << ci
         out.append((reps[key], members[0], bits))
     return out
-
-
-# --- one connection, explained -------------------------------------------------------------------
-
-
-class EndKind(StrEnum):
-    WORKLOAD = "workload"
-    EXTERNAL = "external"
-    NODE = "node"
-    KUBELET_PROBE = "kubelet-probe"
-
-
-@dataclass(frozen=True, slots=True)
-class End:
-    """One end of a connection to explain: a workload, an external address, or the
-    destination's own node (`node`, `kubelet-probe`)."""
-
-    kind: EndKind
-    workload: Workload | None = None
-    ip: str | None = None
-
-    @property
-    def label(self) -> str:
-        if self.workload is not None:
-            return self.workload.id
-        if self.kind is EndKind.EXTERNAL:
-            return f"external:{self.ip}"
-        return self.kind.value
-
-
-def explain_connection(
-    model: Model,
-    src: End,
-    dst: End,
-    port: int,
-    protocol: Protocol = Protocol.TCP,
-    *,
-    service: ServiceAddress | None = None,
-    http: HttpRequest | None = None,
-) -> Verdict:
-    """The verdict of one connection (or one HTTP request on it), with every step that decided
-    it. `port` is the destination container port; `service` says the client addressed a
-    Service rather than the pod IP."""
-    steps: list[Step] = []
-    if src.workload is not None and src.workload == dst.workload and is_single_pod(src.workload):
-        steps.append(
-            Step(
-                Layer.DATAPLANE,
-                "self-traffic",
-                Effect.ALLOW,
-                "a pod connecting to itself never leaves its network namespace",
-            )
-        )
-        return Verdict(True, None, tuple(steps))
-    src_peer = _peer(model, src)
-    dst_peer = _peer(model, dst)
-    index = ClassIndex([src_peer, dst_peer], model.topology, model.policies)
-    matcher = Matcher(index)
-    key = PortKey(port, protocol, dst_peer.port_name(port, protocol))
-    # egress of the source endpoint
-    if src_peer.kind is PeerKind.ENDPOINT:
-        chain = chains(matcher, Direction.EGRESS)[0]
-        trace: list[Step] = []
-        ok = decide(matcher, chain, Direction.EGRESS, 0, key, 0b10, trace)
-        steps.extend(trace)
-        if not ok:
-            return Verdict(False, denying_layer(trace), tuple(steps))
-    else:
-        steps.append(
-            Step(
-                Layer.DATAPLANE,
-                "source-not-policed",
-                Effect.CONTINUE,
-                f"{src.label} is not a pod-network endpoint: no egress policy applies",
-                direction=Direction.EGRESS.value,
-            )
-        )
-    # ingress of the destination endpoint
-    if src.kind in (EndKind.NODE, EndKind.KUBELET_PROBE) and dst_peer.kind is PeerKind.ENDPOINT:
-        steps.append(
-            Step(
-                Layer.DATAPLANE,
-                "host-to-local-workload",
-                Effect.ALLOW,
-                "traffic from the destination's own node is not policed (Calico "
-                "iptables/nftables dataplane)",
-                direction=Direction.INGRESS.value,
-            )
-        )
-        return Verdict(True, None, tuple(steps))
-    if dst_peer.kind is PeerKind.ENDPOINT:
-        chain = chains(matcher, Direction.INGRESS)[1]
-        trace = []
-        ok = decide(matcher, chain, Direction.INGRESS, 1, key, 0b01, trace)
-        steps.extend(trace)
-        if not ok:
-            return Verdict(False, denying_layer(trace), tuple(steps))
-    else:
-        steps.append(
-            Step(
-                Layer.DATAPLANE,
-                "destination-not-policed",
-                Effect.CONTINUE,
-                f"{dst.label} is not a pod-network endpoint: no ingress policy applies",
-                direction=Direction.INGRESS.value,
-            )
-        )
-    return Verdict(True, None, tuple(steps))
-
-
-def _peer(model: Model, end: End) -> Peer:
-    if end.workload is not None:
-        return workload_peer(end.workload, model.topology)
-    ip = ipaddress.ip_address(end.ip) if end.ip else None
-    if end.kind is EndKind.EXTERNAL and ip is not None:
-        return external_peer(ip, model.policies)
-    return host_peer(ip)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kubezt.ir.config import MeshConfig
+from kubezt.ir.mesh import MeshPolicies
 from kubezt.ir.policy import PolicySet
 from kubezt.ir.topology import Topology
 
@@ -14,3 +15,4 @@ class Model:
     topology: Topology
     policies: PolicySet = field(default_factory=PolicySet)
     mesh_config: MeshConfig = field(default_factory=MeshConfig)
+    mesh: MeshPolicies = field(default_factory=MeshPolicies)

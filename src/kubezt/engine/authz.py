@@ -1,0 +1,554 @@
+"""Istio AuthorizationPolicy: which policies apply at an enforcement point, how each rule matches
+a request, and the CUSTOM → DENY → ALLOW decision (semantics.md §4, §5.3, Appendix A1-A6).
+
+Three enforcement points differ: a sidecar and a waypoint are Envoy (full L7; on a TCP port an
+ALLOW rule with an HTTP-only item is dropped and a DENY rule loses the item, an emptied part
+then matching anything); ztunnel only understands L4 attributes (an ALLOW rule with an L7 item
+is dropped; a DENY rule loses the item and an emptied match never matches).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from urllib.parse import unquote
+
+from kubezt.engine.explain import Effect, Layer, Step
+from kubezt.ir.config import MeshConfig
+from kubezt.ir.mesh import (
+    AuthorizationPolicy,
+    AuthzAction,
+    AuthzCondition,
+    AuthzOperation,
+    AuthzRule,
+    AuthzSource,
+)
+from kubezt.ir.requests import HttpRequest
+from kubezt.ir.topology import Workload
+
+
+class Enforcer(StrEnum):
+    SIDECAR = "sidecar"
+    WAYPOINT = "waypoint"
+    ZTUNNEL = "ztunnel"
+
+    @property
+    def layer(self) -> Layer:
+        return {
+            Enforcer.SIDECAR: Layer.AUTHZ_SIDECAR,
+            Enforcer.WAYPOINT: Layer.WAYPOINT,
+            Enforcer.ZTUNNEL: Layer.ZTUNNEL,
+        }[self]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzRequest:
+    """What an enforcement point knows about one request or connection."""
+
+    principal: str | None
+    """Peer identity without `spiffe://`; None for plaintext (no identity)."""
+    source_ip: str | None
+    destination_ip: str | None
+    port: int
+    http: HttpRequest | None
+    """None when the enforcement point handles the port as TCP."""
+
+
+HTTP_ONLY_SOURCE = frozenset({"request_principals", "not_request_principals"})
+HTTP_ONLY_OPERATION = frozenset(
+    {"hosts", "not_hosts", "methods", "not_methods", "paths", "not_paths"}
+)
+ZTUNNEL_L7_SOURCE = HTTP_ONLY_SOURCE | {"remote_ip_blocks", "not_remote_ip_blocks"}
+ZTUNNEL_DROPPED_SOURCE = frozenset({"trust_domains", "not_trust_domains"})
+ZTUNNEL_WHEN_KEYS = frozenset(
+    {"source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port"}
+)
+
+
+def is_http_only_key(key: str) -> bool:
+    return key.startswith(("request.headers[", "request.auth."))
+
+
+# --- which policies apply ----------------------------------------------------------------------
+
+
+def workload_policies(
+    policies: tuple[AuthorizationPolicy, ...], workload: Workload, config: MeshConfig
+) -> list[AuthorizationPolicy]:
+    """Policies a sidecar or ztunnel enforces for `workload`: no targetRefs, in the root
+    namespace or the workload's, with no selector or a selector matching the pod's labels."""
+    out = []
+    for p in policies:
+        if p.target_refs or p.namespace not in (config.root_namespace, workload.namespace):
+            continue
+        if p.selector and not all(workload.labels.get(k) == v for k, v in p.selector.items()):
+            continue
+        out.append(p)
+    return out
+
+
+def waypoint_policies(
+    policies: tuple[AuthorizationPolicy, ...],
+    waypoint_name: str,
+    waypoint_ns: str,
+    service_name: str | None,
+    service_ns: str | None,
+    config: MeshConfig,
+) -> list[AuthorizationPolicy]:
+    """Policies a waypoint enforces: only those bound by targetRefs to the waypoint Gateway,
+    to the addressed Service, or to GatewayClass istio-waypoint from the root namespace (A14)."""
+    out = []
+    for p in policies:
+        for ref in p.target_refs:
+            kind, group = ref.kind, ref.group
+            if (
+                kind == "Gateway"
+                and group in ("gateway.networking.k8s.io", "")
+                and (ref.name == waypoint_name and p.namespace == waypoint_ns)
+            ):
+                out.append(p)
+                break
+            if (
+                kind == "Service"
+                and group in ("", "core")
+                and ref.name == service_name
+                and (p.namespace == service_ns)
+            ):
+                out.append(p)
+                break
+            if (
+                kind == "GatewayClass"
+                and ref.name == "istio-waypoint"
+                and (p.namespace == config.root_namespace)
+            ):
+                out.append(p)
+                break
+    return out
+
+
+# --- matching ----------------------------------------------------------------------------------
+
+
+def string_match(pattern: str, value: str | None) -> bool:
+    """Istio value matching: exact, `prefix*`, `*suffix`, and `*` for presence (non-empty)."""
+    if value is None:
+        return False
+    if pattern == "*":
+        return value != ""
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    return value == pattern
+
+
+def _split_principal(principal: str) -> tuple[str, str] | None:
+    """(trust domain, "/ns/<ns>/sa/<sa>") of an Istio principal."""
+    td, sep, rest = principal.partition("/ns/")
+    return (td, "/ns/" + rest) if sep else None
+
+
+def principal_match(
+    pattern: str, value: str | None, enforcer: Enforcer, config: MeshConfig
+) -> bool:
+    if value is None:
+        return False
+    if enforcer is not Enforcer.ZTUNNEL and not pattern.startswith("*"):
+        # Envoy: a principal under this trust domain, an alias or cluster.local means this
+        # mesh's identity under every one of them (istio trustdomain/bundle.go); ztunnel
+        # compares literally (A4).
+        pat, val = _split_principal(pattern), _split_principal(value)
+        local = {config.trust_domain, *config.trust_domain_aliases}
+        if pat and val and pat[0] in local | {"cluster.local"} and val[0] in local:
+            return string_match(val[0] + pat[1], value)
+    return string_match(pattern, value)
+
+
+def principal_namespace(principal: str | None) -> str | None:
+    if principal is None:
+        return None
+    m = re.search(r"/ns/([^/]+)/sa/([^/]+)$", principal)
+    return m.group(1) if m else None
+
+
+def principal_service_account(principal: str | None) -> str | None:
+    if principal is None:
+        return None
+    m = re.search(r"/ns/([^/]+)/sa/([^/]+)$", principal)
+    return f"{m.group(1)}/{m.group(2)}" if m else None
+
+
+def namespace_match(pattern: str, value: str | None, enforcer: Enforcer) -> bool:
+    if value is None:
+        return False
+    if enforcer is not Enforcer.ZTUNNEL and "*" in pattern and pattern != "*":
+        # Envoy compiles every '*' into a wildcard over the principal's namespace (A3).
+        regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+        return re.fullmatch(regex, value) is not None
+    return string_match(pattern, value)
+
+
+def ip_match(pattern: str, value: str | None) -> bool | None:
+    """None when the address is unknown."""
+    if value is None:
+        return None
+    try:
+        return ipaddress.ip_address(value) in ipaddress.ip_network(pattern, strict=False)
+    except ValueError:
+        return False
+
+
+def normalize_path(path: str) -> str:
+    """Istio's BASE normalization: query stripped, selected %xx decoded once, `\\` → `/`,
+    dot segments resolved (semantics.md §4.5)."""
+    path = path.split("?", 1)[0].split("#", 1)[0]
+
+    def decode(m: re.Match[str]) -> str:
+        char = unquote(m.group(0))
+        return char if re.fullmatch(r"[-.0-9A-Za-z_~]", char) else m.group(0)
+
+    path = re.sub(r"%[0-9A-Fa-f]{2}", decode, path).replace("\\", "/")
+    out: list[str] = []
+    for segment in path.split("/"):
+        if segment == ".":
+            continue
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+            continue
+        out.append(segment)
+    result = "/".join(out)
+    if path.endswith(("/.", "/..")):
+        result += "/"
+    return result if result.startswith("/") else "/" + result
+
+
+def path_match(pattern: str, path: str | None) -> bool:
+    if path is None:
+        return False
+    value = normalize_path(path)
+    if "{*}" in pattern or "{**}" in pattern:
+        regex = ""
+        for part in re.split(r"(\{\*\*\}|\{\*\})", pattern):
+            if part == "{**}":
+                regex += ".*"
+            elif part == "{*}":
+                regex += "[^/]+"
+            else:
+                regex += re.escape(part)
+        return re.fullmatch(regex, value) is not None
+    return string_match(pattern, value)
+
+
+def _tri_any(results: list[bool | None], strict: bool) -> bool:
+    """OR over matches where None (unknown) counts as a match only when not `strict`."""
+    return any(r if r is not None else not strict for r in results)
+
+
+class _Ctx:
+    __slots__ = ("config", "enforcer", "policy_ns", "request", "strict")
+
+    def __init__(
+        self,
+        request: AuthzRequest,
+        enforcer: Enforcer,
+        config: MeshConfig,
+        policy_ns: str,
+        strict: bool,
+    ) -> None:
+        self.request = request
+        self.enforcer = enforcer
+        self.config = config
+        self.policy_ns = policy_ns
+        self.strict = strict
+        """True for ALLOW: an unknown attribute never makes the rule match."""
+
+
+def _field_match(name: str, patterns: tuple[str, ...], ctx: _Ctx) -> bool:
+    req = ctx.request
+    negative = name.startswith("not_")
+    base = name.removeprefix("not_")
+    principal = req.principal
+    match base:
+        case "principals":
+            hit = any(principal_match(p, principal, ctx.enforcer, ctx.config) for p in patterns)
+        case "request_principals":
+            hit = False  # no JWT is modelled: request.auth.principal is absent
+        case "namespaces":
+            ns = principal_namespace(principal)
+            hit = any(namespace_match(p, ns, ctx.enforcer) for p in patterns)
+        case "service_accounts":
+            sa = principal_service_account(principal)
+            hit = sa is not None and any(
+                sa == (p if "/" in p else f"{ctx.policy_ns}/{p}") for p in patterns
+            )
+        case "trust_domains":
+            split = _split_principal(principal) if principal else None
+            hit = split is not None and any(string_match(p, split[0]) for p in patterns)
+        case "ip_blocks" | "remote_ip_blocks":
+            # Negative forms resolve an unknown address the other way round.
+            hit = _tri_any([ip_match(p, req.source_ip) for p in patterns], ctx.strict != negative)
+        case "hosts":
+            host = req.http.host.lower() if req.http and req.http.host else None
+            hit = any(string_match(p.lower(), host) for p in patterns)
+        case "ports":
+            hit = str(req.port) in patterns
+        case "methods":
+            hit = any(string_match(p, req.http.method if req.http else None) for p in patterns)
+        case "paths":
+            hit = any(path_match(p, req.http.path if req.http else None) for p in patterns)
+        case _:
+            raise AssertionError(f"unknown authorization field {name}")
+    return not hit if negative else hit
+
+
+def _condition_value(key: str, req: AuthzRequest) -> str | None:
+    match key:
+        case "source.ip" | "remote.ip":
+            return req.source_ip
+        case "source.namespace":
+            return principal_namespace(req.principal)
+        case "source.principal":
+            return req.principal
+        case "source.serviceAccount":
+            return principal_service_account(req.principal)
+        case "source.trustDomain":
+            split = _split_principal(req.principal) if req.principal else None
+            return split[0] if split else None
+        case "destination.ip":
+            return req.destination_ip
+        case "destination.port":
+            return str(req.port)
+    if key.startswith("request.headers[") and key.endswith("]") and req.http is not None:
+        return req.http.header(key[len("request.headers[") : -1])
+    return None  # JWT claims, SNI, Envoy filter metadata: absent
+
+
+def _condition_match(cond: AuthzCondition, ctx: _Ctx) -> bool:
+    value = _condition_value(cond.key, ctx.request)
+
+    def one(pattern: str) -> bool:
+        if cond.key in ("source.ip", "remote.ip", "destination.ip"):
+            result = ip_match(pattern, value)
+            return result if result is not None else not ctx.strict
+        if cond.key == "source.principal":
+            return principal_match(pattern, value, ctx.enforcer, ctx.config)
+        if cond.key == "destination.port":
+            return value == pattern
+        return string_match(pattern, value)
+
+    if cond.values and not any(one(p) for p in cond.values):
+        return False
+    return not (cond.not_values and any(one(p) for p in cond.not_values))
+
+
+def _present(obj: AuthzSource | AuthzOperation, removed: frozenset[str]) -> list[str]:
+    return [
+        f.name for f in fields(obj) if getattr(obj, f.name) is not None and f.name not in removed
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleView:
+    """A rule as one enforcement point sees it: dropped entirely, or with items removed."""
+
+    dropped: bool
+    removed_source: frozenset[str]
+    removed_operation: frozenset[str]
+    removed_when: frozenset[str]
+    empty_never_matches: bool
+    """ztunnel skips emptied matches; Envoy turns them into match-anything."""
+
+
+def view(rule: AuthzRule, action: AuthzAction, enforcer: Enforcer, http: bool) -> RuleView:
+    """How `rule` survives translation for this enforcement point (A1, A2)."""
+    if enforcer is Enforcer.ZTUNNEL:
+        src_l7, op_l7 = ZTUNNEL_L7_SOURCE, HTTP_ONLY_OPERATION
+        when_l7 = frozenset(c.key for c in rule.conditions if c.key not in ZTUNNEL_WHEN_KEYS)
+        empty_never = True
+        dropped_src = ZTUNNEL_DROPPED_SOURCE
+    elif not http:
+        src_l7, op_l7 = HTTP_ONLY_SOURCE, HTTP_ONLY_OPERATION
+        when_l7 = frozenset(c.key for c in rule.conditions if is_http_only_key(c.key))
+        empty_never = False
+        dropped_src = frozenset()
+    else:
+        return RuleView(False, frozenset(), frozenset(), frozenset(), False)
+    uses_l7 = (
+        bool(when_l7)
+        or any(
+            _present(s, frozenset()) and set(_present(s, frozenset())) & src_l7
+            for s in rule.sources or ()
+        )
+        or any(set(_present(o, frozenset())) & op_l7 for o in rule.operations or ())
+    )
+    if action is AuthzAction.ALLOW and uses_l7:
+        return RuleView(True, src_l7, op_l7, when_l7, empty_never)
+    return RuleView(False, src_l7 | dropped_src, op_l7, when_l7, empty_never)
+
+
+def rule_matches(rule: AuthzRule, rule_view: RuleView, ctx: _Ctx) -> bool:
+    if rule_view.dropped:
+        return False
+    if rule.sources is not None:
+        hits = []
+        for src in rule.sources:
+            present = _present(src, rule_view.removed_source)
+            if not present:
+                if rule_view.empty_never_matches:
+                    continue
+                hits.append(True)
+                break
+            if all(_field_match(f, getattr(src, f), ctx) for f in present):
+                hits.append(True)
+                break
+        if not hits:
+            return False
+    if rule.operations is not None:
+        hit = False
+        for op in rule.operations:
+            present = _present(op, rule_view.removed_operation)
+            if not present:
+                if rule_view.empty_never_matches:
+                    continue
+                hit = True
+                break
+            if all(_field_match(f, getattr(op, f), ctx) for f in present):
+                hit = True
+                break
+        if not hit:
+            return False
+    for cond in rule.conditions:
+        if cond.key in rule_view.removed_when:
+            if rule_view.empty_never_matches:
+                return False
+            continue
+        if not _condition_match(cond, ctx):
+            return False
+    return True
+
+
+def rewritten(policy: AuthorizationPolicy, enforcer: Enforcer, http: bool) -> bool:
+    """Does this enforcement point change the policy's meaning (a rule dropped or narrowed)?"""
+    for rule in policy.rules:
+        v = view(rule, policy.action, enforcer, http)
+        if (
+            v.dropped
+            or v.removed_when
+            or any(set(_present(s, frozenset())) & v.removed_source for s in rule.sources or ())
+            or any(
+                set(_present(o, frozenset())) & v.removed_operation for o in rule.operations or ()
+            )
+        ):
+            return True
+    return False
+
+
+# --- the decision ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzResult:
+    allowed: bool
+    steps: tuple[Step, ...]
+
+
+def authorize(
+    policies: list[AuthorizationPolicy],
+    request: AuthzRequest,
+    enforcer: Enforcer,
+    config: MeshConfig,
+    where: str,
+) -> AuthzResult:
+    """CUSTOM → DENY → ALLOW at one enforcement point (semantics.md §4.2, ztunnel §5.3)."""
+    layer = enforcer.layer
+    steps: list[Step] = []
+    http = request.http is not None
+    enforced = [p for p in policies if not p.dry_run and p.action is not AuthzAction.AUDIT]
+    if enforcer is Enforcer.ZTUNNEL:
+        enforced = [p for p in enforced if p.action is not AuthzAction.CUSTOM]
+
+    def first_match(policy: AuthorizationPolicy) -> AuthzRule | None:
+        strict = policy.action is AuthzAction.ALLOW
+        ctx = _Ctx(request, enforcer, config, policy.namespace, strict)
+        for rule in policy.rules:
+            if rule_matches(rule, view(rule, policy.action, enforcer, http), ctx):
+                return rule
+        return None
+
+    for p in policies:
+        if p in enforced and rewritten(p, enforcer, http):
+            what = (
+                "ztunnel enforces only L4 attributes"
+                if enforcer is Enforcer.ZTUNNEL
+                else "this port is handled as TCP"
+            )
+            steps.append(
+                Step(
+                    layer,
+                    "l7-rules-rewritten",
+                    Effect.INFO,
+                    f"{p.ref}: {what}; rules with HTTP/L7 attributes are "
+                    f"{'dropped' if p.action is AuthzAction.ALLOW else 'narrowed'}",
+                    source=p.source,
+                )
+            )
+    for action, reason in (
+        (AuthzAction.CUSTOM, "custom-policy-matched"),
+        (AuthzAction.DENY, "deny-policy-matched"),
+    ):
+        for p in enforced:
+            if p.action is not action:
+                continue
+            rule = first_match(p)
+            if rule is not None:
+                detail = f"{p.ref} rule {rule.index} matched at {where}" + (
+                    "; the external authorizer's answer is not modelled, assumed deny"
+                    if action is AuthzAction.CUSTOM
+                    else ""
+                )
+                steps.append(
+                    Step(
+                        layer,
+                        reason,
+                        Effect.DENY,
+                        detail,
+                        source=p.source,
+                        rule_index=rule.index,
+                        action=action.value,
+                    )
+                )
+                return AuthzResult(False, tuple(steps))
+    allow = [p for p in enforced if p.action is AuthzAction.ALLOW]
+    if not allow:
+        steps.append(
+            Step(layer, "no-allow-policy", Effect.ALLOW, f"no ALLOW policy applies at {where}")
+        )
+        return AuthzResult(True, tuple(steps))
+    for p in allow:
+        rule = first_match(p)
+        if rule is not None:
+            steps.append(
+                Step(
+                    layer,
+                    "allow-policy-matched",
+                    Effect.ALLOW,
+                    f"{p.ref} rule {rule.index} matched at {where}",
+                    source=p.source,
+                    rule_index=rule.index,
+                    action="ALLOW",
+                )
+            )
+            return AuthzResult(True, tuple(steps))
+    names = ", ".join(p.ref for p in allow)
+    steps.append(
+        Step(
+            layer,
+            "no-allow-rule-matched",
+            Effect.DENY,
+            f"ALLOW policies apply at {where} ({names}) but none matched",
+        )
+    )
+    return AuthzResult(False, tuple(steps))
