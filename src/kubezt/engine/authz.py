@@ -434,15 +434,14 @@ def rewritten(policy: AuthorizationPolicy, enforcer: Enforcer, http: bool) -> bo
     """Does this enforcement point change the policy's meaning (a rule dropped or narrowed)?"""
     for rule in policy.rules:
         v = view(rule, policy.action, enforcer, http)
-        if (
-            v.dropped
-            or v.removed_when
-            or any(set(_present(s, frozenset())) & v.removed_source for s in rule.sources or ())
-            or any(
-                set(_present(o, frozenset())) & v.removed_operation for o in rule.operations or ()
-            )
-        ):
+        if v.dropped or v.removed_when:
             return True
+        for src in rule.sources or ():
+            if set(_present(src, frozenset())) & v.removed_source:
+                return True
+        for op in rule.operations or ():
+            if set(_present(op, frozenset())) & v.removed_operation:
+                return True
     return False
 
 
