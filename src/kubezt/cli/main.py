@@ -8,8 +8,10 @@ Exit codes (every command):
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, NoReturn, TypeVar
 
@@ -19,9 +21,12 @@ from rich.console import Console
 from kubezt.cli import render
 from kubezt.dialects.registry import LoadResult, load
 from kubezt.engine.connection import End, EndKind, explain_connection
+from kubezt.engine.diagnose import model_warnings
 from kubezt.engine.reach import evaluate
 from kubezt.errors import Diagnostic, InputError, KubeztError, Severity
+from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
+from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.report.documents import explain_document, reach_document, to_json
 
 EXIT_OK = 0
@@ -94,14 +99,59 @@ def guarded(call: Callable[[], T]) -> T:
         usage_error(str(exc))
 
 
-def load_paths(paths: list[str], verbose: bool) -> LoadResult:
-    result = guarded(lambda: load(paths))
-    for diag in result.warnings:
+RootNamespaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--root-namespace",
+        help="Istio root namespace (default: from the mesh ConfigMap, else istio-system).",
+    ),
+]
+TrustDomainOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trust-domain",
+        help="Istio trust domain (default: from the mesh ConfigMap, else cluster.local).",
+    ),
+]
+AliasOpt = Annotated[
+    list[str] | None, typer.Option("--trust-domain-alias", help="Trust-domain alias; repeatable.")
+]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    model: Model
+    warnings: tuple[Diagnostic, ...]
+
+
+def load_paths(
+    paths: list[str],
+    verbose: bool,
+    root_namespace: str | None = None,
+    trust_domain: str | None = None,
+    aliases: list[str] | None = None,
+) -> Analysis:
+    """Load manifests, apply mesh overrides, print warnings to stderr."""
+    result: LoadResult = guarded(lambda: load(paths))
+    model = result.model
+    overrides: dict[str, object] = {}
+    if root_namespace:
+        overrides["root_namespace"] = root_namespace
+    if trust_domain:
+        overrides["trust_domain"] = trust_domain
+    if aliases:
+        overrides["trust_domain_aliases"] = tuple(aliases)
+    if overrides:
+        model = dataclasses.replace(
+            model, mesh_config=dataclasses.replace(model.mesh_config, **overrides)
+        )
+    warnings = result.warnings + model_warnings(model)
+    for diag in warnings:
         err.print(diag.render(), markup=False)
     if verbose:
         for skipped in result.skipped:
             err.print(f"skipped (kind not read by kubezt): {skipped}", markup=False)
-    return result
+    return Analysis(model, warnings)
 
 
 def emit(doc: object, output: Output) -> None:
@@ -129,9 +179,14 @@ def reach(
     ] = ProtocolOption.TCP,
     output: OutputOpt = Output.TABLE,
     verbose: VerboseOpt = False,
+    root_namespace: RootNamespaceOpt = None,
+    trust_domain: TrustDomainOpt = None,
+    trust_domain_alias: AliasOpt = None,
 ) -> None:
-    """Which workload may connect to which, on every port the destination declares."""
-    loaded = load_paths(paths, verbose)
+    """Which workload may connect to which, on every port the destination declares, through
+    every layer (Kubernetes/Calico L3/L4, Istio mTLS and authorization); for HTTP ports whether
+    all, some (listed) or no requests are allowed."""
+    loaded = load_paths(paths, verbose, root_namespace, trust_domain, trust_domain_alias)
     result = guarded(lambda: evaluate(loaded.model, port, Protocol(protocol.value)))
     if output is Output.TABLE:
         render.reach_tables(out, result)
@@ -177,16 +232,49 @@ def explain(
     protocol: Annotated[
         ProtocolOption, typer.Option(help="Protocol.", case_sensitive=False)
     ] = ProtocolOption.TCP,
+    service: Annotated[
+        str | None,
+        typer.Option(help="The client addressed this Service, as ns/name:port (else the pod IP)."),
+    ] = None,
+    method: Annotated[str | None, typer.Option(help="HTTP method of the request.")] = None,
+    path: Annotated[str | None, typer.Option("--path", help="HTTP path of the request.")] = None,
+    host: Annotated[str | None, typer.Option(help="HTTP Host header.")] = None,
+    header: Annotated[
+        list[str] | None, typer.Option(help="HTTP header as NAME=VALUE; repeatable.")
+    ] = None,
     output: OutputOpt = Output.TABLE,
     verbose: VerboseOpt = False,
+    root_namespace: RootNamespaceOpt = None,
+    trust_domain: TrustDomainOpt = None,
+    trust_domain_alias: AliasOpt = None,
 ) -> None:
-    """Whether one connection is allowed, and why: exit 0 allowed, 1 denied, 2 input error."""
-    loaded = load_paths(paths, verbose)
+    """Whether one connection (or HTTP request) is allowed, and why, layer by layer.
+
+    Exit code 0 allowed, 1 denied, 2 input error."""
+    loaded = load_paths(paths, verbose, root_namespace, trust_domain, trust_domain_alias)
     topology = loaded.model.topology
     src_end = parse_end(src, topology.workload, "source")
     dst_end = parse_end(dst, topology.workload, "destination")
+    address = parse_service(service) if service else None
+    http = None
+    if method or path or host or header:
+        headers: list[tuple[str, str]] = []
+        for item in header or []:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                usage_error(f"--header {item!r}: expected NAME=VALUE")
+            headers.append((name, value))
+        http = HttpRequest(method or "GET", path or "/", host or "", tuple(headers))
     verdict = guarded(
-        lambda: explain_connection(loaded.model, src_end, dst_end, port, Protocol(protocol.value))
+        lambda: explain_connection(
+            loaded.model,
+            src_end,
+            dst_end,
+            port,
+            Protocol(protocol.value),
+            service=address,
+            http=http,
+        )
     )
     if output is Output.TABLE:
         render.explanation(out, src_end.label, dst_end.label, port, protocol.value, verdict)
@@ -198,6 +286,14 @@ def explain(
             output,
         )
     raise typer.Exit(EXIT_OK if verdict.allowed else EXIT_FINDING)
+
+
+def parse_service(text: str) -> ServiceAddress:
+    ns_name, sep, port_text = text.rpartition(":")
+    namespace, slash, name = ns_name.partition("/")
+    if not sep or not slash or not namespace or not name or not port_text.isdigit():
+        usage_error(f"--service {text!r}: expected namespace/name:port")
+    return ServiceAddress(namespace, name, int(port_text))
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ is dropped; a DENY rule loses the item and an emptied match never matches).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from dataclasses import dataclass, fields
@@ -551,3 +552,158 @@ def authorize(
         )
     )
     return AuthzResult(False, tuple(steps))
+
+
+# --- request classes for the matrix --------------------------------------------------------------
+
+BASE_METHODS = ("GET", "POST")
+MAX_CANDIDATES = 96
+
+
+def _instances(pattern: str, fill: str) -> list[str]:
+    """Concrete values a pattern stands for: itself, or one value it matches."""
+    if pattern == "*":
+        return [fill]
+    if "{*}" in pattern or "{**}" in pattern:
+        return [pattern.replace("{**}", "x/y").replace("{*}", "x")]
+    if pattern.startswith("*"):
+        return [fill + pattern[1:]]
+    if pattern.endswith("*"):
+        return [pattern[:-1], pattern[:-1] + fill]
+    return [pattern]
+
+
+def candidate_requests(policies: list[AuthorizationPolicy]) -> list[HttpRequest]:
+    """Representative HTTP requests for the policies that apply at a destination: one for each
+    combination of the methods, paths, hosts and header values the policies mention, plus one
+    the policies do not mention. Every request the policies can tell apart falls in one of
+    these classes, so checking them tells whether all, some or no requests are allowed."""
+    methods: dict[str, None] = dict.fromkeys(BASE_METHODS)
+    paths: dict[str, None] = dict.fromkeys(("/", "/kubezt-unlisted"))
+    hosts: dict[str, None] = {"": None}
+    headers: dict[str, dict[str, None]] = {}
+    for policy in policies:
+        for rule in policy.rules:
+            for op in rule.operations or ():
+                for p in (op.methods or ()) + (op.not_methods or ()):
+                    methods.update(dict.fromkeys(_instances(p, "X")))
+                for p in (op.paths or ()) + (op.not_paths or ()):
+                    paths.update(dict.fromkeys(_instances(p, "x")))
+                for p in (op.hosts or ()) + (op.not_hosts or ()):
+                    hosts.update(dict.fromkeys(_instances(p.lower(), "x")))
+            for cond in rule.conditions:
+                if cond.key.startswith("request.headers[") and cond.key.endswith("]"):
+                    name = cond.key[len("request.headers[") : -1]
+                    values = headers.setdefault(name, {})
+                    for p in (cond.values or ()) + (cond.not_values or ()):
+                        values.update(dict.fromkeys(_instances(p, "x")))
+    header_sets: list[tuple[tuple[str, str], ...]] = [()]
+    for name, values in sorted(headers.items()):
+        header_sets = [
+            hs + extra for hs in header_sets for extra in [(), *(((name, v),) for v in values)]
+        ]
+    out = [
+        HttpRequest(m, p, h, hs)
+        for m in methods
+        for p in paths
+        for h in hosts
+        for hs in header_sets
+    ]
+    if len(out) > MAX_CANDIDATES:
+        # Too many combinations: vary one attribute at a time around a default request.
+        out = (
+            [HttpRequest(m, "/", "", ()) for m in methods]
+            + [HttpRequest("GET", p, "", ()) for p in paths]
+            + [HttpRequest("GET", "/", h, ()) for h in hosts]
+            + [HttpRequest("GET", "/", "", hs) for hs in header_sets]
+        )
+    return list(dict.fromkeys(out))
+
+
+def mentions_http(policies: list[AuthorizationPolicy]) -> bool:
+    for policy in policies:
+        for rule in policy.rules:
+            if rule.conditions and any(is_http_only_key(c.key) for c in rule.conditions):
+                return True
+            for op in rule.operations or ():
+                if set(_present(op, frozenset())) & HTTP_ONLY_OPERATION:
+                    return True
+            for src in rule.sources or ():
+                if set(_present(src, frozenset())) & HTTP_ONLY_SOURCE:
+                    return True
+    return False
+
+
+def authz_networks(
+    policies: tuple[AuthorizationPolicy, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """CIDRs AuthorizationPolicies match source addresses against (to split workload classes)."""
+    nets: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, None] = {}
+    for policy in policies:
+        for rule in policy.rules:
+            texts: list[str] = []
+            for src in rule.sources or ():
+                for attr in (
+                    "ip_blocks",
+                    "not_ip_blocks",
+                    "remote_ip_blocks",
+                    "not_remote_ip_blocks",
+                ):
+                    texts.extend(getattr(src, attr) or ())
+            for cond in rule.conditions:
+                if cond.key in ("source.ip", "remote.ip"):
+                    texts.extend((cond.values or ()) + (cond.not_values or ()))
+            for text in texts:
+                try:
+                    nets[ipaddress.ip_network(text, strict=False)] = None
+                except ValueError:
+                    continue
+    return tuple(nets)
+
+
+ANY = "*"
+
+
+def summarize(candidates: list[HttpRequest], passing: tuple[HttpRequest, ...]
+              ) -> tuple[HttpRequest, ...]:
+    """Shorten the passing representative requests: an attribute for which every candidate
+    value passes (the others fixed) becomes `*`. E.g. GET on every path → (GET, *)."""
+    current = list(passing)
+    universe = list(candidates)
+    attributes = ("path", "host", "headers", "method")
+    for attr in attributes:
+        def rest(r: HttpRequest, attr: str = attr) -> tuple[object, ...]:
+            return tuple(getattr(r, a) for a in attributes if a != attr)
+
+        values_by_rest: dict[tuple[object, ...], set[object]] = {}
+        for r in universe:
+            values_by_rest.setdefault(rest(r), set()).add(getattr(r, attr))
+        passing_by_rest: dict[tuple[object, ...], set[object]] = {}
+        for r in current:
+            passing_by_rest.setdefault(rest(r), set()).add(getattr(r, attr))
+        out: list[HttpRequest] = []
+        for r in current:
+            key = rest(r)
+            if passing_by_rest[key] == values_by_rest.get(key) and len(values_by_rest[key]) > 1:
+                wildcard = () if attr == "headers" else ANY
+                if attr == "headers":
+                    collapsed = HttpRequest(r.method, r.path, r.host, (("*", "*"),))
+                else:
+                    collapsed = dataclasses.replace(r, **{attr: wildcard})
+                if collapsed not in out:
+                    out.append(collapsed)
+            else:
+                out.append(r)
+        # the universe collapses the same way, so later attributes compare like with like
+        new_universe: list[HttpRequest] = []
+        for r in universe:
+            key = rest(r)
+            if passing_by_rest.get(key) == values_by_rest[key] and len(values_by_rest[key]) > 1:
+                collapsed = (HttpRequest(r.method, r.path, r.host, (("*", "*"),))
+                             if attr == "headers" else dataclasses.replace(r, **{attr: ANY}))
+                if collapsed not in new_universe:
+                    new_universe.append(collapsed)
+            else:
+                new_universe.append(r)
+        current, universe = out, new_universe
+    return tuple(current)

@@ -36,7 +36,6 @@ from kubezt.engine.mesh import (
     waypoint_for,
     waypoint_workload,
 )
-from kubezt.engine.reach import is_single_pod
 from kubezt.ir.config import AmbientWirePort
 from kubezt.ir.mesh import MtlsMode, TlsMode
 from kubezt.ir.model import Model
@@ -69,6 +68,11 @@ class End:
         if self.kind is EndKind.EXTERNAL:
             return f"external:{self.ip}"
         return self.kind.value
+
+
+def is_single_pod(workload: Workload) -> bool:
+    """A Pod, or a controller running at most one replica: traffic to itself is self traffic."""
+    return workload.kind == "Pod" or workload.replicas <= 1
 
 
 def _peer(model: Model, end: End) -> Peer:
@@ -287,8 +291,26 @@ def explain_connection(
         steps.extend(leg_steps)
         if not ok:
             return Verdict(False, layer, tuple(steps))
+    ok, mesh_steps, layer = mesh_decision(model, src, dst, path, port, protocol, svc, http)
+    steps.extend(mesh_steps)
+    return Verdict(ok, layer, tuple(steps))
+
+
+def mesh_decision(
+    model: Model,
+    src: End,
+    dst: End,
+    path: Path,
+    port: int,
+    protocol: Protocol,
+    svc: Service | None,
+    http: HttpRequest | None,
+) -> tuple[bool, list[Step], Layer | None]:
+    """Everything after L3/L4: mTLS admission, authorization at the waypoint / ztunnel /
+    sidecar, and Calico application layer policy."""
+    steps: list[Step] = []
     if src.kind is EndKind.KUBELET_PROBE or dst.workload is None:
-        return Verdict(True, None, tuple(steps))
+        return True, steps, None
     server = dst.workload
     steps.append(Step(Layer.DATAPLANE, "client-tls", Effect.INFO, path.tls_detail))
     # mTLS admission
@@ -301,7 +323,7 @@ def explain_connection(
                 "the client sends Istio mTLS but the server has no proxy to terminate it",
             )
         )
-        return Verdict(False, Layer.TLS_MISMATCH, tuple(steps))
+        return False, steps, Layer.TLS_MISMATCH
     if path.server in (MeshMode.SIDECAR, MeshMode.AMBIENT):
         eff = effective_mtls(server, port, model)
         by = eff.decided_by
@@ -316,7 +338,7 @@ def explain_connection(
                     source=by.source if by else None,
                 )
             )
-            return Verdict(False, Layer.PEER_AUTHENTICATION, tuple(steps))
+            return False, steps, Layer.PEER_AUTHENTICATION
         if eff.mode is MtlsMode.DISABLE and path.mtls and path.server is MeshMode.SIDECAR:
             steps.append(
                 Step(
@@ -327,7 +349,7 @@ def explain_connection(
                     source=by.source if by else None,
                 )
             )
-            return Verdict(False, Layer.TLS_MISMATCH, tuple(steps))
+            return False, steps, Layer.TLS_MISMATCH
         steps.append(
             Step(
                 Layer.PEER_AUTHENTICATION,
@@ -370,7 +392,7 @@ def explain_connection(
             )
             steps.extend(result.steps)
             if not result.allowed:
-                return Verdict(False, Layer.WAYPOINT, tuple(steps))
+                return False, steps, Layer.WAYPOINT
             ztunnel_principal = principal(config, wp.namespace, wp.service_account)
             ztunnel_ip = wp.ip
             steps.append(
@@ -391,7 +413,7 @@ def explain_connection(
         )
         steps.extend(result.steps)
         if not result.allowed:
-            return Verdict(False, Layer.ZTUNNEL, tuple(steps))
+            return False, steps, Layer.ZTUNNEL
     elif path.server is MeshMode.SIDECAR:
         result = authorize(
             workload_policies(policies, server, config),
@@ -402,13 +424,13 @@ def explain_connection(
         )
         steps.extend(result.steps)
         if not result.allowed:
-            return Verdict(False, Layer.AUTHZ_SIDECAR, tuple(steps))
+            return False, steps, Layer.AUTHZ_SIDECAR
         alp = _calico_alp(model, src, dst, port, protocol, http)
         if alp is not None:
             steps.extend(alp[1])
             if not alp[0]:
-                return Verdict(False, Layer.CALICO_ALP, tuple(steps))
-    return Verdict(True, None, tuple(steps))
+                return False, steps, Layer.CALICO_ALP
+    return True, steps, None
 
 
 def _calico_alp(

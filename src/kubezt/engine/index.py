@@ -150,10 +150,12 @@ def host_peer(ip: IpAddress | None) -> Peer:
     return Peer(PeerKind.HOST, ip=ip)
 
 
-def build_classes(model: Model) -> tuple[EndpointClass, ...]:
+def build_classes(model: Model, extra_networks: tuple[Network, ...] = ()
+                  ) -> tuple[EndpointClass, ...]:
     """Group workloads by everything policies can observe: namespace, labels, service account,
-    ports, host networking, mesh annotations, and which policy CIDRs contain their address."""
-    nets = policy_networks(model.policies)
+    ports, host networking, mesh annotations, and which policy CIDRs contain their address
+    (`extra_networks`: CIDRs other layers match, e.g. AuthorizationPolicy ipBlocks)."""
+    nets = tuple(dict.fromkeys(policy_networks(model.policies) + extra_networks))
     groups: dict[tuple[object, ...], list[int]] = {}
     peers: dict[tuple[object, ...], Peer] = {}
     for i, workload in enumerate(model.topology.workloads):

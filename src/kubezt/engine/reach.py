@@ -1,33 +1,64 @@
-"""Reachability: composes the layers into one verdict per connection, for every pair at once
-(`evaluate`) or for one connection with its explanation (`explain_connection`).
+"""Reachability of every pair at once: the same layers as `engine.connection`, evaluated once per
+class of workloads.
 
-A connection is allowed at L3/L4 when the source's egress policy and the destination's ingress
-policy both allow it (semantics.md §1.6, §2.5). Traffic a pod sends to itself never leaves its
-network namespace, and traffic from the destination's own node (kubelet probes) is not policed.
+L3/L4 runs as bitsets (`engine.l4.decide` over all peers at once) for every destination port
+and, when any workload is in the mesh, for the HBONE port 15008. Each pair then takes the path
+the mesh gives it (direct, HBONE, or two legs through a waypoint), and mesh pairs go through
+`engine.connection.mesh_decision` — once per source identity, destination class, port and route,
+and for HTTP ports once per representative request, so a connection is allowed for all
+requests, for some (listed), or for none.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from kubezt.engine.index import (
-    ClassIndex,
-    EndpointClass,
-    build_classes,
-    iter_bits,
+from kubezt.engine.authz import (
+    authz_networks,
+    candidate_requests,
+    mentions_http,
+    summarize,
+    waypoint_policies,
+    workload_policies,
 )
+from kubezt.engine.connection import (
+    End,
+    EndKind,
+    Path,
+    is_single_pod,
+    mesh_decision,
+    plan_path,
+)
+from kubezt.engine.index import ClassIndex, EndpointClass, build_classes, iter_bits
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
+from kubezt.engine.mesh import (
+    HBONE_PORT,
+    WAYPOINT_GATEWAY_LABEL,
+    WaypointRef,
+    mesh_mode,
+    port_protocol,
+    proxy_role,
+    waypoint_workload,
+)
+from kubezt.ir.mesh import TlsMode
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
 from kubezt.ir.ports import PortKey, Protocol
-from kubezt.ir.topology import Workload
+from kubezt.ir.requests import HttpRequest
+from kubezt.ir.topology import MeshMode, ProxyRole, Service, Topology, Workload
+
+SYNTHETIC_ANNOTATION = "kubezt.io/synthetic"
+
+RequestSet = tuple[HttpRequest, ...] | None
+"""None: every request passes; a tuple: only these representative requests pass."""
 
 
 @dataclass(frozen=True, slots=True)
 class Reachability:
-    """The class-level L3/L4 matrix: for each destination port and destination class, the
-    source classes allowed to connect. Expand to workloads with `connections()`."""
+    """The class-level matrix: for each destination port and destination class, the source
+    classes allowed to connect (for at least one request). Expand with `connections()`."""
 
     model: Model
     classes: tuple[EndpointClass, ...]
@@ -35,52 +66,102 @@ class Reachability:
     """Destination classes evaluated at each port."""
     allowed: dict[PortKey, dict[int, int]] = field(repr=False)
     """port → destination class → bitset of allowed source classes."""
+    partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = field(
+        default_factory=dict, repr=False
+    )
+    """(port, destination class, source class) → the representative requests that pass, when
+    not all of them do."""
+    reported: int = -1
+    """Bitset of classes of real workloads (synthetic waypoint pods are not reported)."""
 
     @property
     def workload_ids(self) -> list[str]:
         return sorted(w.id for w in self.model.topology.workloads)
 
+    def _synthetic(self, wi: int) -> bool:
+        return SYNTHETIC_ANNOTATION in self.model.topology.workloads[wi].annotations
+
     def connections(self) -> Iterator[tuple[str, str, int, str]]:
         """Allowed (src id, dst id, port, protocol), sorted, at workload level."""
+        for src, dst, port, protocol, _ in self.detailed():
+            yield src, dst, port, protocol
+
+    def detailed(self) -> Iterator[tuple[str, str, int, str, RequestSet]]:
+        """Like `connections()`, with the requests that pass (None = all requests)."""
         workloads = self.model.topology.workloads
-        rows: list[tuple[str, str, int, str]] = []
+        rows: list[tuple[str, str, int, str, RequestSet]] = []
         for port, per_dst in self.allowed.items():
             for d, srcs in per_dst.items():
-                dst_members = self.classes[d].members
-                for s in iter_bits(srcs):
+                dst_ids = [
+                    workloads[wj].id for wj in self.classes[d].members if not self._synthetic(wj)
+                ]
+                for s in iter_bits(srcs & self.reported):
+                    requests = self.partial.get((port, d, s))
                     for wi in self.classes[s].members:
                         src_id = workloads[wi].id
-                        for wj in dst_members:
-                            rows.append((src_id, workloads[wj].id, port.port, port.protocol.value))
-            # self traffic is always allowed: add single-pod workloads the policy would deny
-            for d in iter_bits(self.plan.get(port, 0)):
-                srcs = per_dst.get(d, 0)
-                if srcs >> d & 1:
-                    continue
+                        for dst_id in dst_ids:
+                            if src_id == dst_id and is_single_pod(workloads[wi]):
+                                continue
+                            rows.append((src_id, dst_id, port.port, port.protocol.value, requests))
+            # a single pod reaching itself never leaves its network namespace
+            for d in iter_bits(self.plan.get(port, 0) & self.reported):
                 for wi in self.classes[d].members:
-                    if is_single_pod(workloads[wi]):
+                    if is_single_pod(workloads[wi]) and not self._synthetic(wi):
                         rows.append(
-                            (workloads[wi].id, workloads[wi].id, port.port, port.protocol.value)
+                            (
+                                workloads[wi].id,
+                                workloads[wi].id,
+                                port.port,
+                                port.protocol.value,
+                                None,
+                            )
                         )
-        rows.sort()
+        rows.sort(key=lambda r: r[:4])
         return iter(rows)
 
 
-def is_single_pod(workload: Workload) -> bool:
-    """A Pod, or a controller running at most one replica: traffic to itself is self traffic."""
-    return workload.kind == "Pod" or workload.replicas <= 1
+def with_waypoint_pods(model: Model) -> Model:
+    """The model plus a pod for every waypoint Gateway whose pod is not in the input (the pod
+    Istio would create), so waypoint legs can be evaluated."""
+    extra: list[Workload] = []
+    for wp in model.mesh.waypoints:
+        present = any(
+            w.namespace == wp.namespace and w.labels.get(WAYPOINT_GATEWAY_LABEL) == wp.name
+            for w in model.topology.workloads
+        )
+        if not present:
+            pod = waypoint_workload(model, WaypointRef(wp.name, wp.namespace))
+            extra.append(
+                dataclasses.replace(
+                    pod, annotations=pod.annotations.merged({SYNTHETIC_ANNOTATION: "waypoint"})
+                )
+            )
+    if not extra:
+        return model
+    topology = Topology(
+        model.topology.namespaces,
+        model.topology.service_accounts,
+        model.topology.workloads + tuple(extra),
+        model.topology.services,
+    )
+    return dataclasses.replace(model, topology=topology)
 
 
 def evaluate(
     model: Model, port: int | None = None, protocol: Protocol = Protocol.TCP
 ) -> Reachability:
-    """The L3/L4 verdict of every ordered pair of workloads, on every port the destination
-    declares (or on `port`/`protocol` only), computed once per class of workloads."""
-    classes = build_classes(model)
-    index = ClassIndex([c.peer for c in classes], model.topology, model.policies)
+    """The verdict of every ordered pair of workloads, on every port the destination declares
+    (or on `port`/`protocol` only), through every layer, computed once per class."""
+    work = with_waypoint_pods(model)
+    classes = build_classes(work, authz_networks(model.mesh.authorization_policies))
+    index = ClassIndex([c.peer for c in classes], work.topology, work.policies)
     matcher = Matcher(index)
+    reported = 0
     plan: dict[PortKey, int] = {}
     for c in classes:
+        rep = work.topology.workloads[c.members[0]]
+        if SYNTHETIC_ANNOTATION not in rep.annotations:
+            reported |= 1 << c.index
         keys = (
             [PortKey(port, protocol, c.peer.port_name(port, protocol))]
             if port is not None
@@ -89,11 +170,32 @@ def evaluate(
         for key in keys:
             plan[key] = plan.get(key, 0) | 1 << c.index
     plan = dict(sorted(plan.items()))
+    mesh = _MeshView(work, classes)
+    l4_plan = dict(plan)
+    if mesh.active:
+        for c in classes:
+            key = PortKey(HBONE_PORT, Protocol.TCP, c.peer.port_name(HBONE_PORT, Protocol.TCP))
+            l4_plan[key] = l4_plan.get(key, 0) | 1 << c.index
+    l4 = l4_matrix(matcher, index, l4_plan)
+    if not mesh.active:
+        allowed = {
+            key: {d: l4[key][d] for d in iter_bits(dsts) if l4[key].get(d)}
+            for key, dsts in plan.items()
+        }
+        return Reachability(model, classes, plan, allowed, {}, reported)
+    allowed, partial = mesh.compose(plan, l4, reported)
+    return Reachability(work, classes, plan, allowed, partial, reported)
+
+
+def l4_matrix(
+    matcher: Matcher, index: ClassIndex, plan: dict[PortKey, int]
+) -> dict[PortKey, dict[int, int]]:
+    """For each port and destination class in `plan`, the source classes whose egress policy
+    and the destination's ingress policy both allow the connection."""
     ingress = _grouped(matcher, Direction.INGRESS)
     egress = _grouped(matcher, Direction.EGRESS)
     allowed: dict[PortKey, dict[int, int]] = {}
     for key, dsts in plan.items():
-        # egress side: which sources may send to each destination on this port
         egress_ok: dict[int, int] = {}
         open_sources = 0
         for chain, rep, members in egress:
@@ -118,7 +220,7 @@ def evaluate(
                 if both:
                     per_dst[d] = both
         allowed[key] = per_dst
-    return Reachability(model, classes, plan, allowed)
+    return allowed
 
 
 def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, int, int]]:
@@ -148,3 +250,282 @@ def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, in
             bits |= 1 << ci
         out.append((reps[key], members[0], bits))
     return out
+
+
+class _MeshView:
+    """Mesh facts per class and the composition of L3/L4 legs with mesh decisions."""
+
+    def __init__(self, model: Model, classes: tuple[EndpointClass, ...]) -> None:
+        self.model = model
+        self.classes = classes
+        self.reps = [model.topology.workloads[c.members[0]] for c in classes]
+        self.modes: list[MeshMode] = []
+        self.roles: list[ProxyRole] = []
+        for rep in self.reps:
+            ns = model.topology.namespace(rep.namespace)
+            self.modes.append(mesh_mode(rep, ns, model.mesh))
+            self.roles.append(proxy_role(rep, model.mesh))
+        istio_mutual = any(
+            dr.tls_mode is TlsMode.ISTIO_MUTUAL
+            or any(m is TlsMode.ISTIO_MUTUAL for _, m in dr.port_tls)
+            for dr in model.mesh.destination_rules
+        )
+        self.active = (
+            istio_mutual
+            or any(m is not MeshMode.NONE for m in self.modes)
+            or any(r is not ProxyRole.NONE for r in self.roles)
+        )
+        self.istio_mutual = istio_mutual
+        self.ip_sensitive = bool(authz_networks(model.mesh.authorization_policies))
+        # sources that present the same identity and take the same paths
+        groups: dict[tuple[object, ...], int] = {}
+        self.group_of: list[tuple[object, ...]] = []
+        for i, rep in enumerate(self.reps):
+            key = (
+                self.modes[i],
+                self.roles[i],
+                rep.namespace,
+                rep.service_account,
+                rep.host_network,
+                rep.ip if self.ip_sensitive else None,
+                rep.labels.get(WAYPOINT_GATEWAY_LABEL),
+            )
+            groups[key] = groups.get(key, 0) | 1 << i
+            self.group_of.append(key)
+        self.group_bits = groups
+        self.group_rep = {key: next(iter_bits(bits)) for key, bits in groups.items()}
+        self.by_name = {
+            (w.namespace, w.labels.get(WAYPOINT_GATEWAY_LABEL)): i
+            for i, w in enumerate(self.reps)
+            if self.roles[i] is ProxyRole.WAYPOINT
+        }
+        self._decisions: dict[tuple[object, ...], RequestSet | bool] = {}
+
+    def routes(self, d: int, key: PortKey) -> list[Service | None]:
+        """How a client may address the destination: its pod IP, or a Service selecting it
+        with a port that targets this port."""
+        server = self.reps[d]
+        out: list[Service | None] = [None]
+        for svc in self.model.topology.services:
+            if not svc.selects(server):
+                continue
+            for sp in svc.ports:
+                target = sp.target_port
+                if isinstance(target, str):
+                    named = server.named_port(target)
+                    target = named.port if named else -1
+                if target == key.port and sp.protocol is key.protocol:
+                    out.append(svc)
+                    break
+        return out
+
+    def compose(
+        self, plan: dict[PortKey, int], l4: dict[PortKey, dict[int, int]], reported: int
+    ) -> tuple[
+        dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]]
+    ]:
+        allowed: dict[PortKey, dict[int, int]] = {}
+        partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = {}
+        for key, dsts in plan.items():
+            per_dst: dict[int, int] = {}
+            for d in iter_bits(dsts):
+                bits = 0
+                for svc in self.routes(d, key):
+                    route_bits, route_partial = self._route(d, key, svc, l4)
+                    for s, requests in route_partial.items():
+                        if bits >> s & 1:
+                            continue  # another route already lets every request through
+                        prev = partial.get((key, d, s))
+                        merged = requests if prev is None else tuple(dict.fromkeys(prev + requests))
+                        partial[(key, d, s)] = merged
+                    full = route_bits & ~sum(1 << s for s in route_partial)
+                    for s in iter_bits(full):
+                        partial.pop((key, d, s), None)
+                    bits |= route_bits
+                if bits:
+                    per_dst[d] = bits
+            allowed[key] = per_dst
+        return allowed, partial
+
+    def _route(
+        self, d: int, key: PortKey, svc: Service | None, l4: dict[PortKey, dict[int, int]]
+    ) -> tuple[int, dict[int, tuple[HttpRequest, ...]]]:
+        server = self.reps[d]
+        direct = l4.get(key, {}).get(d, 0)
+        hbone_key = PortKey(
+            HBONE_PORT, Protocol.TCP, self.classes[d].peer.port_name(HBONE_PORT, Protocol.TCP)
+        )
+        hbone = l4.get(hbone_key, {}).get(d, 0)
+        if self.modes[d] is MeshMode.NONE and not self.istio_mutual:
+            return direct, {}
+        bits = 0
+        partial: dict[int, tuple[HttpRequest, ...]] = {}
+        for gkey, gbits in self.group_bits.items():
+            g = self.group_rep[gkey]
+            candidates = (direct | hbone | self._waypoint_reachers(l4)) & gbits
+            if not candidates:
+                continue
+            src_end = End(EndKind.WORKLOAD, workload=self.reps[g])
+            dst_end = End(EndKind.WORKLOAD, workload=server)
+            path = plan_path(
+                self.model,
+                src_end,
+                dst_end,
+                key.port,
+                key.protocol,
+                svc,
+                _service_port(svc, server, key),
+            )
+            ok_bits = gbits
+            for a, b, wire, _ in path.legs:
+                ok_bits &= self._leg_bits(a, b, wire, key, d, gbits, l4)
+                if not ok_bits:
+                    break
+            if not ok_bits:
+                continue
+            decision = self._mesh(gkey, g, d, key, svc, path)
+            if decision is False:
+                continue
+            bits |= ok_bits
+            if isinstance(decision, tuple):
+                for s in iter_bits(ok_bits):
+                    partial[s] = decision
+        return bits, partial
+
+    def _waypoint_reachers(self, l4: dict[PortKey, dict[int, int]]) -> int:
+        bits = 0
+        for w in self.by_name.values():
+            key = PortKey(
+                HBONE_PORT, Protocol.TCP, self.classes[w].peer.port_name(HBONE_PORT, Protocol.TCP)
+            )
+            bits |= l4.get(key, {}).get(w, 0)
+        return bits
+
+    def _leg_bits(
+        self,
+        a: End,
+        b: End,
+        wire: int,
+        key: PortKey,
+        d: int,
+        gbits: int,
+        l4: dict[PortKey, dict[int, int]],
+    ) -> int:
+        """Sources of the group for which this wire leg is allowed at L3/L4."""
+        target = (
+            d
+            if b.workload is None or b.workload.id == self.reps[d].id
+            else (self._waypoint_class(b.workload))
+        )
+        if target < 0:
+            return 0
+        wire_key = (
+            key
+            if wire == key.port
+            else PortKey(
+                wire, Protocol.TCP, self.classes[target].peer.port_name(wire, Protocol.TCP)
+            )
+        )
+        allowed = l4.get(wire_key, {}).get(target, 0)
+        source = (
+            self._waypoint_class(a.workload)
+            if a.workload is not None
+            and (
+                a.workload.id != self.reps[self.group_rep[self.group_of[next(iter_bits(gbits))]]].id
+            )
+            else -1
+        )
+        if source >= 0:
+            return gbits if allowed >> source & 1 else 0
+        return allowed & gbits
+
+    def _waypoint_class(self, workload: Workload) -> int:
+        return self.by_name.get(
+            (workload.namespace, workload.labels.get(WAYPOINT_GATEWAY_LABEL)), -1
+        )
+
+    def _mesh(
+        self,
+        gkey: tuple[object, ...],
+        g: int,
+        d: int,
+        key: PortKey,
+        svc: Service | None,
+        path: Path,
+    ) -> RequestSet | bool:
+        """Mesh decision for a source group: True (all requests), False (none) or the
+        representative requests that pass."""
+        cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None)
+        cached = self._decisions.get(cache_key)
+        if cached is not None:
+            return cached
+        server = self.reps[d]
+        src_end = End(EndKind.WORKLOAD, workload=self.reps[g])
+        dst_end = End(EndKind.WORKLOAD, workload=server)
+        requests = self._requests(server, key, svc, path)
+        if not requests:
+            ok, _, _ = mesh_decision(
+                self.model, src_end, dst_end, path, key.port, key.protocol, svc, None
+            )
+            result: RequestSet | bool = ok
+        else:
+            passing = tuple(
+                r
+                for r in requests
+                if mesh_decision(
+                    self.model, src_end, dst_end, path, key.port, key.protocol, svc, r
+                )[0]
+            )
+            result = (
+                True
+                if len(passing) == len(requests)
+                else (summarize(requests, passing) if passing else False)
+            )
+        self._decisions[cache_key] = result
+        return result
+
+    def _requests(
+        self, server: Workload, key: PortKey, svc: Service | None, path: Path
+    ) -> list[HttpRequest]:
+        """Representative requests when the destination's policies look at HTTP attributes
+        and the port carries HTTP; empty when the verdict cannot depend on the request."""
+        if key.protocol is not Protocol.TCP:
+            return []
+        proto = port_protocol(list(self.model.topology.services), server, key.port, key.protocol)
+        if proto == "tcp":
+            return []
+        config = self.model.mesh_config
+        policies = workload_policies(self.model.mesh.authorization_policies, server, config)
+        if path.waypoint is not None:
+            wp = path.waypoint
+            policies = policies + waypoint_policies(
+                self.model.mesh.authorization_policies,
+                wp.labels.get(WAYPOINT_GATEWAY_LABEL) or wp.name,
+                wp.namespace,
+                svc.name if svc else None,
+                svc.namespace if svc else None,
+                config,
+            )
+        alp = (
+            any(
+                p.ingress and any(r.http is not None for r in p.ingress)
+                for p in self.model.policies.policies
+            )
+            and config.calico_alp
+        )
+        if not mentions_http(policies) and not alp:
+            return []
+        return candidate_requests(policies)
+
+
+def _service_port(svc: Service | None, server: Workload, key: PortKey) -> int | None:
+    if svc is None:
+        return None
+    for sp in svc.ports:
+        target = sp.target_port
+        if isinstance(target, str):
+            named = server.named_port(target)
+            target = named.port if named else -1
+        if target == key.port:
+            return sp.port
+    return None

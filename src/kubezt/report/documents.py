@@ -8,6 +8,7 @@ from typing import Any
 from kubezt.engine.explain import Step, Verdict
 from kubezt.engine.reach import Reachability
 from kubezt.errors import Diagnostic
+from kubezt.ir.requests import HttpRequest
 
 REACH_SCHEMA = "kubezt.io/reach/v1"
 EXPLAIN_SCHEMA = "kubezt.io/explain/v1"
@@ -18,11 +19,30 @@ def reach_document(result: Reachability, warnings: tuple[Diagnostic, ...] = ()) 
         "schemaVersion": REACH_SCHEMA,
         "workloads": result.workload_ids,
         "allowed": [
-            {"src": src, "dst": dst, "port": port, "protocol": protocol}
-            for src, dst, port, protocol in result.connections()
+            _connection(src, dst, port, protocol, requests)
+            for src, dst, port, protocol, requests in result.detailed()
         ],
         "warnings": [d.render() for d in warnings],
     }
+
+
+def _connection(
+    src: str, dst: str, port: int, protocol: str, requests: tuple[HttpRequest, ...] | None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"src": src, "dst": dst, "port": port, "protocol": protocol}
+    doc["requests"] = "all" if requests is None else [request_document(r) for r in requests]
+    return doc
+
+
+def request_document(request: HttpRequest) -> dict[str, Any]:
+    doc: dict[str, Any] = {"method": request.method, "path": request.path}
+    if request.host:
+        doc["host"] = request.host
+    if request.headers == (("*", "*"),):
+        doc["headers"] = "*"
+    elif request.headers:
+        doc["headers"] = dict(request.headers)
+    return doc
 
 
 def step_document(step: Step) -> dict[str, Any]:
