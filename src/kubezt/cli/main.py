@@ -24,6 +24,7 @@ from kubezt.engine.connection import End, EndKind, explain_connection
 from kubezt.engine.diagnose import model_warnings
 from kubezt.engine.reach import evaluate
 from kubezt.errors import Diagnostic, InputError, KubeztError, Severity
+from kubezt.ir.config import MeshConfig
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
@@ -134,17 +135,17 @@ def load_paths(
     """Load manifests, apply mesh overrides, print warnings to stderr."""
     result: LoadResult = guarded(lambda: load(paths))
     model = result.model
-    overrides: dict[str, object] = {}
-    if root_namespace:
-        overrides["root_namespace"] = root_namespace
-    if trust_domain:
-        overrides["trust_domain"] = trust_domain
-    if aliases:
-        overrides["trust_domain_aliases"] = tuple(aliases)
-    if overrides:
-        model = dataclasses.replace(
-            model, mesh_config=dataclasses.replace(model.mesh_config, **overrides)
+    config = model.mesh_config
+    if root_namespace or trust_domain or aliases:
+        config = MeshConfig(
+            root_namespace=root_namespace or config.root_namespace,
+            trust_domain=trust_domain or config.trust_domain,
+            trust_domain_aliases=tuple(aliases) if aliases else config.trust_domain_aliases,
+            enable_auto_mtls=config.enable_auto_mtls,
+            calico_alp=config.calico_alp,
+            ambient_wire_port=config.ambient_wire_port,
         )
+        model = dataclasses.replace(model, mesh_config=config)
     warnings = result.warnings + model_warnings(model)
     for diag in warnings:
         err.print(diag.render(), markup=False)

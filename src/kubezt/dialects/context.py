@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kubezt.errors import DiagnosticSink
+from kubezt.ir.provenance import Source
 from kubezt.ir.mesh import AuthorizationPolicy, DestinationRule, PeerAuthentication, Waypoint
 from kubezt.ir.policy import NetworkSet, Policy, Tier
 from kubezt.ir.topology import Namespace, Service, ServiceAccount, Workload
+
+if TYPE_CHECKING:
+    from kubezt.dialects._reader import Cursor
 
 
 @dataclass(slots=True)
@@ -28,3 +35,10 @@ class ReadContext:
     """Settings read from the mesh ConfigMap (MeshConfig field name → value)."""
     skipped: list[str] = field(default_factory=list)
     """`file:line Kind name` of objects whose kind kubezt does not read."""
+    finishers: list[Callable[[ReadContext], None]] = field(default_factory=list)
+    """Checks that need every document read first (e.g. a Calico policy naming a Tier declared
+    in a later file); `assemble()` runs them in order."""
+
+
+Reader = Callable[["Cursor", "Cursor", Source, ReadContext], None]
+"""A dialect reader: (object root, its metadata, the object's Source, the shared context)."""

@@ -6,14 +6,23 @@ Readers for each dialect live in their own modules; this module only routes to t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kubezt.dialects import k8s, workloads
 from kubezt.dialects._labels import is_dns_label
 from kubezt.dialects._reader import Cursor, ObjectContext
-from kubezt.dialects._yaml import Document, expand_paths, load_documents, read_text, type_name
+from kubezt.dialects._yaml import (
+    Document,
+    duplicate_key_diagnostic,
+    expand_paths,
+    load_documents,
+    read_text,
+    type_name,
+)
 from kubezt.dialects.context import ReadContext
+from kubezt.dialects.context import Reader as ReaderFn
 from kubezt.errors import Diagnostic, DiagnosticSink, Location, Severity
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import MeshPolicies
@@ -23,7 +32,7 @@ from kubezt.ir.provenance import Source
 from kubezt.ir.topology import Labels, Namespace, Topology, Workload
 
 MESH_CONFIG_FIELDS = frozenset(MeshConfig.__dataclass_fields__)
-Reader = Callable[[Cursor, Cursor, Source, ReadContext], None]
+Reader = ReaderFn
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,13 @@ def _read_document(
 ) -> None:
     data = doc.data
     api_version, kind = data.get("apiVersion"), data.get("kind")
+    group = ""
+    if isinstance(api_version, str) and "/" in api_version:
+        group = api_version.rpartition("/")[0]
+    entry = READERS.get((group, kind)) if isinstance(kind, str) else None
+    ref = _ref_of(data, entry)
+    for dup in doc.duplicates:
+        rc.sink.add(duplicate_key_diagnostic(dup, doc.file, ref))
     loc = doc.locate(())
     if not isinstance(kind, str) or not kind:
         rc.sink.add(
@@ -109,7 +125,7 @@ def _read_document(
                 Severity.ERROR,
                 "E006",
                 f"expected a kind, got {type_name(kind)}",
-                doc.locate(("kind",)) if "kind" in data else loc,
+                doc.locate(("kind",)),
                 path="kind",
             )
         )
@@ -119,52 +135,100 @@ def _read_document(
             Diagnostic(
                 Severity.ERROR,
                 "E006",
-                f"expected an apiVersion, got {type_name(api_version)}",
-                loc,
-                obj=kind,
+                f"expected an apiVersion such as v1 or apps/v1, got {type_name(api_version)}",
+                doc.locate(("apiVersion",)),
+                obj=ref,
                 path="apiVersion",
             )
         )
         return
-    group = api_version.rpartition("/")[0] if "/" in api_version else ""
-    entry = READERS.get((group, kind))
     if entry is None:
         rc.skipped.append(f"{loc}: {api_version} {kind} {_name_of(data)}")
         return
-    meta_value = data.get("metadata")
-    ctx = ObjectContext(doc, kind, rc.sink)
+    ctx = ObjectContext(doc, ref, rc.sink)
     root = Cursor(ctx, data)
     meta = root["metadata"]
-    if not isinstance(meta_value, dict):
+    if not isinstance(data.get("metadata"), dict):
         meta.error("object metadata (a mapping with name)", "E007")
         return
-    name = meta["name"].str() or meta["generateName"].str()
+    name_cur = meta["name"]
+    if name_cur.present and not isinstance(name_cur.value, str):
+        name_cur.error("a name (a string)", "E007")
+        return
+    generated = not name_cur.present
+    name = meta["generateName"].str() if generated else name_cur.value
     if not name:
-        meta["name"].error("a name", "E007")
+        name_cur.error("a name", "E007")
+        return
+    if not generated and kind == "Namespace" and not is_dns_label(name):
+        name_cur.error(
+            "a namespace name (a DNS label: at most 63 lower-case alphanumerics or '-')", "E007"
+        )
+        return
+    if not generated and kind != "Namespace" and not _is_subdomain(name):
+        name_cur.error(
+            "an object name (a DNS subdomain: at most 253 lower-case alphanumerics, '-' or '.')",
+            "E007",
+        )
         return
     namespace: str | None = None
     if entry.namespaced:
-        namespace = meta["namespace"].str() or "default"
-        if not is_dns_label(namespace):
-            meta["namespace"].error("a namespace name (a DNS label)", "E007")
+        ns_cur = meta["namespace"]
+        namespace = ns_cur.value if ns_cur.present and ns_cur.value != "" else "default"
+        if not isinstance(namespace, str) or not is_dns_label(namespace):
+            ns_cur.error(
+                "a namespace name (a DNS label: at most 63 lower-case alphanumerics or '-')",
+                "E007",
+            )
             return
     ctx.obj = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
     key = (group, kind, namespace or "", name)
-    if key in seen:
+    if generated:
+        pass  # the API server appends a random suffix: two such objects never collide
+    elif key in seen:
         rc.sink.add(
             Diagnostic(
                 Severity.ERROR,
                 "E008",
-                f"duplicate object; first defined at {seen[key]}",
+                f"expected each object once, got {ctx.obj} again (first at {seen[key]})",
                 loc,
                 ctx.obj,
-                hint="each object may be given once",
+                hint="remove one of them, or give them different names",
             )
         )
         return
-    seen[key] = loc
+    else:
+        seen[key] = loc
     src = Source(kind, name, namespace, loc)
     entry.reader(root, meta, src, rc)
+
+
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _is_subdomain(name: str) -> bool:
+    return len(name) <= 253 and bool(_SUBDOMAIN.match(name))
+
+
+def _ref_of(data: dict[str, object], entry: Kind | None) -> str:
+    """`Kind ns/name` (or `Kind name`) as far as it can be told from possibly invalid data."""
+    kind = data.get("kind")
+    if not isinstance(kind, str) or not kind:
+        return ""
+    meta = data.get("metadata")
+    if not isinstance(meta, dict):
+        return kind
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        name = meta.get("generateName")
+    if not isinstance(name, str) or not name:
+        return kind
+    namespace = meta.get("namespace")
+    if entry is not None and not entry.namespaced:
+        namespace = None
+    elif entry is not None and namespace is None:
+        namespace = "default"
+    return f"{kind} {namespace}/{name}" if isinstance(namespace, str) else f"{kind} {name}"
 
 
 def _name_of(data: dict[str, object]) -> str:
@@ -179,6 +243,8 @@ def _name_of(data: dict[str, object]) -> str:
 
 def assemble(rc: ReadContext) -> Model:
     """Build the IR from what the readers collected; referenced namespaces always exist."""
+    for finish in rc.finishers:
+        finish(rc)
     namespaces = {ns.name: ns for ns in rc.namespaces}
     referenced = {w.namespace for w in rc.workloads} | {sa.namespace for sa in rc.service_accounts}
     referenced |= {s.namespace for s in rc.services}
@@ -196,8 +262,8 @@ def assemble(rc: ReadContext) -> Model:
                 Diagnostic(
                     Severity.ERROR,
                     "E009",
-                    f"workload id {w.id} is also used by {first.kind} {w.id}"
-                    + (f" at {where}" if where else ""),
+                    f"expected a workload id used by one object, got {w.id} again (first: "
+                    f"{first.kind} {w.id}" + (f" at {where})" if where else ")"),
                     w.source.location if w.source else None,
                     f"{w.kind} {w.id}",
                     hint="kubezt names workloads namespace/name; give each a distinct name",

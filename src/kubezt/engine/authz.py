@@ -9,7 +9,6 @@ is dropped; a DENY rule loses the item and an emptied match never matches).
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import re
 from dataclasses import dataclass, fields
@@ -664,6 +663,20 @@ def authz_networks(
 ANY = "*"
 
 
+def _wildcard(request: HttpRequest, attr: str) -> HttpRequest:
+    """`request` with attribute `attr` replaced by "any value"."""
+    method, path, host, headers = request.method, request.path, request.host, request.headers
+    if attr == "method":
+        method = ANY
+    elif attr == "path":
+        path = ANY
+    elif attr == "host":
+        host = ANY
+    else:
+        headers = ((ANY, ANY),)
+    return HttpRequest(method, path, host, headers)
+
+
 def summarize(candidates: list[HttpRequest], passing: tuple[HttpRequest, ...]
               ) -> tuple[HttpRequest, ...]:
     """Shorten the passing representative requests: an attribute for which every candidate
@@ -681,29 +694,17 @@ def summarize(candidates: list[HttpRequest], passing: tuple[HttpRequest, ...]
         passing_by_rest: dict[tuple[object, ...], set[object]] = {}
         for r in current:
             passing_by_rest.setdefault(rest(r), set()).add(getattr(r, attr))
-        out: list[HttpRequest] = []
-        for r in current:
-            key = rest(r)
-            if passing_by_rest[key] == values_by_rest.get(key) and len(values_by_rest[key]) > 1:
-                wildcard = () if attr == "headers" else ANY
-                if attr == "headers":
-                    collapsed = HttpRequest(r.method, r.path, r.host, (("*", "*"),))
-                else:
-                    collapsed = dataclasses.replace(r, **{attr: wildcard})
-                if collapsed not in out:
-                    out.append(collapsed)
-            else:
-                out.append(r)
-        # the universe collapses the same way, so later attributes compare like with like
-        new_universe: list[HttpRequest] = []
-        for r in universe:
-            key = rest(r)
-            if passing_by_rest.get(key) == values_by_rest[key] and len(values_by_rest[key]) > 1:
-                collapsed = (HttpRequest(r.method, r.path, r.host, (("*", "*"),))
-                             if attr == "headers" else dataclasses.replace(r, **{attr: ANY}))
-                if collapsed not in new_universe:
-                    new_universe.append(collapsed)
-            else:
-                new_universe.append(r)
-        current, universe = out, new_universe
+
+        def collapse(items: list[HttpRequest], attr: str = attr) -> list[HttpRequest]:
+            out: list[HttpRequest] = []
+            for r in items:
+                key = rest(r)
+                full = values_by_rest.get(key, set())
+                item = _wildcard(r, attr) if (
+                    passing_by_rest.get(key) == full and len(full) > 1) else r
+                if item not in out:
+                    out.append(item)
+            return out
+
+        current, universe = collapse(current), collapse(universe)
     return tuple(current)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from kubezt.dialects._reader import Cursor
-from kubezt.dialects.context import ReadContext
+from kubezt.dialects.context import ReadContext, Reader
 from kubezt.errors import Severity
 from kubezt.ir.mesh import (
     AuthorizationPolicy,
@@ -259,22 +259,22 @@ def _rule(rule: Cursor, index: int) -> AuthzRule | None:
             operations.append(AuthzOperation(**values))
     conditions: list[AuthzCondition] = []
     for cond in rule["when"].list() or []:
-        key = cond["key"].str(required=True)
-        if key is None:
+        cond_key = cond["key"].str(required=True)
+        if cond_key is None:
             return None
-        if key not in WHEN_KEYS and not key.startswith(WHEN_KEY_PREFIXES):
+        if cond_key not in WHEN_KEYS and not cond_key.startswith(WHEN_KEY_PREFIXES):
             cond["key"].error(
                 "a supported condition key (source.ip, source.namespace, "
                 "source.principal, request.headers[<name>], …)",
                 "E051",
             )
             return None
-        values = _patterns(cond["values"])
+        cond_values = _patterns(cond["values"])
         not_values = _patterns(cond["notValues"])
-        if not values and not not_values:
+        if not cond_values and not not_values:
             cond.problem("a condition needs values or notValues", "E051")
             return None
-        conditions.append(AuthzCondition(key, values, not_values))
+        conditions.append(AuthzCondition(cond_key, cond_values, not_values))
     return AuthzRule(
         tuple(sources) if sources is not None else None,
         tuple(operations) if operations is not None else None,
@@ -373,7 +373,7 @@ def read_config_map(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) ->
     rc.mesh_settings.update(settings)
 
 
-READERS: dict[tuple[str, str], tuple[object, bool]] = {
+READERS: dict[tuple[str, str], tuple[Reader, bool]] = {
     ("security.istio.io", "PeerAuthentication"): (read_peer_authentication, True),
     ("security.istio.io", "AuthorizationPolicy"): (read_authorization_policy, True),
     ("networking.istio.io", "DestinationRule"): (read_destination_rule, True),

@@ -1,0 +1,1 @@
+"""Analyses over engine results: audit, blast radius, diff, verify."""

@@ -1,0 +1,1 @@
+"""Generators: intents → manifests as plain dicts."""
