@@ -227,7 +227,6 @@ class Generator:
         self.lean: bool = args.lean
         self.resource_version = 4_181_000
         self.namespaces: list[Namespace] = []
-        self.system_namespaces: dict[str, list[Obj]] = {}
         self.ns_by_name: dict[str, Namespace] = {}
         self.nodes: list[Node] = []
         self.docs: dict[str, list[Obj]] = defaultdict(list)  # file stem -> objects
