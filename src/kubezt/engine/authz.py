@@ -677,14 +677,16 @@ def _wildcard(request: HttpRequest, attr: str) -> HttpRequest:
     return HttpRequest(method, path, host, headers)
 
 
-def summarize(candidates: list[HttpRequest], passing: tuple[HttpRequest, ...]
-              ) -> tuple[HttpRequest, ...]:
+def summarize(
+    candidates: list[HttpRequest], passing: tuple[HttpRequest, ...]
+) -> tuple[HttpRequest, ...]:
     """Shorten the passing representative requests: an attribute for which every candidate
     value passes (the others fixed) becomes `*`. E.g. GET on every path → (GET, *)."""
     current = list(passing)
     universe = list(candidates)
     attributes = ("path", "host", "headers", "method")
     for attr in attributes:
+
         def rest(r: HttpRequest, attr: str = attr) -> tuple[object, ...]:
             return tuple(getattr(r, a) for a in attributes if a != attr)
 
@@ -695,13 +697,21 @@ def summarize(candidates: list[HttpRequest], passing: tuple[HttpRequest, ...]
         for r in current:
             passing_by_rest.setdefault(rest(r), set()).add(getattr(r, attr))
 
-        def collapse(items: list[HttpRequest], attr: str = attr) -> list[HttpRequest]:
+        def collapse(
+            items: list[HttpRequest],
+            attr: str = attr,
+            values_by_rest: dict[tuple[object, ...], set[object]] = values_by_rest,
+            passing_by_rest: dict[tuple[object, ...], set[object]] = passing_by_rest,
+        ) -> list[HttpRequest]:
             out: list[HttpRequest] = []
             for r in items:
                 key = rest(r)
                 full = values_by_rest.get(key, set())
-                item = _wildcard(r, attr) if (
-                    passing_by_rest.get(key) == full and len(full) > 1) else r
+                item = (
+                    _wildcard(r, attr)
+                    if (passing_by_rest.get(key) == full and len(full) > 1)
+                    else r
+                )
                 if item not in out:
                     out.append(item)
             return out

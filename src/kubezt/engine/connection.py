@@ -367,7 +367,7 @@ def mesh_decision(
         client_principal = principal(config, src.workload.namespace, src.workload.service_account)
     client_ip = src.workload.ip if src.workload is not None else src.ip
     policies = model.mesh.authorization_policies
-    proto = port_protocol(list(model.topology.services), server, port, protocol)
+    proto = port_protocol(model.topology.services_selecting(server), server, port, protocol)
     request_http = http if http is not None and (proto == "http" or proto == "sniff") else None
     if path.server is MeshMode.AMBIENT:
         ztunnel_principal, ztunnel_ip = client_principal, client_ip
@@ -405,7 +405,9 @@ def mesh_decision(
                 )
             )
         result = authorize(
-            workload_policies(policies, server, config),
+            workload_policies(
+                model.mesh.authorization_in(server.namespace, config.root_namespace), server, config
+            ),
             AuthzRequest(ztunnel_principal, ztunnel_ip, server.ip, port, None),
             Enforcer.ZTUNNEL,
             config,
@@ -416,7 +418,9 @@ def mesh_decision(
             return False, steps, Layer.ZTUNNEL
     elif path.server is MeshMode.SIDECAR:
         result = authorize(
-            workload_policies(policies, server, config),
+            workload_policies(
+                model.mesh.authorization_in(server.namespace, config.root_namespace), server, config
+            ),
             AuthzRequest(client_principal, client_ip, server.ip, port, request_http),
             Enforcer.SIDECAR,
             config,

@@ -7,7 +7,7 @@ enrolment), §5.4 (waypoints), §6 (identities).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -176,7 +176,7 @@ TCP_PROTOCOLS = ("tcp", "tls", "https", "mongo", "mysql", "redis", "udp")
 
 
 def port_protocol(
-    services: list[Service], workload: Workload, port: int, protocol: Protocol
+    services: Sequence[Service], workload: Workload, port: int, protocol: Protocol
 ) -> str:
     """`http`, `tcp` or `sniff` for the target port, as Istio's protocol selection decides
     from the Service port's appProtocol or name prefix (`<protocol>[-suffix]`)."""

@@ -235,6 +235,10 @@ def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, in
         bit = 1 << ci
         for policy in chain.policies:
             for rule in policy.rules(direction):
+                if rule.ip_version is not None:
+                    # the connection's family follows the endpoint's own address (l4.family)
+                    ip = matcher.ix.peers[ci].ip
+                    signature.append(ip.version if ip is not None else None)
                 own_side = rule.destination if ingress else rule.source
                 if own_side.is_empty:
                     continue
@@ -258,11 +262,12 @@ class _MeshView:
     def __init__(self, model: Model, classes: tuple[EndpointClass, ...]) -> None:
         self.model = model
         self.classes = classes
-        self.reps = [model.topology.workloads[c.members[0]] for c in classes]
+        topology = model.topology
+        self.reps = [topology.workloads[c.members[0]] for c in classes]
         self.modes: list[MeshMode] = []
         self.roles: list[ProxyRole] = []
         for rep in self.reps:
-            ns = model.topology.namespace(rep.namespace)
+            ns = topology.namespace(rep.namespace)
             self.modes.append(mesh_mode(rep, ns, model.mesh))
             self.roles.append(proxy_role(rep, model.mesh))
         istio_mutual = any(
@@ -276,18 +281,20 @@ class _MeshView:
             or any(r is not ProxyRole.NONE for r in self.roles)
         )
         self.istio_mutual = istio_mutual
-        self.ip_sensitive = bool(authz_networks(model.mesh.authorization_policies))
-        # sources that present the same identity and take the same paths
+        authz_nets = authz_networks(model.mesh.authorization_policies)
+        # sources that present the same identity and address and take the same paths
         groups: dict[tuple[object, ...], int] = {}
         self.group_of: list[tuple[object, ...]] = []
         for i, rep in enumerate(self.reps):
+            peer_ip = classes[i].peer.ip
+            ip_signature = None if peer_ip is None else tuple(peer_ip in net for net in authz_nets)
             key = (
                 self.modes[i],
                 self.roles[i],
                 rep.namespace,
                 rep.service_account,
                 rep.host_network,
-                rep.ip if self.ip_sensitive else None,
+                ip_signature,
                 rep.labels.get(WAYPOINT_GATEWAY_LABEL),
             )
             groups[key] = groups.get(key, 0) | 1 << i
@@ -299,16 +306,20 @@ class _MeshView:
             for i, w in enumerate(self.reps)
             if self.roles[i] is ProxyRole.WAYPOINT
         }
+        self.services = [topology.services_selecting(rep) for rep in self.reps]
+        self.alp = model.mesh_config.calico_alp and any(
+            any(r.http is not None for r in p.ingress) for p in model.policies.policies
+        )
         self._decisions: dict[tuple[object, ...], RequestSet | bool] = {}
+        self._paths: dict[tuple[object, ...], Path] = {}
+        self._waypoint_sources = 0
 
     def routes(self, d: int, key: PortKey) -> list[Service | None]:
         """How a client may address the destination: its pod IP, or a Service selecting it
         with a port that targets this port."""
         server = self.reps[d]
         out: list[Service | None] = [None]
-        for svc in self.model.topology.services:
-            if not svc.selects(server):
-                continue
+        for svc in self.services[d]:
             for sp in svc.ports:
                 target = sp.target_port
                 if isinstance(target, str):
@@ -324,6 +335,12 @@ class _MeshView:
     ) -> tuple[
         dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]]
     ]:
+        self._waypoint_sources = 0
+        for w in self.by_name.values():
+            wkey = PortKey(
+                HBONE_PORT, Protocol.TCP, self.classes[w].peer.port_name(HBONE_PORT, Protocol.TCP)
+            )
+            self._waypoint_sources |= l4.get(wkey, {}).get(w, 0)
         allowed: dict[PortKey, dict[int, int]] = {}
         partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = {}
         for key, dsts in plan.items():
@@ -333,12 +350,15 @@ class _MeshView:
                 for svc in self.routes(d, key):
                     route_bits, route_partial = self._route(d, key, svc, l4)
                     for s, requests in route_partial.items():
-                        if bits >> s & 1:
+                        if bits >> s & 1 and (key, d, s) not in partial:
                             continue  # another route already lets every request through
                         prev = partial.get((key, d, s))
-                        merged = requests if prev is None else tuple(dict.fromkeys(prev + requests))
-                        partial[(key, d, s)] = merged
-                    full = route_bits & ~sum(1 << s for s in route_partial)
+                        partial[(key, d, s)] = (
+                            requests if prev is None else tuple(dict.fromkeys(prev + requests))
+                        )
+                    full = route_bits
+                    for s in route_partial:
+                        full &= ~(1 << s)
                     for s in iter_bits(full):
                         partial.pop((key, d, s), None)
                     bits |= route_bits
@@ -350,7 +370,6 @@ class _MeshView:
     def _route(
         self, d: int, key: PortKey, svc: Service | None, l4: dict[PortKey, dict[int, int]]
     ) -> tuple[int, dict[int, tuple[HttpRequest, ...]]]:
-        server = self.reps[d]
         direct = l4.get(key, {}).get(d, 0)
         hbone_key = PortKey(
             HBONE_PORT, Protocol.TCP, self.classes[d].peer.port_name(HBONE_PORT, Protocol.TCP)
@@ -358,27 +377,21 @@ class _MeshView:
         hbone = l4.get(hbone_key, {}).get(d, 0)
         if self.modes[d] is MeshMode.NONE and not self.istio_mutual:
             return direct, {}
+        candidates = direct | hbone | self._waypoint_sources
+        seen: set[tuple[object, ...]] = set()
         bits = 0
         partial: dict[int, tuple[HttpRequest, ...]] = {}
-        for gkey, gbits in self.group_bits.items():
-            g = self.group_rep[gkey]
-            candidates = (direct | hbone | self._waypoint_reachers(l4)) & gbits
-            if not candidates:
+        for c in iter_bits(candidates):
+            gkey = self.group_of[c]
+            if gkey in seen:
                 continue
-            src_end = End(EndKind.WORKLOAD, workload=self.reps[g])
-            dst_end = End(EndKind.WORKLOAD, workload=server)
-            path = plan_path(
-                self.model,
-                src_end,
-                dst_end,
-                key.port,
-                key.protocol,
-                svc,
-                _service_port(svc, server, key),
-            )
+            seen.add(gkey)
+            gbits = self.group_bits[gkey] & candidates
+            g = self.group_rep[gkey]
+            path = self._path(gkey, g, d, key, svc)
             ok_bits = gbits
             for a, b, wire, _ in path.legs:
-                ok_bits &= self._leg_bits(a, b, wire, key, d, gbits, l4)
+                ok_bits &= self._leg_bits(a, b, wire, key, d, path, gbits, l4)
                 if not ok_bits:
                     break
             if not ok_bits:
@@ -392,14 +405,26 @@ class _MeshView:
                     partial[s] = decision
         return bits, partial
 
-    def _waypoint_reachers(self, l4: dict[PortKey, dict[int, int]]) -> int:
-        bits = 0
-        for w in self.by_name.values():
-            key = PortKey(
-                HBONE_PORT, Protocol.TCP, self.classes[w].peer.port_name(HBONE_PORT, Protocol.TCP)
+    def _path(
+        self, gkey: tuple[object, ...], g: int, d: int, key: PortKey, svc: Service | None
+    ) -> Path:
+        # The path depends on the client's mode, role and namespace (DestinationRule lookup),
+        # not on its service account or address.
+        cache_key = (gkey[0], gkey[1], gkey[2], gkey[6], d, key.port, key.protocol, svc)
+        path = self._paths.get(cache_key)
+        if path is None:
+            server = self.reps[d]
+            path = plan_path(
+                self.model,
+                End(EndKind.WORKLOAD, workload=self.reps[g]),
+                End(EndKind.WORKLOAD, workload=server),
+                key.port,
+                key.protocol,
+                svc,
+                _service_port(svc, server, key),
             )
-            bits |= l4.get(key, {}).get(w, 0)
-        return bits
+            self._paths[cache_key] = path
+        return path
 
     def _leg_bits(
         self,
@@ -408,17 +433,17 @@ class _MeshView:
         wire: int,
         key: PortKey,
         d: int,
+        path: Path,
         gbits: int,
         l4: dict[PortKey, dict[int, int]],
     ) -> int:
         """Sources of the group for which this wire leg is allowed at L3/L4."""
-        target = (
-            d
-            if b.workload is None or b.workload.id == self.reps[d].id
-            else (self._waypoint_class(b.workload))
-        )
-        if target < 0:
-            return 0
+        waypoint = path.waypoint
+        target = d
+        if waypoint is not None and b.workload is waypoint:
+            target = self._waypoint_class(waypoint)
+            if target < 0:
+                return 0
         wire_key = (
             key
             if wire == key.port
@@ -427,16 +452,9 @@ class _MeshView:
             )
         )
         allowed = l4.get(wire_key, {}).get(target, 0)
-        source = (
-            self._waypoint_class(a.workload)
-            if a.workload is not None
-            and (
-                a.workload.id != self.reps[self.group_rep[self.group_of[next(iter_bits(gbits))]]].id
-            )
-            else -1
-        )
-        if source >= 0:
-            return gbits if allowed >> source & 1 else 0
+        if waypoint is not None and a.workload is waypoint:
+            source = self._waypoint_class(waypoint)
+            return gbits if source >= 0 and allowed >> source & 1 else 0
         return allowed & gbits
 
     def _waypoint_class(self, workload: Workload) -> int:
@@ -462,7 +480,7 @@ class _MeshView:
         server = self.reps[d]
         src_end = End(EndKind.WORKLOAD, workload=self.reps[g])
         dst_end = End(EndKind.WORKLOAD, workload=server)
-        requests = self._requests(server, key, svc, path)
+        requests = self._requests(d, key, svc, path)
         if not requests:
             ok, _, _ = mesh_decision(
                 self.model, src_end, dst_end, path, key.port, key.protocol, svc, None
@@ -484,18 +502,18 @@ class _MeshView:
         self._decisions[cache_key] = result
         return result
 
-    def _requests(
-        self, server: Workload, key: PortKey, svc: Service | None, path: Path
-    ) -> list[HttpRequest]:
+    def _requests(self, d: int, key: PortKey, svc: Service | None, path: Path) -> list[HttpRequest]:
         """Representative requests when the destination's policies look at HTTP attributes
         and the port carries HTTP; empty when the verdict cannot depend on the request."""
         if key.protocol is not Protocol.TCP:
             return []
-        proto = port_protocol(list(self.model.topology.services), server, key.port, key.protocol)
+        server = self.reps[d]
+        proto = port_protocol(self.services[d], server, key.port, key.protocol)
         if proto == "tcp":
             return []
         config = self.model.mesh_config
-        policies = workload_policies(self.model.mesh.authorization_policies, server, config)
+        candidates = self.model.mesh.authorization_in(server.namespace, config.root_namespace)
+        policies = workload_policies(candidates, server, config)
         if path.waypoint is not None:
             wp = path.waypoint
             policies = policies + waypoint_policies(
@@ -506,14 +524,7 @@ class _MeshView:
                 svc.namespace if svc else None,
                 config,
             )
-        alp = (
-            any(
-                p.ingress and any(r.http is not None for r in p.ingress)
-                for p in self.model.policies.policies
-            )
-            and config.calico_alp
-        )
-        if not mentions_http(policies) and not alp:
+        if not mentions_http(policies) and not self.alp:
             return []
         return candidate_requests(policies)
 

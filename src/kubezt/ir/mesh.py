@@ -152,3 +152,19 @@ class MeshPolicies:
     authorization_policies: tuple[AuthorizationPolicy, ...] = ()
     destination_rules: tuple[DestinationRule, ...] = ()
     waypoints: tuple[Waypoint, ...] = ()
+    _authz_by_ns: dict[str, tuple[AuthorizationPolicy, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        by_ns: dict[str, tuple[AuthorizationPolicy, ...]] = {}
+        for policy in self.authorization_policies:
+            by_ns[policy.namespace] = (*by_ns.get(policy.namespace, ()), policy)
+        object.__setattr__(self, "_authz_by_ns", by_ns)
+
+    def authorization_in(self, *namespaces: str) -> tuple[AuthorizationPolicy, ...]:
+        """AuthorizationPolicies of these namespaces (each namespace once), in input order."""
+        out: tuple[AuthorizationPolicy, ...] = ()
+        for ns in dict.fromkeys(namespaces):
+            out += self._authz_by_ns.get(ns, ())
+        return out

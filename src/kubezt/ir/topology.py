@@ -6,7 +6,7 @@ A `Workload` is a Pod, or the pod template of a controller (Deployment, Stateful
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -32,6 +32,21 @@ class Labels(Mapping[str, str]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
+
+    def items(self) -> ItemsView[str, str]:
+        return self._data.items()
+
+    def keys(self) -> KeysView[str]:
+        return self._data.keys()
+
+    def values(self) -> ValuesView[str]:
+        return self._data.values()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """True when every label of this set is in `labels` with the same value
+        (a `matchLabels` selector)."""
+        get = labels.get
+        return all(get(k) == v for k, v in self._data.items())
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -173,7 +188,7 @@ class Service:
     def selects(self, workload: Workload) -> bool:
         if self.selector is None or not self.selector or workload.namespace != self.namespace:
             return False
-        return all(workload.labels.get(k) == v for k, v in self.selector.items())
+        return self.selector.matches(workload.labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +199,22 @@ class Topology:
     service_accounts: Mapping[tuple[str, str], ServiceAccount]
     workloads: tuple[Workload, ...]
     services: tuple[Service, ...] = ()
+    _by_id: dict[str, Workload] = field(init=False, repr=False, compare=False)
+    _services_by_ns: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Lookup tables derived from the fields (the value stays immutable).
+        object.__setattr__(self, "_by_id", {w.id: w for w in self.workloads})
+        by_ns: dict[str, tuple[Service, ...]] = {}
+        for svc in self.services:
+            by_ns[svc.namespace] = (*by_ns.get(svc.namespace, ()), svc)
+        object.__setattr__(self, "_services_by_ns", by_ns)
+
+    def services_in(self, namespace: str) -> tuple[Service, ...]:
+        return self._services_by_ns.get(namespace, ())
+
+    def services_selecting(self, workload: Workload) -> tuple[Service, ...]:
+        return tuple(s for s in self.services_in(workload.namespace) if s.selects(workload))
 
     def namespace(self, name: str) -> Namespace:
         ns = self.namespaces.get(name)
@@ -196,7 +227,4 @@ class Topology:
         return sa if sa is not None else ServiceAccount(namespace, name, declared=False)
 
     def workload(self, workload_id: str) -> Workload | None:
-        for w in self.workloads:
-            if w.id == workload_id:
-                return w
-        return None
+        return self._by_id.get(workload_id)
