@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from kubezt.dialects._reader import Cursor
+from kubezt.errors import did_you_mean
 from kubezt.ir.selectors import (
     All,
     Equals,
@@ -20,6 +21,13 @@ _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+_KEY_RULE = (
+    "a label key (an optional DNS prefix and '/', then at most 63 alphanumerics, '-', '_' or '.')"
+)
+_VALUE_RULE = "a label value (at most 63 alphanumerics, '-', '_' or '.')"
 
 
 def is_label_key(key: str) -> bool:
@@ -45,23 +53,18 @@ def is_dns_label(name: str) -> bool:
 
 def read_labels(cur: Cursor) -> dict[str, str]:
     """`metadata.labels`: keys and values checked with the API server's rules."""
-    fields = cur.map()
+    fields = cur.map(what="a mapping of label keys to values")
     if not fields:
         return {}
     out: dict[str, str] = {}
     for key, value in fields.items():
         if not is_label_key(key):
-            value.error(
-                "a label key (an optional DNS prefix and '/', then at most 63 "
-                "alphanumerics, '-', '_' or '.')",
-                "E011",
-                got=f'"{key}"',
-            )
+            value.error(_KEY_RULE, "E011", got=f'the key "{key}"')
             continue
         if isinstance(value.value, str) and is_label_value(value.value):
             out[key] = value.value
         elif isinstance(value.value, str):
-            value.error("a label value (at most 63 alphanumerics, '-', '_' or '.')", "E011")
+            value.error(_VALUE_RULE, "E011")
         else:
             value.error('a label value string (quote values such as "true" or "1")', "E011")
     return out
@@ -72,7 +75,8 @@ def read_label_selector(cur: Cursor) -> Selector | None:
     fields = cur.map(what="a label selector (matchLabels / matchExpressions)")
     if fields is None:
         return None
-    cur.unknown_fields(("matchLabels", "matchExpressions"), code="E012")
+    if cur.unknown_fields(("matchLabels", "matchExpressions"), code="E012"):
+        return None  # ignoring a misspelt matchLabels would select every pod
     terms: list[Selector] = []
     match_labels = fields.get("matchLabels")
     if match_labels is not None:
@@ -89,26 +93,40 @@ def read_label_selector(cur: Cursor) -> Selector | None:
 def _read_expression(expr: Cursor) -> Selector | None:
     if expr.map(what="a selector requirement (key, operator, values)") is None:
         return None
-    key = expr["key"].str(required=True)
-    op = expr["operator"].str(required=True)
-    values = expr["values"].str_list()
-    if key is None or op is None:
+    if expr.unknown_fields(("key", "operator", "values"), code="E012"):
         return None
-    if not is_label_key(key):
-        expr["key"].error("a label key", "E011")
+    key_cur, op_cur, values_cur = expr["key"], expr["operator"], expr["values"]
+    key = key_cur.value if isinstance(key_cur.value, str) else None
+    if key is None or not is_label_key(key):
+        key_cur.error(_KEY_RULE, "E011")
+    op = op_cur.value if isinstance(op_cur.value, str) else None
+    if op not in _OPERATORS:
+        op_cur.error(
+            "one of In, NotIn, Exists, DoesNotExist",
+            "E013",
+            hint=did_you_mean(op, _OPERATORS) if op else "",
+        )
+        op = None
+    items = values_cur.list(what="a list of label values")
+    values: list[str] = []
+    for item in items or []:
+        if not isinstance(item.value, str):
+            item.error('a label value string (quote values such as "true" or "1")', "E011")
+        elif not is_label_value(item.value):
+            item.error(_VALUE_RULE, "E011")
+        else:
+            values.append(item.value)
+    if key is None or not is_label_key(key) or op is None:
+        return None
+    if items is not None and len(values) != len(items):
         return None
     if op in ("In", "NotIn"):
         if not values:
-            expr["values"].error(f"a non-empty list of values for operator {op}", "E013")
+            values_cur.error(f"a non-empty list of values for operator {op}", "E013")
             return None
-        for i, v in enumerate(values):
-            if not is_label_value(v):
-                expr["values"][i].error("a label value", "E011")
         return In(key, frozenset(values)) if op == "In" else NotIn(key, frozenset(values))
-    if op in ("Exists", "DoesNotExist"):
-        if values:
-            expr["values"].error(f"no values for operator {op}", "E013", got="a non-empty list")
-            return None
-        return Has(key) if op == "Exists" else Not(Has(key))
-    expr["operator"].error("one of In, NotIn, Exists, DoesNotExist", "E013")
-    return None
+    if values:
+        shown = ", ".join(f'"{v}"' for v in values)
+        values_cur.error(f"no values for operator {op}", "E013", got=f"[{shown}]")
+        return None
+    return Has(key) if op == "Exists" else Not(Has(key))

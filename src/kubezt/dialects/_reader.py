@@ -8,12 +8,13 @@ every problem in every file is reported together.
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubezt.dialects._yaml import Document, PathPart, type_name
+from kubezt.dialects._yaml import Document, PathPart, dotted, type_name
 from kubezt.errors import Diagnostic, DiagnosticSink, Location, Severity, did_you_mean
 from kubezt.ir.policy import Network
 
@@ -41,33 +42,27 @@ class Cursor:
     # navigation -----------------------------------------------------------------------------
     def __getitem__(self, key: PathPart) -> Cursor:
         value = self.value
-        if isinstance(key, str) and isinstance(value, dict):
+        if isinstance(key, builtins.str) and isinstance(value, dict):
             child = value.get(key, _MISSING)
-        elif isinstance(key, int) and isinstance(value, list) and 0 <= key < len(value):
-            child = value[key]
+        elif isinstance(key, builtins.int) and isinstance(value, builtins.list):
+            child = value[key] if 0 <= key < len(value) else _MISSING
         else:
             child = _MISSING
         return Cursor(self.ctx, child, (*self.path, key))
 
     @property
-    def present(self) -> bool:
+    def present(self) -> builtins.bool:
         """The field is written and not null."""
         return self.value is not _MISSING and self.value is not None
 
     @property
-    def written(self) -> bool:
+    def written(self) -> builtins.bool:
         """The field is written, possibly as null."""
         return self.value is not _MISSING
 
     @property
-    def dotted(self) -> str:
-        out = ""
-        for part in self.path:
-            if isinstance(part, int):
-                out += f"[{part}]"
-            else:
-                out += f".{part}" if out else part
-        return out
+    def dotted(self) -> builtins.str:
+        return dotted(self.path)
 
     @property
     def location(self) -> Location:
@@ -75,8 +70,13 @@ class Cursor:
 
     # diagnostics ----------------------------------------------------------------------------
     def error(
-        self, expected: str, code: str = "E010", got: str | None = None, hint: str = ""
+        self,
+        expected: builtins.str,
+        code: builtins.str = "E010",
+        got: builtins.str | None = None,
+        hint: builtins.str = "",
     ) -> None:
+        """Report `expected …, got …`; `got` defaults to a description of the value found."""
         shown = got if got is not None else type_name(None if not self.written else self.value)
         self.ctx.failed = True
         self.ctx.sink.add(
@@ -92,7 +92,11 @@ class Cursor:
         )
 
     def problem(
-        self, message: str, code: str, severity: Severity = Severity.ERROR, hint: str = ""
+        self,
+        message: builtins.str,
+        code: builtins.str,
+        severity: Severity = Severity.ERROR,
+        hint: builtins.str = "",
     ) -> None:
         if severity is Severity.ERROR:
             self.ctx.failed = True
@@ -100,33 +104,35 @@ class Cursor:
             Diagnostic(severity, code, message, self.location, self.ctx.obj, self.dotted, hint)
         )
 
-    def warn(self, message: str, code: str, hint: str = "") -> None:
+    def warn(self, message: builtins.str, code: builtins.str, hint: builtins.str = "") -> None:
         self.problem(message, code, Severity.WARNING, hint)
 
     # typed reads ----------------------------------------------------------------------------
-    def str(self, required: bool = False, default: str | None = None) -> str | None:
+    def str(
+        self, required: builtins.bool = False, default: builtins.str | None = None
+    ) -> builtins.str | None:
         if not self.present:
             if required:
                 self.error("a string")
             return default
-        if isinstance(self.value, str):
+        if isinstance(self.value, builtins.str):
             return self.value
         self.error("a string")
         return None
 
     def int(
         self,
-        required: bool = False,
-        lo: int | None = None,
-        hi: int | None = None,
-        what: str = "an integer",
-    ) -> int | None:
+        required: builtins.bool = False,
+        lo: builtins.int | None = None,
+        hi: builtins.int | None = None,
+        what: builtins.str = "an integer",
+    ) -> builtins.int | None:
         if not self.present:
             if required:
                 self.error(what)
             return None
         v = self.value
-        if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, builtins.bool) or not isinstance(v, builtins.int):
             self.error(what)
             return None
         if (lo is not None and v < lo) or (hi is not None and v > hi):
@@ -134,35 +140,39 @@ class Cursor:
             return None
         return v
 
-    def number(self, what: str = "a number") -> float | None:
+    def number(self, what: builtins.str = "a number") -> float | None:
         if not self.present:
             return None
         v = self.value
-        if isinstance(v, bool) or not isinstance(v, int | float):
+        if isinstance(v, builtins.bool) or not isinstance(v, builtins.int | float):
             self.error(what)
             return None
         return float(v)
 
-    def bool(self, default: bool = False) -> bool:
+    def bool(self, default: builtins.bool = False) -> builtins.bool:
         if not self.present:
             return default
-        if isinstance(self.value, bool):
+        if isinstance(self.value, builtins.bool):
             return self.value
         self.error("true or false")
         return default
 
-    def list(self, required: bool = False, what: str = "a list") -> list[Cursor] | None:
+    def list(
+        self, required: builtins.bool = False, what: builtins.str = "a list"
+    ) -> builtins.list[Cursor] | None:
         """The items of a list field, or None when absent (an empty list stays [])."""
         if not self.present:
             if required:
                 self.error(what)
             return None
-        if not isinstance(self.value, list):
+        if not isinstance(self.value, builtins.list):
             self.error(what)
             return None
         return [Cursor(self.ctx, item, (*self.path, i)) for i, item in enumerate(self.value)]
 
-    def map(self, required: bool = False, what: str = "a mapping") -> dict[str, Cursor] | None:
+    def map(
+        self, required: builtins.bool = False, what: builtins.str = "a mapping"
+    ) -> dict[builtins.str, Cursor] | None:
         if not self.present:
             if required:
                 self.error(what)
@@ -170,33 +180,37 @@ class Cursor:
         if not isinstance(self.value, dict):
             self.error(what)
             return None
-        out: dict[str, Cursor] = {}
+        out: dict[builtins.str, Cursor] = {}
         for key, value in self.value.items():
-            if not isinstance(key, str):
-                Cursor(self.ctx, key, (*self.path, str(key))).error("a string key")
+            if not isinstance(key, builtins.str):
+                Cursor(self.ctx, key, (*self.path, builtins.str(key))).error("a string key")
                 continue
             out[key] = Cursor(self.ctx, value, (*self.path, key))
         return out
 
-    def str_list(self, what: str = "a list of strings") -> list[str] | None:
+    def str_list(
+        self, what: builtins.str = "a list of strings"
+    ) -> builtins.list[builtins.str] | None:
         items = self.list(what=what)
         if items is None:
             return None
-        out: list[str] = []
+        out: builtins.list[builtins.str] = []
         for item in items:
-            if isinstance(item.value, str):
+            if isinstance(item.value, builtins.str):
                 out.append(item.value)
             else:
                 item.error("a string")
         return out
 
-    def str_map(self, what: str = "a mapping of strings to strings") -> dict[str, str] | None:
+    def str_map(
+        self, what: builtins.str = "a mapping of strings to strings"
+    ) -> dict[builtins.str, builtins.str] | None:
         fields = self.map(what=what)
         if fields is None:
             return None
-        out: dict[str, str] = {}
+        out: dict[builtins.str, builtins.str] = {}
         for key, cur in fields.items():
-            if isinstance(cur.value, str):
+            if isinstance(cur.value, builtins.str):
                 out[key] = cur.value
             else:
                 cur.error("a string value")
@@ -213,19 +227,37 @@ class Cursor:
             return None
 
     def unknown_fields(
-        self, allowed: Iterable[str], severity: Severity = Severity.WARNING, code: str = "W002"
-    ) -> None:
-        """Report fields that this reader does not know (they would otherwise be ignored)."""
+        self,
+        allowed: Iterable[builtins.str],
+        severity: Severity | None = None,
+        code: builtins.str = "W002",
+    ) -> builtins.bool:
+        """Report fields that this reader does not know; True when there was any.
+
+        With an `E…` code (or `severity=Severity.ERROR`) an unknown field is an error, as the
+        API server's strict field validation would make it; with a `W…` code it is a warning
+        that the field was ignored.
+        """
         if not isinstance(self.value, dict):
-            return
+            return False
         allowed = tuple(allowed)
+        if severity is None:
+            severity = Severity.ERROR if code.startswith("E") else Severity.WARNING
+        found = False
         for key in self.value:
-            if isinstance(key, str) and key not in allowed:
+            if isinstance(key, builtins.str) and key not in allowed:
+                found = True
                 child = self[key]
                 hint = did_you_mean(key, allowed)
                 if severity is Severity.ERROR:
-                    child.problem(f"unknown field {key!r}", "E002", hint=hint)
+                    child.error(
+                        f"one of the fields {', '.join(allowed)}",
+                        code if code.startswith("E") else "E012",
+                        got=f'the unknown field "{key}"',
+                        hint=hint,
+                    )
                 else:
                     child.warn(
                         f"field {key!r} is not modelled by kubezt and was ignored", code, hint=hint
                     )
+        return found

@@ -3,11 +3,18 @@
 Owns: expanding paths (files, directories, `-` for stdin), splitting multi-document YAML, JSON,
 `kind: List`, and remembering for every object its file and line. Uses PyYAML's C loader when it
 is available. Must not interpret any object (that is the dialect readers' job).
+
+JSON is parsed with the standard library (strict JSON, and a stream of several JSON values such
+as `jq` prints is accepted) and composed once more as YAML only to learn where each field is.
+Duplicate mapping keys, which PyYAML would silently merge, are found before construction and
+reported by the registry with the object they belong to.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +32,17 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 PathPart = str | int
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateKey:
+    """A mapping key written twice: `path` is the field (relative to its object)."""
+
+    path: tuple[PathPart, ...]
+    key: yaml.Node
+    first: yaml.Node
 
 
 @dataclass(slots=True)
@@ -39,38 +57,131 @@ class Document:
     file: str
     line: int
     node: yaml.Node | None
+    duplicates: tuple[DuplicateKey, ...] = ()
 
     def locate(self, path: Sequence[PathPart]) -> Location:
-        """The location of the field at `path` (or of its nearest existing parent)."""
+        """The location of the field at `path`, or of its nearest existing parent.
+
+        A field is located at its key (`ports:` rather than the first item below it), a list
+        item at the item itself, and the object (empty path) at its first line.
+        """
         node = self.node
-        line, column = self.line, 0
-        if node is not None:
-            line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        if node is None:
+            return Location(self.file, self.line)
+        mark = node.start_mark
         for part in path:
-            child = _child(node, part) if node is not None else None
-            if child is None:
+            entry = _entry(node, part)
+            if entry is None:
                 break
-            node = child
-            line, column = node.start_mark.line + 1, node.start_mark.column + 1
-        return Location(self.file, line, column)
+            key, node = entry
+            mark = (key if key is not None else node).start_mark
+        return Location(self.file, mark.line + 1, mark.column + 1)
 
 
-def _child(node: yaml.Node, part: PathPart) -> yaml.Node | None:
+def dotted(path: Sequence[PathPart]) -> str:
+    """`spec.ingress[0].from` for ("spec", "ingress", 0, "from")."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _entry(node: yaml.Node, part: PathPart) -> tuple[yaml.Node | None, yaml.Node] | None:
+    """(key node, value node) of a mapping field, or (None, item) of a list item."""
     if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-        for key, value in node.value:
+        found = None
+        for key, value in node.value:  # the last of duplicate keys wins, as in the data
             if isinstance(key, yaml.ScalarNode) and key.value == part:
-                return value  # type: ignore[no-any-return]
+                found = (key, value)
+        return found
     if (
         isinstance(node, yaml.SequenceNode)
         and isinstance(part, int)
         and 0 <= part < len(node.value)
     ):
-        return node.value[part]  # type: ignore[no-any-return]
+        return None, node.value[part]
     return None
 
 
+def _child(node: yaml.Node, part: PathPart) -> yaml.Node | None:
+    entry = _entry(node, part)
+    return entry[1] if entry is not None else None
+
+
+def duplicate_keys(node: yaml.Node) -> list[DuplicateKey]:
+    """Every mapping key written twice under `node` (paths relative to `node`).
+
+    Must run before the node is constructed: construction flattens `<<` merge keys into the
+    mapping, and keys brought in by a merge may legitimately repeat. Aliased nodes are visited
+    once, so a document full of aliases costs no more than its distinct nodes.
+    """
+    if not _has_duplicate_keys(node):
+        return []
+    out: list[DuplicateKey] = []
+    stack: list[tuple[yaml.Node, tuple[PathPart, ...]]] = [(node, ())]
+    visited: set[int] = set()
+    while stack:
+        current, path = stack.pop()
+        if id(current) in visited:
+            continue
+        visited.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            first: dict[str, yaml.Node] = {}
+            for key, value in current.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                    continue
+                if key.value in first:
+                    out.append(DuplicateKey((*path, key.value), key, first[key.value]))
+                else:
+                    first[key.value] = key
+                stack.append((value, (*path, key.value)))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((item, (*path, i)) for i, item in enumerate(current.value))
+    return out
+
+
+def duplicate_key_diagnostic(dup: DuplicateKey, file: str, obj: str) -> Diagnostic:
+    name = dup.path[-1] if dup.path else ""
+    first = dup.first.start_mark.line + 1
+    return Diagnostic(
+        Severity.ERROR,
+        "E023",
+        f'expected each key once in a mapping, got "{name}" again (first at line {first})',
+        Location(file, dup.key.start_mark.line + 1, dup.key.start_mark.column + 1),
+        obj,
+        dotted(dup.path),
+        hint="a YAML or JSON reader would silently keep only the last value",
+    )
+
+
+def _has_duplicate_keys(root: yaml.Node) -> bool:
+    """A quick first pass without paths; may say True for a repeated merge key."""
+    mapping, sequence, scalar = yaml.MappingNode, yaml.SequenceNode, yaml.ScalarNode
+    stack = [root]
+    visited: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if type(node) is mapping:
+            pairs = node.value
+            if len({k.value for k, _ in pairs if type(k) is scalar}) != len(pairs):
+                return True
+            stack.extend(v for _, v in pairs if type(v) is not scalar)
+        elif type(node) is sequence:
+            stack.extend(v for v in node.value if type(v) is not scalar)
+    return False
+
+
 def expand_paths(paths: Sequence[str], sink: DiagnosticSink) -> list[str]:
-    """Files in argument order; directories expand recursively to sorted manifest files."""
+    """Files in argument order; directories expand recursively to sorted manifest files.
+
+    Inside a directory, files and directories whose name starts with '.' are ignored.
+    """
     files: list[str] = []
     for raw in paths:
         if raw == "-":
@@ -103,22 +214,32 @@ def expand_paths(paths: Sequence[str], sink: DiagnosticSink) -> list[str]:
 
 
 def read_text(file: str, sink: DiagnosticSink) -> str | None:
+    name = "<stdin>" if file == "-" else file
     try:
         if file == "-":
-            return sys.stdin.read()
-        with open(file, encoding="utf-8") as fh:
-            return fh.read()
+            text = sys.stdin.read()
+        else:
+            with open(file, encoding="utf-8") as fh:
+                text = fh.read()
     except UnicodeDecodeError as exc:
         sink.add(
-            Diagnostic(Severity.ERROR, "E002", f"not UTF-8 text ({exc.reason})", Location(file))
+            Diagnostic(
+                Severity.ERROR,
+                "E002",
+                f"expected UTF-8 text, got the byte 0x{exc.object[exc.start]:02x} at byte "
+                f"offset {exc.start} ({exc.reason})",
+                Location(name),
+            )
         )
+        return None
     except OSError as exc:
         sink.add(
             Diagnostic(
-                Severity.ERROR, "E001", os.strerror(exc.errno or 0) or str(exc), Location(file)
+                Severity.ERROR, "E001", os.strerror(exc.errno or 0) or str(exc), Location(name)
             )
         )
-    return None
+        return None
+    return text.removeprefix("\ufeff")
 
 
 def load_documents(text: str, file: str, sink: DiagnosticSink) -> Iterator[Document]:
@@ -128,56 +249,250 @@ def load_documents(text: str, file: str, sink: DiagnosticSink) -> Iterator[Docum
     line and column; the documents before it are still returned.
     """
     name = "<stdin>" if file == "-" else file
+    text = text.removeprefix("\ufeff")
+    strict_json = file.lower().endswith(".json")
+    if strict_json or (file == "-" and text.lstrip().startswith("{")):
+        documents = _json_documents(text, name, sink, strict_json)
+        if documents is not None:
+            yield from documents
+            return
+    yield from _yaml_documents(text, name, sink)
+
+
+def _yaml_documents(text: str, name: str, sink: DiagnosticSink) -> Iterator[Document]:
     loader = _Loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            data = loader.construct_document(node)
+            duplicates = duplicate_keys(node)
+            data = _construct(loader, node)
             if data is None:
                 continue
-            yield from _expand(data, node, name, sink)
+            yield from _expand(data, node, name, sink, duplicates)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        loc = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name)
-        problem = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
-        sink.add(
-            Diagnostic(Severity.ERROR, "E003", f"malformed YAML/JSON: {problem}{context}", loc)
-        )
+        sink.add(_syntax_error(exc, text, name))
+    except yaml.reader.ReaderError as exc:
+        sink.add(_reader_error(exc, text, name))
     except yaml.YAMLError as exc:
-        sink.add(Diagnostic(Severity.ERROR, "E003", f"malformed YAML/JSON: {exc}", Location(name)))
+        sink.add(Diagnostic(Severity.ERROR, "E003", f"malformed YAML: {exc}", Location(name)))
+    except RecursionError:
+        sink.add(
+            Diagnostic(
+                Severity.ERROR,
+                "E003",
+                "malformed YAML: expected a manifest, got collections nested too deeply to read",
+                Location(name),
+            )
+        )
     finally:
         loader.dispose()
 
 
-def _expand(data: Any, node: yaml.Node, file: str, sink: DiagnosticSink) -> Iterator[Document]:
-    line = node.start_mark.line + 1
+_META: dict[str, Any] = dict.fromkeys(
+    ("name", "generateName", "namespace", "labels", "annotations", "creationTimestamp"), True
+)
+_CONTAINER: dict[str, Any] = {"name": True, "ports": True}
+_POD_SPEC: dict[str, Any] = {
+    "serviceAccountName": True,
+    "serviceAccount": True,
+    "hostNetwork": True,
+    "containers": _CONTAINER,
+    "initContainers": _CONTAINER,
+}
+_TEMPLATE: dict[str, Any] = {"metadata": _META, "spec": _POD_SPEC}
+_HEAD: dict[str, Any] = {"apiVersion": True, "kind": True, "metadata": _META}
+PRUNED_KINDS: dict[str, dict[str, Any]] = {
+    "Pod": {**_HEAD, "spec": _POD_SPEC, "status": {"podIP": True, "podIPs": True}},
+    "CronJob": {**_HEAD, "spec": {"jobTemplate": {"spec": {"template": _TEMPLATE}}}},
+    **{
+        kind: {**_HEAD, "spec": {"replicas": True, "template": _TEMPLATE}}
+        for kind in (
+            "Deployment",
+            "StatefulSet",
+            "DaemonSet",
+            "ReplicaSet",
+            "ReplicationController",
+            "Job",
+        )
+    },
+}
+"""For the bulky workload kinds, the only fields any reader looks at: the rest of a Pod
+(env, volumes, managedFields, status conditions, …) is never built, which halves load time on
+real cluster dumps."""
+
+
+def _construct(loader: Any, node: yaml.Node) -> Any:
+    """Build a document's data, pruned to the fields readers use for the bulky kinds."""
+    spec = PRUNED_KINDS.get(_scalar_value(node, "kind") or "")
+    if spec is None:
+        return loader.construct_document(node)
+    try:
+        return _pruned(loader, node, spec)
+    finally:
+        loader.constructed_objects = {}
+        loader.recursive_objects = {}
+
+
+def _scalar_value(node: yaml.Node, key: str) -> str | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key and isinstance(v, yaml.ScalarNode):
+                return str(v.value)
+    return None
+
+
+def _pruned(loader: Any, node: yaml.Node, spec: Any) -> Any:
+    if spec is True:
+        return loader.construct_object(node, deep=True)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                return loader.construct_object(node, deep=True)  # merge keys: build it all
+            if key_node.value in spec:
+                out[loader.construct_object(key_node)] = _pruned(
+                    loader, value_node, spec[key_node.value]
+                )
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_pruned(loader, item, spec) for item in node.value]
+    # not the shape readers expect: build it as is, so they report what they got
+    return loader.construct_object(node, deep=True)
+
+
+def _json_documents(
+    text: str, name: str, sink: DiagnosticSink, strict: bool
+) -> list[Document] | None:
+    """The documents of a JSON file: one value, or several in a row (as `jq` prints them).
+
+    With `strict` (a *.json file) a syntax error is reported and the values before it are kept;
+    otherwise (stdin) None means "not JSON, read it as YAML".
+    """
+    decoder = json.JSONDecoder()
+    values: list[tuple[Any, int, int]] = []
+    pos = _JSON_SPACE.match(text, 0).end()  # type: ignore[union-attr]
+    error: Diagnostic | None = None
+    while pos < len(text):
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            error = _json_error(exc, name)
+            break
+        except RecursionError:
+            error = Diagnostic(
+                Severity.ERROR,
+                "E003",
+                "malformed JSON: expected a manifest, got arrays or objects nested too deeply",
+                Location(name, text.count("\n", 0, pos) + 1),
+            )
+            break
+        values.append((value, pos, end))
+        pos = _JSON_SPACE.match(text, end).end()  # type: ignore[union-attr]
+    if error is not None and not strict:
+        return None
+    out: list[Document] = []
+    line = scanned = 0  # 0-based line of offset `scanned`
+    for value, start, end in values:
+        line += text.count("\n", scanned, start)
+        scanned = start
+        line_start = text.rfind("\n", 0, start) + 1
+        node = _compose_json(text[start:end], line, start - line_start)
+        duplicates = duplicate_keys(node) if node is not None else []
+        out.extend(_expand(value, node, name, sink, duplicates, line + 1, start - line_start + 1))
+    if error is not None:
+        sink.add(error)
+    return out
+
+
+def _compose_json(segment: str, line: int, column: int) -> yaml.Node | None:
+    """The YAML node of one JSON value, with marks shifted to where it sits in its file.
+
+    Valid JSON holds tabs only as whitespace (never inside strings), so turning them into
+    spaces keeps every position and lets PyYAML, which rejects some tabs, read it.
+    """
+    loader = _Loader(segment.replace("\t", " "))
+    try:
+        node = loader.get_single_node()
+    except (yaml.YAMLError, RecursionError):
+        return None
+    finally:
+        loader.dispose()
+    if node is not None and (line or column):
+        _shift_marks(node, line, column)
+    return node
+
+
+def _shift_marks(root: yaml.Node, line: int, column: int) -> None:
+    def shifted(mark: yaml.Mark) -> yaml.Mark:
+        col = mark.column + (column if mark.line == 0 else 0)
+        return yaml.Mark(mark.name, mark.index, mark.line + line, col, None, 0)
+
+    stack: list[yaml.Node] = [root]
+    visited: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        node.start_mark = shifted(node.start_mark)
+        node.end_mark = shifted(node.end_mark)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def _expand(
+    data: Any,
+    node: yaml.Node | None,
+    file: str,
+    sink: DiagnosticSink,
+    duplicates: Sequence[DuplicateKey] = (),
+    line: int = 1,
+    column: int = 1,
+) -> Iterator[Document]:
+    if node is not None:
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
     if not isinstance(data, dict):
+        hint = (
+            "separate objects with '---', or wrap them in a 'kind: List' with 'items'"
+            if isinstance(data, list)
+            else ""
+        )
         sink.add(
             Diagnostic(
                 Severity.ERROR,
                 "E004",
                 f"expected a Kubernetes object (a mapping with apiVersion and kind), got "
                 f"{type_name(data)}",
-                Location(file, line, node.start_mark.column + 1),
+                Location(file, line, column),
+                hint=hint,
             )
         )
         return
     kind = data.get("kind")
     if isinstance(kind, str) and kind.endswith("List") and "items" in data:
         items = data.get("items")
-        items_node = _child(node, "items")
+        entry = _entry(node, "items") if node is not None else None
+        items_key, items_node = entry if entry is not None else (None, None)
+        for dup in duplicates:
+            if not (len(dup.path) > 1 and dup.path[0] == "items"):
+                sink.add(duplicate_key_diagnostic(dup, file, kind))
         if items is None:
             return
         if not isinstance(items, list):
+            where = items_key if items_key is not None else node
             sink.add(
                 Diagnostic(
                     Severity.ERROR,
                     "E005",
-                    f"expected a list, got {type_name(items)}",
-                    Location(file, line),
+                    f"expected a list of objects, got {type_name(items)}",
+                    Location(file, where.start_mark.line + 1, where.start_mark.column + 1)
+                    if where is not None
+                    else Location(file, line),
                     obj=kind,
                     path="items",
                 )
@@ -185,13 +500,130 @@ def _expand(data: Any, node: yaml.Node, file: str, sink: DiagnosticSink) -> Iter
             return
         for i, item in enumerate(items):
             child = _child(items_node, i) if items_node is not None else None
-            yield from _expand(item, child if child is not None else node, file, sink)
+            mine = [
+                DuplicateKey(d.path[2:], d.key, d.first)
+                for d in duplicates
+                if len(d.path) > 2 and d.path[0] == "items" and d.path[1] == i
+            ]
+            yield from _expand(
+                item, child if child is not None else node, file, sink, mine, line, column
+            )
         return
-    yield Document(data, file, line, node)
+    yield Document(data, file, line, node, tuple(duplicates))
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, name: str) -> Diagnostic:
+    """A YAML syntax error as `expected …, got …`, located where a reader would look.
+
+    When the parser only notices the problem at the end of the file (an unclosed quote or
+    bracket), the location is where the unclosed construct starts.
+    """
+    problem = exc.problem or "invalid YAML"
+    context = exc.context or ""
+    pm, cm = exc.problem_mark, exc.context_mark
+    lines = text.split("\n")
+    content = text.rstrip().split("\n")
+    at_end = pm is not None and (
+        pm.line > len(content) - 1
+        or (pm.line == len(content) - 1 and pm.column >= len(content[-1]))
+    )
+    expected = _expected_of(problem)
+    hint = ""
+    mark: yaml.Mark | None
+    if at_end and cm is not None:
+        mark = cm
+        if expected is None:
+            expected = "the closing quote" if "quoted scalar" in context else "more input"
+        message = f"expected {expected}, got the end of the file ({context} that starts here)"
+    else:
+        mark = pm or cm
+        got = _snippet(lines, mark.line, mark.column) if mark is not None else ""
+        if got.startswith('"\t'):
+            expected = expected or "indentation with spaces"
+            got = "a tab"
+            hint = "YAML does not allow tabs for indentation"
+        message = f"expected {expected}, got {got}" if expected else problem
+        if context:
+            other_line = cm is not None and mark is not None and cm.line != mark.line
+            where = f" at line {cm.line + 1}" if cm is not None and other_line else ""
+            message += f" ({context}{where})"
+        if "block" in context and not hint:
+            hint = "check the indentation"
+    location = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name)
+    return Diagnostic(Severity.ERROR, "E003", f"malformed YAML: {message}", location, hint=hint)
+
+
+def _expected_of(problem: str) -> str | None:
+    """`X` of libyaml's "did not find expected X" or PyYAML's "expected X, but found Y"."""
+    if problem.startswith("did not find expected "):
+        return problem.removeprefix("did not find expected ")
+    match = re.match(r"expected (.*), but (?:found|got) ", problem)
+    return match.group(1) if match else None
+
+
+def _snippet(lines: Sequence[str], line: int, column: int) -> str:
+    if line >= len(lines):
+        return "the end of the file"
+    rest = lines[line][column:].rstrip()
+    if not rest:
+        return "the end of the line" if line < len(lines) - 1 else "the end of the file"
+    if len(rest) > 40:
+        rest = rest[:37] + "..."
+    return _quoted(rest)
+
+
+def _quoted(text: str) -> str:
+    return f"'{text}'" if '"' in text and "'" not in text else f'"{text}"'
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|[^\s,:\[\]{}"]+|\S')
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str, name: str) -> Diagnostic:
+    position = exc.position if 0 <= exc.position <= len(text) else 0
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or " ")
+    return Diagnostic(
+        Severity.ERROR,
+        "E003",
+        f"malformed YAML: expected printable text, got the control character U+{char:04X}",
+        Location(name, line, column),
+    )
+
+
+def _json_error(exc: json.JSONDecodeError, name: str) -> Diagnostic:
+    token = _JSON_TOKEN.match(exc.doc, exc.pos) if exc.pos < len(exc.doc) else None
+    if token is not None:
+        got = _quoted(token.group() if len(token.group()) <= 40 else token.group()[:37] + "...")
+    else:
+        got = _snippet(exc.doc.split("\n"), exc.lineno - 1, exc.colno - 1)
+    msg = exc.msg
+    if msg.startswith("Expecting "):
+        expected = msg.removeprefix("Expecting ").removesuffix(" delimiter")
+        expected = {
+            "value": "a value",
+            "property name enclosed in double quotes": "a property name in double quotes",
+        }.get(expected, expected)
+        message = f"expected {expected}, got {got}"
+    elif msg.startswith("Unterminated string"):
+        message = (
+            "expected the closing quote of the string that starts here, got the end of the file"
+        )
+    elif msg.startswith("Invalid control character"):
+        message = f"expected the closing quote or an escaped character, got {got}"
+    else:
+        message = f"{msg[:1].lower()}{msg[1:]}, at {got}"
+    return Diagnostic(
+        Severity.ERROR,
+        "E003",
+        f"malformed JSON: {message}",
+        Location(name, exc.lineno, exc.colno),
+    )
 
 
 def type_name(value: Any) -> str:
-    """How a value is named in messages: `a string "x"`, `a list`, `nothing`."""
+    """How a value is named in messages: `the string "x"`, `a list`, `nothing`."""
     if value is None:
         return "nothing"
     if isinstance(value, bool):
@@ -202,7 +634,7 @@ def type_name(value: Any) -> str:
         shown = value if len(value) <= 60 else value[:57] + "..."
         return f'the string "{shown}"'
     if isinstance(value, list):
-        return "a list"
+        return "a list" if value else "an empty list"
     if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+        return "a mapping" if value else "an empty mapping"
+    return f"a {type(value).__name__} {value}"

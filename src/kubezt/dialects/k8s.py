@@ -10,7 +10,7 @@ from __future__ import annotations
 from kubezt.dialects._labels import is_port_name, read_label_selector
 from kubezt.dialects._reader import Cursor
 from kubezt.dialects.context import ReadContext
-from kubezt.dialects.workloads import PORT_PROTOCOLS
+from kubezt.dialects.workloads import PORT_PROTOCOLS, protocol_hint
 from kubezt.ir.policy import (
     K8S_POLICY_ORDER,
     Action,
@@ -34,7 +34,7 @@ def read_network_policy(root: Cursor, meta: Cursor, src: Source, rc: ReadContext
     spec = root["spec"]
     if spec.map(required=True, what="a NetworkPolicy spec") is None:
         return
-    spec.unknown_fields(_SPEC_FIELDS, code="W002")
+    spec.unknown_fields(_SPEC_FIELDS, code="E012")
     pod_selector_cur = spec["podSelector"]
     if not pod_selector_cur.present:
         pod_selector_cur.error("a label selector ({} selects every pod in the namespace)", "E018")
@@ -96,7 +96,7 @@ def _rules(spec: Cursor, field: str, peers_field: str, src: Source) -> tuple[Rul
         if rule_cur.map(what=f"an {field} rule (from/to and ports)") is None:
             ok = False
             continue
-        rule_cur.unknown_fields((peers_field, "ports"), code="W002")
+        rule_cur.unknown_fields((peers_field, "ports"), code="E012")
         peers = _peers(rule_cur[peers_field], src)
         ports = _ports(rule_cur["ports"])
         if peers is None or ports is None:
@@ -150,15 +150,21 @@ def _peers(cur: Cursor, src: Source) -> list[tuple[EntityMatch, str]] | None:
         if fields is None:
             ok = False
             continue
-        peer.unknown_fields(("podSelector", "namespaceSelector", "ipBlock"), code="E012")
+        if peer.unknown_fields(("podSelector", "namespaceSelector", "ipBlock"), code="E012"):
+            ok = False
+            continue
         has_pod = peer["podSelector"].present
         has_ns = peer["namespaceSelector"].present
         has_ip = peer["ipBlock"].present
         if has_ip and (has_pod or has_ns):
-            peer.problem(
-                "ipBlock cannot be combined with podSelector or namespaceSelector in one peer",
+            others = " and ".join(
+                f for f, has in (("podSelector", has_pod), ("namespaceSelector", has_ns)) if has
+            )
+            peer.error(
+                "ipBlock alone in a peer",
                 "E020",
-                hint="write them as separate list items",
+                got=f"ipBlock together with {others}",
+                hint="write them as separate peers (separate list items)",
             )
             ok = False
             continue
@@ -197,18 +203,18 @@ def _peers(cur: Cursor, src: Source) -> list[tuple[EntityMatch, str]] | None:
 def _ip_block(cur: Cursor) -> EntityMatch | None:
     if cur.map(what="an ipBlock (cidr and optional except)") is None:
         return None
-    cur.unknown_fields(("cidr", "except"), code="E012")
+    if cur.unknown_fields(("cidr", "except"), code="E012"):
+        return None
     cidr = cur["cidr"].cidr()
     if cidr is None:
         return None
     excepts: list[Network] = []
-    for i, _ in enumerate(cur["except"].list() or []):
-        item = cur["except"][i]
+    for item in cur["except"].list(what="a list of CIDRs") or []:
         net = item.cidr()
         if net is None:
             return None
         if net.version != cidr.version or not net.subnet_of(cidr) or net == cidr:  # type: ignore[arg-type]
-            item.error(f"a CIDR strictly inside {cidr}", "E021", got=f'"{item.value}"')
+            item.error(f"a CIDR strictly inside the ipBlock cidr {cidr}", "E021")
             return None
         excepts.append(net)
     return EntityMatch(nets=(cidr,), not_nets=tuple(excepts) if excepts else None)
@@ -228,10 +234,13 @@ def _ports(cur: Cursor) -> list[tuple[int | None, PortSet | None]] | None:
         if item.map(what="a port entry (protocol, port, endPort)") is None:
             ok = False
             continue
-        item.unknown_fields(("protocol", "port", "endPort"), code="E012")
-        protocol = PORT_PROTOCOLS.get(item["protocol"].str() or "TCP")
+        if item.unknown_fields(("protocol", "port", "endPort"), code="E012"):
+            ok = False
+            continue
+        proto_text = item["protocol"].str() or "TCP"
+        protocol = PORT_PROTOCOLS.get(proto_text)
         if protocol is None:
-            item["protocol"].error("one of TCP, UDP, SCTP", "E016")
+            item["protocol"].error("one of TCP, UDP, SCTP", "E016", hint=protocol_hint(proto_text))
             ok = False
             continue
         ranges, names, any_port = by_proto.setdefault(protocol, ([], set(), False))
@@ -243,7 +252,7 @@ def _ports(cur: Cursor) -> list[tuple[int | None, PortSet | None]] | None:
             continue
         if port_value is None:
             if end is not None:
-                end_cur.problem("endPort requires port", "E022")
+                end_cur.error("endPort only together with port", "E022", got="no port")
                 ok = False
                 continue
             by_proto[protocol] = (ranges, names, True)
@@ -268,7 +277,11 @@ def _ports(cur: Cursor) -> list[tuple[int | None, PortSet | None]] | None:
                 ok = False
                 continue
             if end is not None:
-                end_cur.problem("endPort cannot be used with a named port", "E022")
+                end_cur.error(
+                    "endPort only with a numeric port",
+                    "E022",
+                    got=f'the named port "{port_value}"',
+                )
                 ok = False
                 continue
             names.add(port_value)

@@ -21,6 +21,12 @@ from kubezt.ir.topology import (
 
 PORT_PROTOCOLS = {"TCP": Protocol.TCP, "UDP": Protocol.UDP, "SCTP": Protocol.SCTP}
 
+
+def protocol_hint(text: str) -> str:
+    """A hint for a protocol written in the wrong case ("tcp")."""
+    return f"did you mean '{text.upper()}'?" if text.upper() in PORT_PROTOCOLS else ""
+
+
 # kind -> path of the pod template inside the object
 TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "Deployment": ("spec", "template"),
@@ -88,10 +94,10 @@ def _workload_from_template(
 ) -> Workload | None:
     meta = template["metadata"]
     spec = template["spec"]
-    if spec.map(required=True, what="a pod spec") is None:
-        return None
     labels = read_labels(meta["labels"])
     annotations = meta["annotations"].str_map() or {}
+    if spec.map(required=True, what="a pod spec") is None:
+        return None
     sa = spec["serviceAccountName"].str() or spec["serviceAccount"].str() or "default"
     ports: list[ContainerPort] = []
     seen_names: dict[str, Cursor] = {}
@@ -104,10 +110,11 @@ def _workload_from_template(
                     continue
                 if cp.name:
                     if cp.name in seen_names:
+                        first = seen_names[cp.name]["name"].location.line
                         port["name"].error(
                             "a port name unique within the pod",
                             "E015",
-                            got=f'a second port named "{cp.name}"',
+                            got=f'"{cp.name}" again (first at line {first})',
                         )
                         continue
                     seen_names[cp.name] = port
@@ -135,7 +142,7 @@ def _read_container_port(port: Cursor) -> ContainerPort | None:
     proto_text = port["protocol"].str() or "TCP"
     protocol = PORT_PROTOCOLS.get(proto_text)
     if protocol is None:
-        port["protocol"].error("one of TCP, UDP, SCTP", "E016")
+        port["protocol"].error("one of TCP, UDP, SCTP", "E016", hint=protocol_hint(proto_text))
         return None
     name = port["name"].str() or ""
     if name and not is_port_name(name):
@@ -172,9 +179,10 @@ def read_service(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> No
         else:
             target_cur.error("a port number 1-65535 or a port name", "E012")
             target = None
-        protocol = PORT_PROTOCOLS.get(port["protocol"].str() or "TCP")
+        proto_text = port["protocol"].str() or "TCP"
+        protocol = PORT_PROTOCOLS.get(proto_text)
         if protocol is None:
-            port["protocol"].error("one of TCP, UDP, SCTP", "E016")
+            port["protocol"].error("one of TCP, UDP, SCTP", "E016", hint=protocol_hint(proto_text))
             continue
         if number is None or target is None:
             continue
