@@ -1,0 +1,268 @@
+"""Blast radius: what an attacker who holds one pod can reach, hop by hop.
+
+An attacker holding a pod has its address and its ServiceAccount's certificate, so it can open
+exactly the connections the engine allows from that workload. Every workload it reaches becomes
+a new foothold with the same power (breadth-first search over the allowed connections). Every
+other workload running as the same ServiceAccount of the same namespace presents the same
+SPIFFE identity, so the certificate speaks for them too; they are listed apart, because holding
+a certificate does not give their addresses.
+
+This module reads one `Reachability` and never evaluates policy itself. It must not print, read
+the environment or import dialects, YAML, Typer or rich. Results are sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kubezt.engine.mesh import principal
+from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, RequestSet
+from kubezt.errors import KubeztError, did_you_mean
+from kubezt.ir.topology import Workload
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One connection a foothold may open to a reached workload."""
+
+    via: str
+    """The foothold the connection starts from."""
+    port: int
+    protocol: str
+    requests: RequestSet
+    """None: every request; a tuple: only these representative requests (`*` = any value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """A workload first reached at `hop` (1 = directly from the held pod)."""
+
+    workload: str
+    hop: int
+    via: tuple[str, ...]
+    """Footholds of the previous hop that reach it (the held workload itself at hop 1)."""
+    access: tuple[Access, ...]
+    """Every connection those footholds may open to it, sorted by (via, port, protocol)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlastRadius:
+    workload: str
+    identity: str
+    """The SPIFFE identity of its ServiceAccount (without `spiffe://`)."""
+    hops: int | None
+    """The hop limit searched (None: until nothing new is reached)."""
+    reached: tuple[Reached, ...]
+    """Sorted by hop, then workload id; the held workload itself is never listed."""
+    shared_identity: tuple[str, ...]
+    """Other workloads with the same namespace and ServiceAccount, hence the same identity."""
+    truncated: bool
+    """The hop limit stopped the search while the last footholds still reached new workloads."""
+
+    @property
+    def direct(self) -> tuple[str, ...]:
+        return tuple(r.workload for r in self.reached if r.hop == 1)
+
+    @property
+    def workloads(self) -> tuple[str, ...]:
+        """Every reached workload, sorted by id."""
+        return tuple(sorted(r.workload for r in self.reached))
+
+    @property
+    def depth(self) -> int:
+        """The largest hop needed (0 when nothing is reached)."""
+        return max((r.hop for r in self.reached), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Rank:
+    """One workload's blast radius in numbers, for ranking every workload."""
+
+    workload: str
+    identity: str
+    reached: int
+    """Workloads reachable directly or transitively (the workload itself excluded)."""
+    direct: int
+    shared_identity: int
+
+
+Graph = dict[str, dict[str, list[tuple[int, str, RequestSet]]]]
+"""src → dst → allowed (port, protocol, requests), without connections to oneself."""
+
+
+def blast_radius(reach: Reachability, workload_id: str, hops: int | None = None) -> BlastRadius:
+    """What an attacker holding a pod of `workload_id` reaches, hop by hop.
+
+    Hop 1 is every workload the held pod may connect to; hop n+1 every workload a hop-n
+    workload may connect to that no earlier hop reached. A connection counts even when only
+    some requests pass (`Access.requests` lists them): the attacker chooses the request. The
+    held workload's own other replicas add nothing (same address class, same identity) and are
+    not listed. `hops` limits the search (0 reaches nothing); raises `KubeztError` for a
+    workload id that is not in the result.
+    """
+    workloads = reported_workloads(reach)
+    held = workloads.get(workload_id)
+    if held is None:
+        hint = did_you_mean(workload_id, workloads)
+        raise KubeztError(
+            f"no workload {workload_id!r} in the input (expected namespace/name of a Pod or "
+            f"controller){'; ' + hint if hint else ''}"
+        )
+    graph = connection_graph(reach)
+    reached: list[Reached] = []
+    seen = {workload_id}
+    frontier = [workload_id]
+    hop = 0
+    while frontier and (hops is None or hop < hops):
+        hop += 1
+        access: dict[str, list[Access]] = {}
+        for src in frontier:
+            for dst, rows in graph.get(src, {}).items():
+                if dst in seen:
+                    continue
+                access.setdefault(dst, []).extend(Access(src, p, proto, r) for p, proto, r in rows)
+        for dst in sorted(access):
+            entries = tuple(sorted(access[dst], key=_access_key))
+            via = tuple(sorted({a.via for a in entries}))
+            reached.append(Reached(dst, hop, via, entries))
+        seen.update(access)
+        frontier = sorted(access)
+    truncated = any(dst not in seen for src in frontier for dst in graph.get(src, {}))
+    return BlastRadius(
+        workload=workload_id,
+        identity=_identity(reach, held),
+        hops=hops,
+        reached=tuple(reached),
+        shared_identity=_sharing(workloads, held),
+        truncated=truncated,
+    )
+
+
+def rank(reach: Reachability) -> list[Rank]:
+    """Every workload's blast radius (transitive reach, then direct reach), largest first; ties
+    by workload id. The counts equal those of `blast_radius(reach, id)` without a hop limit."""
+    workloads = reported_workloads(reach)
+    ids = sorted(workloads)
+    graph = connection_graph(reach)
+    index = {w: i for i, w in enumerate(ids)}
+    successors = [[index[d] for d in graph.get(w, {})] for w in ids]
+    closure = _closures(successors)
+    accounts: dict[tuple[str, str], int] = {}
+    for w in workloads.values():
+        key = (w.namespace, w.service_account)
+        accounts[key] = accounts.get(key, 0) + 1
+    ranks = [
+        Rank(
+            workload=w,
+            identity=_identity(reach, workloads[w]),
+            reached=(closure[i] & ~(1 << i)).bit_count(),
+            direct=len(successors[i]),
+            shared_identity=accounts[(workloads[w].namespace, workloads[w].service_account)] - 1,
+        )
+        for i, w in enumerate(ids)
+    ]
+    ranks.sort(key=lambda r: (-r.reached, -r.direct, r.workload))
+    return ranks
+
+
+def reported_workloads(reach: Reachability) -> dict[str, Workload]:
+    """The workloads of the input by id (not the waypoint pods the engine adds)."""
+    return {
+        w.id: w for w in reach.model.topology.workloads if SYNTHETIC_ANNOTATION not in w.annotations
+    }
+
+
+def connection_graph(reach: Reachability) -> Graph:
+    graph: Graph = {}
+    for src, dst, port, protocol, requests in reach.detailed():
+        if src != dst:
+            graph.setdefault(src, {}).setdefault(dst, []).append((port, protocol, requests))
+    return graph
+
+
+def _access_key(a: Access) -> tuple[str, int, str]:
+    return (a.via, a.port, a.protocol)
+
+
+def _identity(reach: Reachability, workload: Workload) -> str:
+    return principal(reach.model.mesh_config, workload.namespace, workload.service_account)
+
+
+def _sharing(workloads: dict[str, Workload], held: Workload) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            w.id
+            for w in workloads.values()
+            if w.id != held.id
+            and w.namespace == held.namespace
+            and w.service_account == held.service_account
+        )
+    )
+
+
+def _closures(successors: list[list[int]]) -> list[int]:
+    """For each node, the bitset of nodes reachable in one or more steps (itself included only
+    on a cycle): strongly connected components (Tarjan, iteratively), then one union per
+    component edge in reverse topological order."""
+    n = len(successors)
+    order = [-1] * n
+    low = [0] * n
+    on_stack = [False] * n
+    stack: list[int] = []
+    component = [-1] * n
+    members: list[int] = []  # component → bitset of its nodes
+    counter = 0
+    for root in range(n):
+        if order[root] >= 0:
+            continue
+        work: list[tuple[int, Iterator[int]]] = [(root, iter(successors[root]))]
+        order[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = True
+        while work:
+            node, it = work[-1]
+            advanced = False
+            for nxt in it:
+                if order[nxt] < 0:
+                    order[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack[nxt] = True
+                    work.append((nxt, iter(successors[nxt])))
+                    advanced = True
+                    break
+                if on_stack[nxt]:
+                    low[node] = min(low[node], order[nxt])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == order[node]:
+                bits = 0
+                while True:
+                    top = stack.pop()
+                    on_stack[top] = False
+                    component[top] = len(members)
+                    bits |= 1 << top
+                    if top == node:
+                        break
+                members.append(bits)
+    # Tarjan numbers components in reverse topological order: successors come first.
+    reach_of = [0] * len(members)
+    for c, bits in enumerate(members):
+        acc = bits if bits & (bits - 1) else 0  # a component of several nodes is a cycle
+        node_bits = bits
+        while node_bits:
+            low_bit = node_bits & -node_bits
+            node = low_bit.bit_length() - 1
+            node_bits ^= low_bit
+            for nxt in successors[node]:
+                d = component[nxt]
+                if d != c:
+                    acc |= members[d] | reach_of[d]
+        reach_of[c] = acc
+    return [reach_of[component[i]] for i in range(n)]

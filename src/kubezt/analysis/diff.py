@@ -1,0 +1,438 @@
+"""Diff two reachability results (e.g. main and a pull request): which connections a change
+newly allows or denies, and which policy decided each side.
+
+A connection is (source, destination, port, protocol) between workloads present on both sides;
+for HTTP ports the allowed requests are part of what is compared (all, some listed, none). Each
+change is explained by running `engine.connection.explain_connection` on each side's model, so
+the deciding layer and policy come from the engine's one explainer; this module never evaluates
+policy itself. A workload present on one side only is reported as added or removed.
+
+`diff(a, a)` is empty and `diff(b, a) == diff(a, b).mirrored()`. The module must not print,
+read the environment or import dialects, YAML, Typer or rich. Results are sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
+from kubezt.engine.explain import Effect, Layer, Step, Verdict
+from kubezt.engine.index import iter_bits
+from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, RequestSet
+from kubezt.ir.model import Model
+from kubezt.ir.ports import Protocol
+from kubezt.ir.requests import HttpRequest, ServiceAddress
+from kubezt.ir.topology import Workload
+
+ANY = "*"
+PROBE_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+PROBE_PATHS = ("/", "/kubezt-unlisted")
+PROBES = tuple(HttpRequest(m, p) for p in PROBE_PATHS for m in PROBE_METHODS)
+"""Requests tried, in order, to find one that a side allowing only some requests denies."""
+
+
+class ChangeKind(StrEnum):
+    ALLOWED = "allowed"
+    """Denied before, allowed now (for every request or for some)."""
+    DENIED = "denied"
+    """Allowed before (for every request or for some), denied now."""
+    WIDENED = "widened"
+    """Some requests before, every request now."""
+    NARROWED = "narrowed"
+    """Every request before, some now."""
+    REQUESTS_ALLOWED = "requests-allowed"
+    """Some requests before and now, and requests denied before are allowed now."""
+    REQUESTS_DENIED = "requests-denied"
+    """Some requests before and now, and requests allowed before are denied now."""
+
+    @property
+    def opens(self) -> bool:
+        """The change allows something that was denied."""
+        return self in (ChangeKind.ALLOWED, ChangeKind.WIDENED, ChangeKind.REQUESTS_ALLOWED)
+
+    @property
+    def mirror(self) -> ChangeKind:
+        return _MIRROR[self]
+
+
+_MIRROR = {
+    ChangeKind.ALLOWED: ChangeKind.DENIED,
+    ChangeKind.DENIED: ChangeKind.ALLOWED,
+    ChangeKind.WIDENED: ChangeKind.NARROWED,
+    ChangeKind.NARROWED: ChangeKind.WIDENED,
+    ChangeKind.REQUESTS_ALLOWED: ChangeKind.REQUESTS_DENIED,
+    ChangeKind.REQUESTS_DENIED: ChangeKind.REQUESTS_ALLOWED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """What one side allows on a connection."""
+
+    allowed: bool
+    requests: RequestSet = None
+    """When allowed: None = every request, a tuple = only these representative requests."""
+    declared: bool = True
+    """The destination declares the port on this side (else the matrix never evaluated it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One side's verdict from the explainer, reduced to the steps that decided it: for an
+    allow every allowing step (each layer's rule or default), for a deny the denying step and
+    the steps of the same layer and direction that led to it (tiers applied, passes)."""
+
+    allowed: bool
+    denied_by: Layer | None
+    steps: tuple[Step, ...]
+    service: ServiceAddress | None = None
+    """The Service the explained client addressed (None: the pod IP)."""
+    request: HttpRequest | None = None
+    """The HTTP request explained (None: the connection, whatever is sent on it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One connection whose verdict differs between the sides."""
+
+    port: int
+    protocol: str
+    kind: ChangeKind
+    old: Allowance
+    new: Allowance
+    requests: tuple[HttpRequest, ...]
+    """For request-level changes: the listed requests gained (or lost); else empty."""
+    old_decision: Decision
+    new_decision: Decision
+
+    def mirrored(self) -> Change:
+        return Change(
+            self.port,
+            self.protocol,
+            self.kind.mirror,
+            self.new,
+            self.old,
+            self.requests,
+            self.new_decision,
+            self.old_decision,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PairChanges:
+    src: str
+    dst: str
+    changes: tuple[Change, ...]
+    """Sorted by port, protocol, kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A workload that only one side has, with its connection counts on that side."""
+
+    workload: str
+    reaches: int
+    """Other workloads it may connect to."""
+    reached_by: int
+    """Other workloads that may connect to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    pairs: tuple[PairChanges, ...]
+    """Workload pairs with at least one change, sorted by (src, dst)."""
+    added: tuple[Presence, ...] = ()
+    removed: tuple[Presence, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.pairs or self.added or self.removed)
+
+    def changes(self) -> Iterator[tuple[str, str, Change]]:
+        for pair in self.pairs:
+            for change in pair.changes:
+                yield pair.src, pair.dst, change
+
+    @property
+    def opened(self) -> list[tuple[str, str, Change]]:
+        """Changes that allow something new."""
+        return [c for c in self.changes() if c[2].kind.opens]
+
+    @property
+    def closed(self) -> list[tuple[str, str, Change]]:
+        """Changes that deny something allowed before."""
+        return [c for c in self.changes() if not c[2].kind.opens]
+
+    @property
+    def opens(self) -> bool:
+        """Anything newly allowed: an opening change, or an added workload that connects or
+        is connected to (its connections are new too)."""
+        return any(c.kind.opens for _, _, c in self.changes()) or any(
+            p.reaches or p.reached_by for p in self.added
+        )
+
+    def mirrored(self) -> Diff:
+        """The diff with old and new exchanged."""
+        return Diff(
+            tuple(
+                PairChanges(
+                    p.src, p.dst, tuple(sorted((c.mirrored() for c in p.changes), key=_change_key))
+                )
+                for p in self.pairs
+            ),
+            added=self.removed,
+            removed=self.added,
+        )
+
+
+Key = tuple[str, str, int, str]
+
+
+def diff(old: Reachability, new: Reachability) -> Diff:
+    """What changed from `old` to `new`, connection by connection, each explained on both sides.
+
+    Connections from or to a workload present on one side only are not compared; the workload
+    is listed in `added` or `removed`. Two sides that both allow only some requests are compared
+    on the listed requests: a request listed on one side that the other side's explainer denies
+    is gained (or lost), so spelling the same requests differently is not a change.
+    """
+    old_side, new_side = _Side(old), _Side(new)
+    common = old_side.workloads.keys() & new_side.workloads.keys()
+    changes: dict[tuple[str, str], list[Change]] = {}
+    for key in sorted(old_side.rows.keys() | new_side.rows.keys()):
+        src, dst, _, _ = key
+        if src not in common or dst not in common:
+            continue
+        if (
+            src == dst
+            and is_single_pod(old_side.workloads[src])
+            and is_single_pod(new_side.workloads[src])
+        ):
+            continue  # a single pod reaching itself is never policed (only its ports change)
+        before, after = old_side.allowance(key), new_side.allowance(key)
+        for change in _compare(key, before, after, old_side, new_side):
+            changes.setdefault((src, dst), []).append(change)
+    pairs = tuple(
+        PairChanges(src, dst, tuple(sorted(items, key=_change_key)))
+        for (src, dst), items in sorted(changes.items())
+    )
+    return Diff(
+        pairs,
+        added=new_side.presence(new_side.workloads.keys() - common),
+        removed=old_side.presence(old_side.workloads.keys() - common),
+    )
+
+
+def _change_key(change: Change) -> tuple[int, str, str]:
+    return (change.port, change.protocol, change.kind.value)
+
+
+def _compare(
+    key: Key, before: Allowance, after: Allowance, old: _Side, new: _Side
+) -> Iterator[Change]:
+    if before.allowed == after.allowed and before.requests == after.requests:
+        return
+    if not before.allowed or not after.allowed:
+        kind = ChangeKind.ALLOWED if after.allowed else ChangeKind.DENIED
+        allowance = after if after.allowed else before
+        request = _concrete(allowance.requests[0]) if allowance.requests else None
+        yield _change(key, kind, before, after, (), old, new, request)
+        return
+    if after.requests is None or before.requests is None:
+        kind = ChangeKind.WIDENED if after.requests is None else ChangeKind.NARROWED
+        restricted = old if after.requests is None else new
+        request = next((r for r in PROBES if not restricted.allows(key, r)), None)
+        yield _change(key, kind, before, after, (), old, new, request)
+        return
+    for kind, listed, other, other_side in (
+        (ChangeKind.REQUESTS_ALLOWED, after.requests, before.requests, old),
+        (ChangeKind.REQUESTS_DENIED, before.requests, after.requests, new),
+    ):
+        moved: list[tuple[HttpRequest, HttpRequest]] = []
+        for r in listed:
+            if r in other:
+                continue
+            witness = next((i for i in _instances(r) if not other_side.allows(key, i)), None)
+            if witness is not None:
+                moved.append((r, witness))
+        if moved:
+            requests = tuple(r for r, _ in moved)
+            yield _change(key, kind, before, after, requests, old, new, moved[0][1])
+
+
+def _change(
+    key: Key,
+    kind: ChangeKind,
+    before: Allowance,
+    after: Allowance,
+    requests: tuple[HttpRequest, ...],
+    old: _Side,
+    new: _Side,
+    request: HttpRequest | None,
+) -> Change:
+    """The change with both sides explained on `request` (None: the connection itself), each
+    on a route that gives that side's verdict for it."""
+    old_allowed = before.allowed and (request is None or old.allows(key, request))
+    new_allowed = after.allowed and (request is None or new.allows(key, request))
+    return Change(
+        key[2],
+        key[3],
+        kind,
+        before,
+        after,
+        requests,
+        old.explain(key, request, old_allowed),
+        new.explain(key, request, new_allowed),
+    )
+
+
+def _concrete(request: HttpRequest) -> HttpRequest:
+    """A concrete request of a summarized one: `*` (every value the policies distinguish
+    passes) becomes the default value, which is always among them."""
+    default = HttpRequest()
+    return HttpRequest(
+        default.method if request.method == ANY else request.method,
+        default.path if request.path == ANY else request.path,
+        default.host if request.host == ANY else request.host,
+        default.headers if request.headers == ((ANY, ANY),) else request.headers,
+    )
+
+
+def _instances(request: HttpRequest) -> list[HttpRequest]:
+    """Concrete requests a summarized request stands for, to find one the other side denies:
+    the default value and a few others for each `*`."""
+    methods = PROBE_METHODS if request.method == ANY else (request.method,)
+    paths = PROBE_PATHS if request.path == ANY else (request.path,)
+    hosts = ("", "kubezt-unlisted") if request.host == ANY else (request.host,)
+    headers = ((),) if request.headers == ((ANY, ANY),) else (request.headers,)
+    return [
+        HttpRequest(m, p, h, hs) for p in paths for h in hosts for hs in headers for m in methods
+    ]
+
+
+class _Side:
+    """One side of the diff: its matrix rows, workloads and explainer."""
+
+    def __init__(self, reach: Reachability) -> None:
+        self.model: Model = reach.model
+        self.workloads: dict[str, Workload] = {
+            w.id: w
+            for w in reach.model.topology.workloads
+            if SYNTHETIC_ANNOTATION not in w.annotations
+        }
+        self.rows: dict[Key, RequestSet] = {
+            (s, d, p, proto): r for s, d, p, proto, r in reach.detailed()
+        }
+        self.declared: set[tuple[str, int, str]] = set()
+        topology_workloads = reach.model.topology.workloads
+        for port_key, bits in reach.plan.items():
+            for ci in iter_bits(bits):
+                for wi in reach.classes[ci].members:
+                    self.declared.add(
+                        (topology_workloads[wi].id, port_key.port, port_key.protocol.value)
+                    )
+        self._verdicts: dict[tuple[Key, ServiceAddress | None, HttpRequest | None], Verdict] = {}
+
+    def allowance(self, key: Key) -> Allowance:
+        declared = (key[1], key[2], key[3]) in self.declared
+        if key in self.rows:
+            return Allowance(True, self.rows[key], declared)
+        return Allowance(False, None, declared)
+
+    def presence(self, chosen: set[str]) -> tuple[Presence, ...]:
+        out: dict[str, set[str]] = {w: set() for w in chosen}
+        into: dict[str, set[str]] = {w: set() for w in chosen}
+        for src, dst, _, _ in self.rows:
+            if src == dst:
+                continue
+            if src in out:
+                out[src].add(dst)
+            if dst in into:
+                into[dst].add(src)
+        return tuple(Presence(w, len(out[w]), len(into[w])) for w in sorted(chosen))
+
+    def routes(self, key: Key) -> list[ServiceAddress | None]:
+        """How a client may address the destination on this port: its pod IP, or a Service
+        selecting it with a port that targets this port (the routes the matrix tried)."""
+        server = self.workloads[key[1]]
+        out: list[ServiceAddress | None] = [None]
+        for svc in self.model.topology.services_selecting(server):
+            for sp in svc.ports:
+                target = sp.target_port
+                if isinstance(target, str):
+                    named = server.named_port(target)
+                    target = named.port if named else -1
+                if target == key[2] and sp.protocol.value == key[3]:
+                    out.append(ServiceAddress(svc.namespace, svc.name, sp.port))
+        return out
+
+    def verdict(
+        self, key: Key, route: ServiceAddress | None, request: HttpRequest | None
+    ) -> Verdict:
+        cache = (key, route, request)
+        cached = self._verdicts.get(cache)
+        if cached is None:
+            src, dst = self.workloads[key[0]], self.workloads[key[1]]
+            cached = explain_connection(
+                self.model,
+                End(EndKind.WORKLOAD, workload=src),
+                End(EndKind.WORKLOAD, workload=dst),
+                key[2],
+                Protocol(key[3]),
+                service=route,
+                http=request,
+            )
+            self._verdicts[cache] = cached
+        return cached
+
+    def allows(self, key: Key, request: HttpRequest) -> bool:
+        """Whether this side lets `request` through on some route."""
+        return any(self.verdict(key, r, request).allowed for r in self.routes(key))
+
+    def explain(self, key: Key, request: HttpRequest | None, want: bool) -> Decision:
+        """The explanation of the connection (or `request`) on the route that gives the
+        side's verdict `want`; a connection allowed for every request whose plain-connection
+        explanation disagrees is explained on the default request instead."""
+        attempts: list[HttpRequest | None] = [request]
+        if request is None and want:
+            attempts.append(HttpRequest())
+        first: tuple[Verdict, ServiceAddress | None, HttpRequest | None] | None = None
+        for http in attempts:
+            for route in self.routes(key):
+                v = self.verdict(key, route, http)
+                if first is None:
+                    first = (v, route, http)
+                if v.allowed is want:
+                    return _decision(v, route, http)
+        assert first is not None
+        return _decision(*first)
+
+
+def _decision(verdict: Verdict, route: ServiceAddress | None, http: HttpRequest | None) -> Decision:
+    return Decision(verdict.allowed, verdict.denied_by, deciding_steps(verdict), route, http)
+
+
+def deciding_steps(verdict: Verdict) -> tuple[Step, ...]:
+    """The steps that decided a verdict: every allowing step of an allowed connection; the
+    denying step of a denied one, with the preceding steps of the same layer and direction
+    that carried no verdict (the tiers and policies that applied, passes)."""
+    steps = verdict.steps
+    if verdict.allowed:
+        return tuple(s for s in steps if s.effect is Effect.ALLOW)
+    last = max((i for i, s in enumerate(steps) if s.effect is Effect.DENY), default=-1)
+    if last < 0:
+        return ()
+    deny = steps[last]
+    start = last
+    while start > 0:
+        prev = steps[start - 1]
+        if (
+            prev.effect is not Effect.CONTINUE
+            or prev.layer is not deny.layer
+            or prev.direction != deny.direction
+        ):
+            break
+        start -= 1
+    return tuple(steps[start : last + 1])

@@ -1,0 +1,146 @@
+"""`kubezt diff`: connectivity before and after a change (e.g. main and a pull request), each
+change explained by the policy that decided it on each side."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from kubezt.analysis.diff import Allowance, Decision, Diff
+from kubezt.analysis.diff import diff as compare
+from kubezt.cli.blast import request_text, requests_suffix
+from kubezt.cli.common import (
+    EXIT_FINDING,
+    EXIT_OK,
+    AliasOpt,
+    Output,
+    OutputOpt,
+    RootNamespaceOpt,
+    TrustDomainOpt,
+    VerboseOpt,
+    app,
+    emit,
+    guarded,
+    load_paths,
+    out,
+)
+from kubezt.engine.reach import evaluate
+from kubezt.report.analysis_documents import diff_document
+
+
+@app.command("diff")
+def diff_command(
+    old: Annotated[
+        str, typer.Argument(help="Manifests before the change: a file or directory (e.g. main).")
+    ],
+    new: Annotated[
+        str,
+        typer.Argument(help="Manifests after the change: a file or directory (e.g. the PR)."),
+    ],
+    output: OutputOpt = Output.TABLE,
+    verbose: VerboseOpt = False,
+    root_namespace: RootNamespaceOpt = None,
+    trust_domain: TrustDomainOpt = None,
+    trust_domain_alias: AliasOpt = None,
+) -> None:
+    """Which connections NEW allows that OLD denied and the reverse, by workload pair, port
+    and protocol; on HTTP ports also a change in the requests allowed (all, some, none). Each
+    change names the layer and policy that decided it in OLD and in NEW. A workload that only
+    one side has is listed as added or removed (with its connection counts), not compared.
+
+    kubezt diff main/manifests pr/manifests
+
+    Exit codes: 0 nothing newly allowed, 1 something newly allowed (a connection, every request
+    where only some passed, more requests, or an added workload that connects or is connected
+    to), 2 invalid input."""
+    before = load_paths([old], verbose, root_namespace, trust_domain, trust_domain_alias)
+    after = load_paths([new], verbose, root_namespace, trust_domain, trust_domain_alias)
+    result = guarded(lambda: compare(evaluate(before.model), evaluate(after.model)))
+    if output is Output.TABLE:
+        diff_table(out, result)
+    else:
+        emit(diff_document(result, before.warnings, after.warnings), output)
+    raise typer.Exit(EXIT_FINDING if result.opens else EXIT_OK)
+
+
+def diff_table(console: Console, result: Diff) -> None:
+    """A summary line, one row per change, then each change's explanation on both sides."""
+    opened, closed = len(result.opened), len(result.closed)
+    head = Text()
+    head.append(f"{opened} newly allowed", style="bold red" if opened else "bold")
+    head.append(f", {closed} newly denied", style="bold green" if closed else "bold")
+    head.append(
+        f" across {len(result.pairs)} workload pair(s); "
+        f"{len(result.added)} workload(s) added, {len(result.removed)} removed"
+    )
+    console.print(head)
+    for title, items in (("added", result.added), ("removed", result.removed)):
+        for p in items:
+            console.print(
+                f"{title}: {p.workload} (reaches {p.reaches}, reached by {p.reached_by})",
+                markup=False,
+            )
+    if not result.pairs:
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for column in ("source", "destination", "port", "change", "old", "new"):
+        table.add_column(column, no_wrap=column != "new" and column != "old")
+    for src, dst, change in result.changes():
+        table.add_row(
+            src,
+            dst,
+            f"{change.port}/{change.protocol}",
+            Text(change.kind.value, style="red" if change.kind.opens else "green"),
+            _allowance(change.old),
+            _allowance(change.new),
+        )
+    console.print(table)
+    console.print()
+    console.print(Text("Why", style="bold"))
+    for src, dst, change in result.changes():
+        line = Text(f"{src} → {dst} {change.port}/{change.protocol} ")
+        line.append(change.kind.value, style="red" if change.kind.opens else "green")
+        if change.requests:
+            line.append(": " + ", ".join(request_text(r) for r in change.requests))
+        console.print(line)
+        _decision(console, "old", change.old_decision)
+        _decision(console, "new", change.new_decision)
+
+
+def _allowance(allowance: Allowance) -> Text:
+    if not allowance.allowed:
+        text = Text("denied")
+    elif allowance.requests is None:
+        text = Text("all requests")
+    else:
+        text = Text("only" + requests_suffix(allowance.requests).removeprefix(":"))
+    if not allowance.declared:
+        text.append(" (port not declared)", style="dim")
+    return text
+
+
+def _decision(console: Console, side: str, decision: Decision) -> None:
+    line = Text(f"  {side}  ")
+    line.append(
+        "allow" if decision.allowed else "deny", style="green" if decision.allowed else "red"
+    )
+    if decision.denied_by is not None:
+        line.append(f" by {decision.denied_by.value}")
+    if decision.request is not None:
+        line.append(f" for {request_text(decision.request)}")
+    if decision.service is not None:
+        svc = decision.service
+        line.append(f" via Service {svc.namespace}/{svc.name}:{svc.port}")
+    console.print(line)
+    for step in decision.steps:
+        text = Text(f"       [{step.layer.value}]")
+        if step.direction:
+            text.append(f" {step.direction.lower()}")
+        text.append(f" {step.reason}: {step.detail}")
+        if step.source is not None and step.source.location is not None:
+            text.append(f" ({step.source.location})", style="dim")
+        console.print(text)
