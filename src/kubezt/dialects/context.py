@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kubezt.errors import DiagnosticSink
-from kubezt.ir.provenance import Source
 from kubezt.ir.mesh import AuthorizationPolicy, DestinationRule, PeerAuthentication, Waypoint
 from kubezt.ir.policy import NetworkSet, Policy, Tier
+from kubezt.ir.provenance import Source
 from kubezt.ir.topology import Namespace, Service, ServiceAccount, Workload
 
 if TYPE_CHECKING:

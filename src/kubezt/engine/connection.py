@@ -9,6 +9,7 @@ decides and names its layer.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,7 +23,7 @@ from kubezt.engine.authz import (
 )
 from kubezt.engine.explain import Effect, Layer, Step, Verdict
 from kubezt.engine.index import ClassIndex, Peer, PeerKind, external_peer, host_peer, workload_peer
-from kubezt.engine.l4 import Matcher, chains, decide, denying_layer
+from kubezt.engine.l4 import Matcher, chains, decide, denying_layer, staged_policy_steps
 from kubezt.engine.mesh import (
     AMBIENT_PROBE_SOURCE,
     HBONE_PORT,
@@ -87,11 +88,23 @@ def _peer(model: Model, end: End) -> Peer:
 def explain_l4(
     model: Model, src: End, dst: End, wire_port: int, protocol: Protocol, leg: str = ""
 ) -> tuple[bool, list[Step], Layer | None]:
-    """The L3/L4 verdict of one wire leg: source egress, then destination ingress."""
+    """The L3/L4 verdict of one wire leg: source egress, then destination ingress; staged
+    Calico policies that would change it are listed as information."""
     steps: list[Step] = []
     src_peer, dst_peer = _peer(model, src), _peer(model, dst)
     matcher = Matcher(ClassIndex([src_peer, dst_peer], model.topology, model.policies))
     key = PortKey(wire_port, protocol, dst_peer.port_name(wire_port, protocol))
+    host_to_local = (
+        src.kind in (EndKind.NODE, EndKind.KUBELET_PROBE) and dst_peer.kind is PeerKind.ENDPOINT
+    )
+    directions = (Direction.EGRESS,) if host_to_local else (Direction.EGRESS, Direction.INGRESS)
+
+    def finish(ok: bool, layer: Layer | None) -> tuple[bool, list[Step], Layer | None]:
+        done = steps + list(staged_policy_steps(matcher.ix, 0, 1, key, directions))
+        if leg:
+            done = [dataclasses.replace(s, detail=f"[{leg}] {s.detail}") for s in done]
+        return ok, done, layer
+
     if src_peer.kind is PeerKind.ENDPOINT:
         trace: list[Step] = []
         ok = decide(
@@ -99,7 +112,7 @@ def explain_l4(
         )
         steps.extend(trace)
         if not ok:
-            return False, steps, denying_layer(trace)
+            return finish(False, denying_layer(trace))
     else:
         steps.append(
             Step(
@@ -110,7 +123,7 @@ def explain_l4(
                 direction=Direction.EGRESS.value,
             )
         )
-    if src.kind in (EndKind.NODE, EndKind.KUBELET_PROBE) and dst_peer.kind is PeerKind.ENDPOINT:
+    if host_to_local:
         steps.append(
             Step(
                 Layer.DATAPLANE,
@@ -121,7 +134,7 @@ def explain_l4(
                 direction=Direction.INGRESS.value,
             )
         )
-        return True, steps, None
+        return finish(True, None)
     if dst_peer.kind is PeerKind.ENDPOINT:
         trace = []
         ok = decide(
@@ -129,7 +142,7 @@ def explain_l4(
         )
         steps.extend(trace)
         if not ok:
-            return False, steps, denying_layer(trace)
+            return finish(False, denying_layer(trace))
     else:
         steps.append(
             Step(
@@ -140,22 +153,7 @@ def explain_l4(
                 direction=Direction.INGRESS.value,
             )
         )
-    if leg:
-        steps = [
-            Step(
-                s.layer,
-                s.reason,
-                s.effect,
-                f"[{leg}] {s.detail}",
-                s.source,
-                s.direction,
-                s.tier,
-                s.rule_index,
-                s.action,
-            )
-            for s in steps
-        ]
-    return True, steps, None
+    return finish(True, None)
 
 
 @dataclass(frozen=True, slots=True)

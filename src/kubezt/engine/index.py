@@ -118,7 +118,11 @@ def workload_peer(workload: Workload, topology: Topology) -> Peer:
             namespace_labels=ns.labels,
             service_account=workload.service_account,
             ip=ip,
-            ports=workload.ports,
+            # Not a Calico workload endpoint (libcalico-go conversion.go
+            # IsValidCalicoWorkloadEndpoint), so no named port of a rule resolves to it.
+            ports=tuple(
+                dict.fromkeys(ContainerPort(cp.port, cp.protocol) for cp in workload.ports)
+            ),
             mesh_annotations=Labels(mesh),
         )
     labels = workload.labels.merged(
@@ -150,21 +154,26 @@ def host_peer(ip: IpAddress | None) -> Peer:
     return Peer(PeerKind.HOST, ip=ip)
 
 
-def build_classes(model: Model, extra_networks: tuple[Network, ...] = ()
-                  ) -> tuple[EndpointClass, ...]:
+def build_classes(
+    model: Model, extra_networks: tuple[Network, ...] = ()
+) -> tuple[EndpointClass, ...]:
     """Group workloads by everything policies can observe: namespace, labels, service account,
     ports, host networking, mesh annotations, and which policy CIDRs contain their address
     (`extra_networks`: CIDRs other layers match, e.g. AuthorizationPolicy ipBlocks)."""
-    nets = tuple(dict.fromkeys(policy_networks(model.policies) + extra_networks))
+    # Calico network sets split workloads too: a pod whose IP is inside a set is matched by
+    # selectors that select the set.
+    set_nets = tuple(net for ns in model.policies.network_sets for net in ns.nets)
+    nets = tuple(dict.fromkeys(policy_networks(model.policies) + set_nets + extra_networks))
     groups: dict[tuple[object, ...], list[int]] = {}
     peers: dict[tuple[object, ...], Peer] = {}
     for i, workload in enumerate(model.topology.workloads):
         peer = workload_peer(workload, model.topology)
-        ip_signature: tuple[bool, ...] | None
+        ip_signature: tuple[int | bool, ...] | None
         if peer.ip is None:
             ip_signature = None
         else:
-            ip_signature = tuple(peer.ip in net for net in nets) if nets else ()
+            # the family too: rules with ipVersion tell IPv4 and IPv6 workloads apart
+            ip_signature = (peer.ip.version, *(peer.ip in net for net in nets))
         key = (
             peer.kind,
             peer.namespace,

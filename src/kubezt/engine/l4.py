@@ -8,17 +8,24 @@ universe of one peer and a trace list it doubles as the explainer.
 Semantics: docs.tigera.io/calico/latest/reference/resources/tier and felix
 `rules/endpoints.go`; K8s NetworkPolicies sit in tier `default` at order 1000 (see
 `kubezt.dialects.k8s`). A pod selected by no policy in a direction is allowed by its namespace
-profile. Unknown facts (a pod IP not given, an ephemeral source port) are resolved against the
-connection: an Allow does not match on them, a Deny or Pass does, so kubezt never reports an
-allow that the cluster might refuse.
+profile. Unknown facts (a pod IP not given, an ephemeral source port, an ICMP type, the IP
+family of pods without addresses) are resolved against the connection: an Allow does not match
+on them, a Deny or Pass does, so kubezt never reports an allow that the cluster might refuse.
+
+`staged_policy_steps()` answers the staged-policy question for one connection: what would
+change if every staged policy were enforced (docs.tigera.io/calico/latest/network-policy/
+staged-network-policies).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import IntEnum
 
 from kubezt.engine.explain import Effect, Layer, Step
-from kubezt.engine.index import ClassIndex, PeerKind, iter_bits
+from kubezt.engine.index import CALICO_NAME, CALICO_NAMESPACE, ClassIndex, PeerKind, iter_bits
 from kubezt.ir.policy import (
     Action,
     Dialect,
@@ -26,11 +33,13 @@ from kubezt.ir.policy import (
     EntityMatch,
     HttpMatch,
     NamespaceScope,
+    Network,
     Policy,
+    PolicySet,
     Rule,
     Tier,
 )
-from kubezt.ir.ports import PortKey
+from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.requests import HttpRequest
 from kubezt.ir.selectors import All, Selector
 
@@ -95,7 +104,8 @@ class Matcher:
     def __init__(self, index: ClassIndex) -> None:
         self.ix = index
         self._base: dict[tuple[EntityMatch, str | None], tuple[int, int]] = {}
-        self._nets: dict[object, tuple[int, int]] = {}
+        self._nets: dict[tuple[Network, ...], tuple[int, int]] = {}
+        self._families: dict[tuple[int, int], tuple[int, int]] = {}
 
     def selected_by(self, policy: Policy) -> int:
         """Endpoint peers that `policy` selects (ignoring its types)."""
@@ -124,12 +134,56 @@ class Matcher:
                 return 0, 0
             if entity.not_ports is not None and entity.not_ports.matches(port.port, port.name):
                 return 0, 0
+        if (
+            destination_side
+            and entity.services is not None
+            and not self._service_port(entity.services, port)
+        ):
+            # A destination services match covers the Service's endpoint ports only (felix
+            # rule_scanner: ServiceIncludePorts for destination services).
+            return 0, 0
         return yes, maybe
 
-    def _address_bits(self, nets: tuple[object, ...]) -> tuple[int, int]:
+    def _service_port(self, service: tuple[str, str], port: PortKey) -> bool:
+        namespace, name = service
+        for svc in self.ix.topology.services:
+            if svc.namespace == namespace and svc.name == name:
+                return any(
+                    sp.protocol is port.protocol
+                    and (sp.target_port == port.port or sp.target_port == port.name != "")
+                    for sp in svc.ports
+                )
+        return False
+
+    def family(self, version: int, own: int) -> tuple[int, int]:
+        """Peers whose connection with `own` is of IP version `version`: (yes, maybe).
+
+        A connection has one family: the one of whichever end's address is known. Peers
+        without an address, talking to an endpoint without one, may be of either family.
+        """
+        key = (version, own)
+        cached = self._families.get(key)
+        if cached is not None:
+            return cached
+        ix = self.ix
+        own_ip = ix.peers[own].ip
+        if own_ip is not None:
+            cached = (ix.all, ix.all) if own_ip.version == version else (0, 0)
+        else:
+            yes = unknown = 0
+            for i, peer in enumerate(ix.peers):
+                if peer.ip is None:
+                    unknown |= 1 << i
+                elif peer.ip.version == version:
+                    yes |= 1 << i
+            cached = (yes, yes | unknown)
+        self._families[key] = cached
+        return cached
+
+    def _address_bits(self, nets: tuple[Network, ...]) -> tuple[int, int]:
         cached = self._nets.get(nets)
         if cached is None:
-            cached = self.ix.with_address_in(nets)  # type: ignore[arg-type]
+            cached = self.ix.with_address_in(nets)
             self._nets[nets] = cached
         return cached
 
@@ -160,7 +214,10 @@ class Matcher:
         )
         if positive:
             eps = ix.endpoints
-            if e.namespace_scope is NamespaceScope.OWN and policy_ns is not None:
+            if e.services is not None:
+                # services stands alone (validateEntityRule): no namespace scoping applies.
+                eps = ix.backing_service(*e.services)
+            elif e.namespace_scope is NamespaceScope.OWN and policy_ns is not None:
                 eps &= ix.in_namespace(policy_ns)
             elif e.namespace_scope is NamespaceScope.SELECTED and e.namespace_selector is not None:
                 eps &= ix.in_namespaces_matching(e.namespace_selector)
@@ -170,54 +227,62 @@ class Matcher:
                 eps &= ix.endpoints_matching(e.selector)
             if e.service_account_names is not None or e.service_account_selector is not None:
                 eps &= ix.with_service_accounts(e.service_account_names, e.service_account_selector)
-            if e.services is not None:
-                eps &= ix.backing_service(*e.services)
-            eps |= self._network_sets(e, policy_ns, e.selector, positive=True)
-            yes &= eps
-            maybe &= eps
+            set_yes, set_maybe = self._network_sets(e, policy_ns, e.selector, positive=True)
+            yes &= eps | set_yes
+            maybe &= eps | set_maybe
         if e.not_selector is not None:
             negated = ix.endpoints_matching(e.not_selector)
-            negated |= self._network_sets(e, policy_ns, e.not_selector, positive=False)
-            yes &= ~negated
-            maybe &= ~negated
+            set_yes, set_maybe = self._network_sets(e, policy_ns, e.not_selector, positive=False)
+            yes &= ~(negated | set_maybe)
+            maybe &= ~(negated | set_yes)
         result = (yes & ix.all, maybe & ix.all)
         self._base[key] = result
         return result
 
     def _network_sets(
         self, e: EntityMatch, policy_ns: str | None, selector: Selector | None, positive: bool
-    ) -> int:
-        """External peers whose containing Calico network sets the side's selector matches."""
-        if not self.ix.externals:
-            return 0
-        sel: Selector = selector if selector is not None else All()
+    ) -> tuple[int, int]:
+        """Peers inside a Calico network set that the side's selector matches: (yes, maybe).
+
+        Felix adds the CIDRs of every matching network set to the selector's IP set, so any
+        address inside them matches, pods and nodes included; a peer whose address is not
+        known may or may not be inside. `positive` applies the side's namespace scope
+        (a negated selector is never scoped, A22).
+        """
+        sets = self.ix.policies.network_sets
+        if not sets:
+            return 0, 0
         if positive and (
             e.service_account_names is not None
             or e.services is not None
             or e.service_account_selector is not None
         ):
-            return 0
-        bits = 0
-        for i, peer in enumerate(self.ix.peers):
-            if peer.kind is not PeerKind.EXTERNAL:
-                continue
-            for ns in peer.network_sets:
-                if positive:
-                    scope = e.namespace_scope
-                    if scope is NamespaceScope.GLOBAL and ns.namespace is not None:
+            return 0, 0
+        sel: Selector = selector if selector is not None else All()
+        nets: list[Network] = []
+        for ns in sets:
+            if positive:
+                scope = e.namespace_scope
+                if scope is NamespaceScope.GLOBAL and ns.namespace is not None:
+                    continue
+                if scope is NamespaceScope.OWN and ns.namespace != policy_ns:
+                    continue
+                if scope is NamespaceScope.SELECTED:
+                    if ns.namespace is None or e.namespace_selector is None:
                         continue
-                    if scope is NamespaceScope.OWN and ns.namespace != policy_ns:
+                    ns_obj = self.ix.topology.namespace(ns.namespace)
+                    ns_labels = ns_obj.labels.merged({CALICO_NAME: ns.namespace})
+                    if not e.namespace_selector.matches(ns_labels):
                         continue
-                    if scope is NamespaceScope.SELECTED:
-                        if ns.namespace is None or e.namespace_selector is None:
-                            continue
-                        ns_obj = self.ix.topology.namespace(ns.namespace)
-                        if not e.namespace_selector.matches(ns_obj.labels):
-                            continue
-                if sel.matches(dict(ns.labels)):
-                    bits |= 1 << i
-                    break
-        return bits
+            labels = dict(ns.labels)
+            if ns.namespace is not None:
+                labels[CALICO_NAMESPACE] = ns.namespace
+            if sel.matches(labels):
+                nets.extend(ns.nets)
+        if not nets:
+            return 0, 0
+        inside, unknown = self._address_bits(tuple(nets))
+        return inside, inside | unknown
 
 
 def http_matches(match: HttpMatch, request: HttpRequest) -> bool:
@@ -235,14 +300,42 @@ def http_matches(match: HttpMatch, request: HttpRequest) -> bool:
     return False
 
 
-def protocol_matches(rule: Rule, port: PortKey) -> bool:
+class Certainty(IntEnum):
+    NO = 0
+    MAYBE = 1
+    YES = 2
+
+
+ICMP_PROTOCOLS = frozenset({Protocol.ICMP, Protocol.ICMPV6})
+
+
+def protocol_match(rule: Rule, port: PortKey) -> Certainty:
+    """Whether the rule's protocol criteria match the connection's protocol.
+
+    An icmp/notICMP clause only ever matches ICMP packets, and a connection does not say which
+    ICMP type it carries, so on ICMP it is a MAYBE (a Deny applies, an Allow does not).
+    """
     number = port.protocol.number
     if rule.protocol is not None and rule.protocol != number:
-        return False
+        return Certainty.NO
     if rule.not_protocol is not None and rule.not_protocol == number:
-        return False
-    # icmp clauses only match ICMP packets; reachability here is about ported protocols.
-    return not rule.icmp
+        return Certainty.NO
+    if rule.icmp:
+        return Certainty.MAYBE if port.protocol in ICMP_PROTOCOLS else Certainty.NO
+    return Certainty.YES
+
+
+def protocol_matches(rule: Rule, port: PortKey) -> bool:
+    """The rule's protocol criteria certainly match the connection's protocol."""
+    return protocol_match(rule, port) is Certainty.YES
+
+
+def policy_label(policy: Policy) -> str:
+    """`Kind ns/name`, saying which API a `NetworkPolicy` comes from (both dialects use it)."""
+    if policy.kind == "NetworkPolicy":
+        api = "Calico" if policy.dialect is Dialect.CALICO else "Kubernetes"
+        return f"{api} {policy.ref}"
+    return policy.ref
 
 
 def tier_layer(policies: tuple[Policy, ...]) -> Layer:
@@ -294,7 +387,7 @@ def decide(
         layer = tier_layer(policies)
         passed = 0
         if trace is not None:
-            names = ", ".join(p.ref for p in policies)
+            names = ", ".join(policy_label(p) for p in policies)
             trace.append(
                 Step(
                     layer,
@@ -309,19 +402,23 @@ def decide(
             for index, rule in enumerate(policy.rules(direction)):
                 if not undecided:
                     break
-                if not protocol_matches(rule, port):
+                strict = rule.action is Action.ALLOW
+                certainty = protocol_match(rule, port)
+                if certainty is Certainty.NO or (strict and certainty is Certainty.MAYBE):
                     continue
                 # Felix ignores `http` clauses; only application layer policy (called with the
                 # request) enforces them.
                 if http is not None and rule.http is not None and not http_matches(rule.http, http):
                     continue
-                strict = rule.action is Action.ALLOW
                 own_side = rule.destination if ingress else rule.source
                 peer_side = rule.source if ingress else rule.destination
                 oy, om = matcher.side(own_side, policy.namespace, ingress, port)
                 if not own_bit & (oy if strict else om):
                     continue
                 py, pm = matcher.side(peer_side, policy.namespace, not ingress, port)
+                if rule.ip_version is not None:
+                    fy, fm = matcher.family(rule.ip_version, own)
+                    py, pm = py & fy, pm & fm
                 matched = (py if strict else pm) & undecided
                 if not matched:
                     continue
@@ -338,12 +435,14 @@ def decide(
                         if rule.origin is not None and rule.origin.path
                         else (f"{direction.value.lower()} rule {shown}")
                     )
+                    order = "" if policy.order is None else f" (order {policy.order:g})"
                     trace.append(
                         Step(
                             layer,
                             reason,
                             effect,
-                            f"{policy.ref} {where} ({rule.action.value}) matched",
+                            f"{policy_label(policy)}{order} {where} ({rule.action.value}) matched"
+                            + (": skip to the next tier" if rule.action is Action.PASS else ""),
                             source=rule.origin or policy.source,
                             direction=direction.value,
                             tier=tier.name,
@@ -360,7 +459,6 @@ def decide(
                     passed |= matched
                     undecided &= ~matched
         if tier.default_action is Action.PASS:
-            undecided |= passed
             if trace is not None and undecided:
                 trace.append(
                     Step(
@@ -372,6 +470,7 @@ def decide(
                         tier=tier.name,
                     )
                 )
+            undecided |= passed
         else:
             if trace is not None and undecided:
                 trace.append(
@@ -406,3 +505,124 @@ def denying_layer(trace: list[Step]) -> Layer:
         if step.effect is Effect.DENY:
             return step.layer
     return Layer.K8S_NETPOL
+
+
+# --- staged policies ---------------------------------------------------------------------------
+
+STAGED_TWINS: dict[str, tuple[Dialect, str]] = {
+    "StagedNetworkPolicy": (Dialect.CALICO, "NetworkPolicy"),
+    "StagedGlobalNetworkPolicy": (Dialect.CALICO, "GlobalNetworkPolicy"),
+    "StagedKubernetesNetworkPolicy": (Dialect.K8S, "NetworkPolicy"),
+}
+"""Staged kind → (dialect, kind) of the enforced policy it previews."""
+
+
+def is_staged_delete(policy: Policy) -> bool:
+    """A staged policy with `stagedAction: Delete` (previews deleting its enforced twin).
+
+    The Calico reader lowers it with no types and no rules; a `Set` policy always has a type,
+    because Calico infers `[Ingress]` when none is written.
+    """
+    return policy.staged and not policy.types
+
+
+def is_staged_twin(staged: Policy, enforced: Policy) -> bool:
+    """`enforced` is the policy that `staged` would create, replace or delete: same API, same
+    namespace, same name (a `<tier>.` name prefix, required up to Calico 3.31, is ignored)."""
+    twin = STAGED_TWINS.get(staged.kind)
+    if twin is None or enforced.staged or (enforced.dialect, enforced.kind) != twin:
+        return False
+    if enforced.namespace != staged.namespace:
+        return False
+    return _bare_name(staged) == _bare_name(enforced)
+
+
+def _bare_name(policy: Policy) -> str:
+    prefix = f"{policy.tier}."
+    return policy.name[len(prefix) :] if policy.name.startswith(prefix) else policy.name
+
+
+def with_staged_enforced(policies: PolicySet) -> PolicySet:
+    """The policy set as it would be if every staged policy were enforced: a `Set` staged
+    policy replaces its enforced twin (or is added when there is none), a `Delete` one removes
+    its twin. The staged policies keep their kind, so explanations name them."""
+    enforced = [p for p in policies.policies if not p.staged]
+    for staged in (p for p in policies.policies if p.staged):
+        enforced = [p for p in enforced if not is_staged_twin(staged, p)]
+        if not is_staged_delete(staged):
+            enforced.append(dataclasses.replace(staged, staged=False))
+    return dataclasses.replace(policies, policies=tuple(enforced))
+
+
+def staged_policy_steps(
+    index: ClassIndex,
+    src: int,
+    dst: int,
+    port: PortKey,
+    directions: Iterable[Direction] = (Direction.EGRESS, Direction.INGRESS),
+) -> tuple[Step, ...]:
+    """What the staged policies would do to the connection from peer `src` to peer `dst` of
+    `index` on `port`, were they enforced. Pure; never changes the verdict.
+
+    For each direction in `directions` whose endpoint (egress: `src`, ingress: `dst`) is a
+    pod-network endpoint and whose policy chain the staged policies change, one `Effect.INFO`
+    step: reason `staged-policy-would-change` when the verdict of that direction would flip,
+    else `staged-policy-no-change`; its tier, rule index, action and source are those of the
+    rule (or end-of-tier action) that would decide. Pass only the directions that are policed
+    for this connection (e.g. leave out ingress for traffic from the destination's own node).
+    No staged policy touching either end gives no steps.
+    """
+    if not any(p.staged for p in index.policies.policies):
+        return ()
+    now = Matcher(index)
+    then = Matcher(ClassIndex(index.peers, index.topology, with_staged_enforced(index.policies)))
+    steps: list[Step] = []
+    for direction in directions:
+        own, peer = (src, dst) if direction is Direction.EGRESS else (dst, src)
+        if index.peers[own].kind is not PeerKind.ENDPOINT:
+            continue
+        now_chain = chains(now, direction)[own]
+        then_chain = chains(then, direction)[own]
+        if now_chain == then_chain:
+            continue
+        now_trace: list[Step] = []
+        then_trace: list[Step] = []
+        allowed_now = bool(decide(now, now_chain, direction, own, port, 1 << peer, now_trace))
+        allowed_then = bool(decide(then, then_chain, direction, own, port, 1 << peer, then_trace))
+        deciding = next(s for s in reversed(then_trace) if s.effect in (Effect.ALLOW, Effect.DENY))
+        changes = _staged_changes(now_chain, then_chain)
+        verdict = "allowed" if allowed_then else "denied"
+        changed = allowed_now != allowed_then
+        steps.append(
+            Step(
+                Layer.CALICO if deciding.layer is Layer.DATAPLANE else deciding.layer,
+                "staged-policy-would-change" if changed else "staged-policy-no-change",
+                Effect.INFO,
+                f"if the staged policies were enforced ({changes}), "
+                f"{direction.value.lower()} would be {verdict}"
+                + (f" (today: {'allowed' if allowed_now else 'denied'})" if changed else "")
+                + f": {deciding.detail}",
+                source=deciding.source,
+                direction=direction.value,
+                tier=deciding.tier,
+                rule_index=deciding.rule_index,
+                action=deciding.action,
+            )
+        )
+    return tuple(steps)
+
+
+def _staged_changes(now: TierChain, then: TierChain) -> str:
+    """`StagedX a replacing Y a, deleting Z b` for the policies that differ between chains."""
+    added = [p for p in then.policies if p not in now.policies]
+    removed = [p for p in now.policies if p not in then.policies]
+    parts: list[str] = []
+    for staged in added:
+        twins = [p for p in removed if is_staged_twin(staged, p)]
+        parts.append(
+            policy_label(staged) + (f" replacing {policy_label(twins[0])}" if twins else " (new)")
+        )
+    for gone in removed:
+        if not any(is_staged_twin(staged, gone) for staged in added):
+            parts.append(f"deleting {policy_label(gone)}")
+    return ", ".join(parts)
