@@ -711,8 +711,10 @@ def test_host_endpoint_is_reported_as_not_modelled(tmp_path: Path) -> None:
     assert warning.obj == "HostEndpoint node1-eth0" and "not modelled" in warning.message
 
 
-def test_unknown_fields_are_warnings_with_did_you_mean(tmp_path: Path) -> None:
-    result = load(
+def test_unknown_fields_are_errors_with_did_you_mean(tmp_path: Path) -> None:
+    # A misspelt field would otherwise be dropped silently (a misspelt `selector` would select
+    # every endpoint); the Calico API server rejects unknown fields too.
+    found = errors(
         tmp_path,
         gnp(
             {
@@ -721,7 +723,7 @@ def test_unknown_fields_are_warnings_with_did_you_mean(tmp_path: Path) -> None:
             }
         ),
     )
-    hints = {d.path: d.hint for d in warnings(result, "W002")}
+    hints = {d.path: d.hint for d in found if d.code == "E012"}
     assert hints == {
         "spec.selecter": "did you mean 'selector'?",
         "spec.ingress[0].sorce": "did you mean 'source'?",
@@ -730,10 +732,8 @@ def test_unknown_fields_are_warnings_with_did_you_mean(tmp_path: Path) -> None:
 
 
 def test_namespace_selector_is_not_a_namespaced_policy_field(tmp_path: Path) -> None:
-    result = load(tmp_path, np({"namespaceSelector": "all()"}))
-    (warning,) = warnings(result, "W002")
-    assert warning.path == "spec.namespaceSelector"
-    assert result.model.policies.policies[0].namespace_selector is None
+    (error,) = errors(tmp_path, np({"namespaceSelector": "all()"}))
+    assert (error.code, error.path) == ("E012", "spec.namespaceSelector")
 
 
 def test_a_conjunction_of_selectors_parses_into_the_shared_ast(tmp_path: Path) -> None:

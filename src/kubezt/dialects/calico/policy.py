@@ -86,7 +86,7 @@ def _read_policy(
     if spec.written and spec.map(what=f"a {src.kind} spec") is None:
         return
     allowed = POLICY_FIELDS + (GLOBAL_POLICY_FIELDS if global_policy else ())
-    spec.unknown_fields(allowed + (("stagedAction",) if staged else ()), code="W002")
+    spec.unknown_fields(allowed + (("stagedAction",) if staged else ()), code="E012")
     tier = spec["tier"].str() or DEFAULT_TIER
     _require_tier(rc, spec, tier)
     if staged:
@@ -269,7 +269,7 @@ def read_tier(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:
     spec = root["spec"]
     if spec.written and spec.map(what="a Tier spec (order, defaultAction)") is None:
         return
-    spec.unknown_fields(("order", "defaultAction"), code="W002")
+    spec.unknown_fields(("order", "defaultAction"), code="E012")
     order = spec["order"].number(what="a number (lower orders are evaluated first)")
     default_action = Action.DENY
     action_cur = spec["defaultAction"]
@@ -345,7 +345,7 @@ def _read_network_set(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) 
     spec = root["spec"]
     if spec.written and spec.map(what=f"a {src.kind} spec (nets)") is None:
         return
-    spec.unknown_fields(("nets",), code="W002")
+    spec.unknown_fields(("nets",), code="E012")
     nets: list[Network] = []
     for item in spec["nets"].list(what="a list of CIDRs") or []:
         net = item.cidr()

@@ -200,7 +200,7 @@ def _icmp(cur: Cursor) -> bool:
         return False
     if cur.map(what="an ICMP match (type and optional code)") is None:
         return True
-    cur.unknown_fields(("type", "code"), code="W002")
+    cur.unknown_fields(("type", "code"), code="E012")
     cur["type"].int(lo=0, hi=254, what="an ICMP type 0-254")
     cur["code"].int(lo=0, hi=255, what="an ICMP code 0-255")
     if cur["code"].present and not cur["type"].present:
@@ -284,7 +284,7 @@ def _entity(cur: Cursor, scope: Scope) -> _Entity:
     if not cur.present:
         return _Entity(EMPTY_ENTITY, _Ports(), _Ports(), [], None)
     cur.map(what="an entity rule (nets, selector, namespaceSelector, ports, ...)")
-    cur.unknown_fields(ENTITY_FIELDS, code="W002")
+    cur.unknown_fields(ENTITY_FIELDS, code="E012")
     nets = _nets(cur["nets"], negated=False)
     not_nets = _nets(cur["notNets"], negated=True)
     selector = read_selector(cur["selector"])
@@ -302,7 +302,7 @@ def _entity(cur: Cursor, scope: Scope) -> _Entity:
     sa_selector: Selector | None = None
     sa = cur["serviceAccounts"]
     if sa.present and sa.map(what="a service account match (names and/or selector)") is not None:
-        sa.unknown_fields(("names", "selector"), code="W002")
+        sa.unknown_fields(("names", "selector"), code="E012")
         names = sa["names"].str_list(what="a list of service account names")
         if names:
             sa_names = frozenset(names)
@@ -337,7 +337,7 @@ def _non_empty(ports: PortSet | None) -> PortSet | None:
 def _services(cur: Cursor, scope: Scope) -> tuple[str, str] | None:
     if not cur.present or cur.map(what="a service match (name, namespace)") is None:
         return None
-    cur.unknown_fields(("name", "namespace"), code="W002")
+    cur.unknown_fields(("name", "namespace"), code="E012")
     name = cur["name"].str()
     if not name:
         cur["name"].error("the name of a Kubernetes Service", "E067")
@@ -370,7 +370,7 @@ def _check_services_alone(cur: Cursor, svc: Cursor) -> None:
 def _http(cur: Cursor) -> HttpMatch | None:
     if not cur.present or cur.map(what="an HTTP match (methods, paths)") is None:
         return None
-    cur.unknown_fields(("methods", "paths"), code="W002")
+    cur.unknown_fields(("methods", "paths"), code="E012")
     methods = cur["methods"].str_list(what="a list of HTTP methods") or []
     exact: list[str] = []
     prefix: list[str] = []
@@ -378,7 +378,7 @@ def _http(cur: Cursor) -> HttpMatch | None:
         fields = item.map(what="a path match with exactly one of exact or prefix")
         if fields is None:
             continue
-        item.unknown_fields(("exact", "prefix"), code="W002")
+        item.unknown_fields(("exact", "prefix"), code="E012")
         has_exact, has_prefix = item["exact"].present, item["prefix"].present
         if has_exact == has_prefix:
             item.problem("a path match needs exactly one of exact or prefix", "E068")
@@ -407,7 +407,7 @@ def read_rules(spec: Cursor, direction: Direction, scope: Scope, src: Source) ->
 def _rule(cur: Cursor, index: int, direction: Direction, scope: Scope, src: Source) -> Rule | None:
     if cur.map(what="a rule (action, protocol, source, destination, ...)") is None:
         return None
-    cur.unknown_fields(RULE_FIELDS, code="W002")
+    cur.unknown_fields(RULE_FIELDS, code="E012")
     action = _action(cur["action"])
     protocol = read_protocol(cur["protocol"])
     not_protocol = read_protocol(cur["notProtocol"])

@@ -87,7 +87,7 @@ def read_peer_authentication(root: Cursor, meta: Cursor, src: Source, rc: ReadCo
     spec = root["spec"]
     if spec.present and spec.map(what="a PeerAuthentication spec") is None:
         return
-    spec.unknown_fields(("selector", "mtls", "portLevelMtls"), code="W002")
+    spec.unknown_fields(("selector", "mtls", "portLevelMtls"), code="E012")
     selector = _selector_labels(spec["selector"])
     mode = _mtls_mode(spec["mtls"])
     port_modes: list[tuple[int, MtlsMode]] = []
@@ -134,7 +134,7 @@ def read_authorization_policy(root: Cursor, meta: Cursor, src: Source, rc: ReadC
     if spec.present and spec.map(what="an AuthorizationPolicy spec") is None:
         return
     spec.unknown_fields(
-        ("selector", "targetRef", "targetRefs", "action", "rules", "provider"), code="W002"
+        ("selector", "targetRef", "targetRefs", "action", "rules", "provider"), code="E012"
     )
     action_text = spec["action"].str() or "ALLOW"
     try:
@@ -203,7 +203,7 @@ def _patterns(cur: Cursor) -> Patterns:
 def _rule(rule: Cursor, index: int) -> AuthzRule | None:
     if rule.map(what="a rule (from, to, when)") is None:
         return None
-    rule.unknown_fields(("from", "to", "when"), code="W002")
+    rule.unknown_fields(("from", "to", "when"), code="E012")
     sources: list[AuthzSource] | None = None
     if rule["from"].present:
         items = rule["from"].list(what="a list of sources") or []
