@@ -58,6 +58,11 @@ class Document:
     line: int
     node: yaml.Node | None
     duplicates: tuple[DuplicateKey, ...] = ()
+    column: int = 0
+    marks: dict[tuple[PathPart, ...], tuple[int, int]] | None = None
+    """(line, column) of each field: a document read in a worker process comes back without
+    its node (too costly to send), with this index instead, or with `seq` to find it again."""
+    seq: int = -1
 
     def locate(self, path: Sequence[PathPart]) -> Location:
         """The location of the field at `path`, or of its nearest existing parent.
@@ -66,8 +71,18 @@ class Document:
         item at the item itself, and the object (empty path) at its first line.
         """
         node = self.node
+        if node is None and self.marks is not None:
+            line, column = self.marks[()]
+            for i in range(len(path)):
+                found = self.marks.get(tuple(path[: i + 1]))
+                if found is None:
+                    break
+                line, column = found
+            return Location(self.file, line, column)
+        if node is None and path and self.seq >= 0:
+            node = _relocate(self.file, self.seq)
         if node is None:
-            return Location(self.file, self.line)
+            return Location(self.file, self.line, self.column)
         mark = node.start_mark
         for part in path:
             entry = _entry(node, part)
@@ -76,6 +91,66 @@ class Document:
             key, node = entry
             mark = (key if key is not None else node).start_mark
         return Location(self.file, mark.line + 1, mark.column + 1)
+
+
+_RELOCATED: dict[str, list[yaml.Node | None]] = {}
+
+
+def _relocate(file: str, seq: int) -> yaml.Node | None:
+    """The node of the `seq`-th document of `file`, composed again (only when reporting)."""
+    nodes = _RELOCATED.get(file)
+    if nodes is None:
+        sink = DiagnosticSink()
+        text = read_text(file, sink)
+        nodes = [d.node for d in load_documents(text, file, sink)] if text is not None else []
+        if len(_RELOCATED) >= 32:
+            _RELOCATED.clear()
+        _RELOCATED[file] = nodes
+    return nodes[seq] if 0 <= seq < len(nodes) else None
+
+
+def _marks(node: yaml.Node, spec: Any) -> dict[tuple[PathPart, ...], tuple[int, int]]:
+    """Where each field (as `Document.locate` places it) of the pruned document starts."""
+    out: dict[tuple[PathPart, ...], tuple[int, int]] = {
+        (): (node.start_mark.line + 1, node.start_mark.column + 1)
+    }
+    stack: list[tuple[yaml.Node, tuple[PathPart, ...], Any]] = [(node, (), spec)]
+    while stack:
+        current, path, sub = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    continue
+                if sub is not True and key.value not in sub:
+                    continue
+                here = (*path, key.value)
+                out[here] = (key.start_mark.line + 1, key.start_mark.column + 1)
+                stack.append((value, here, True if sub is True else sub[key.value]))
+        elif isinstance(current, yaml.SequenceNode):
+            for index, item in enumerate(current.value):
+                here = (*path, index)
+                out[here] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                stack.append((item, here, sub))
+    return out
+
+
+def parse_file(file: str) -> tuple[list[Document], list[Diagnostic]]:
+    """Every document of one file, with a field-position index instead of its node, so it can
+    be sent cheaply from a worker process."""
+    sink = DiagnosticSink()
+    text = read_text(file, sink)
+    docs = list(load_documents(text, file, sink)) if text is not None else []
+    for seq, doc in enumerate(docs):
+        node = doc.node
+        if node is not None:
+            doc.line, doc.column = node.start_mark.line + 1, node.start_mark.column + 1
+            kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+            # Workloads are the bulk of a cluster and their readers rarely report anything:
+            # their nodes are recomposed only when asked (`locate`); policies keep an index.
+            doc.marks = None if kind in PRUNED_KINDS else _marks(node, True)
+        doc.node = None
+        doc.seq = seq
+    return docs, sink.items
 
 
 def dotted(path: Sequence[PathPart]) -> str:

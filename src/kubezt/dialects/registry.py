@@ -6,8 +6,11 @@ Readers for each dialect live in their own modules; this module only routes to t
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from kubezt.dialects import k8s, workloads
@@ -18,6 +21,7 @@ from kubezt.dialects._yaml import (
     duplicate_key_diagnostic,
     expand_paths,
     load_documents,
+    parse_file,
     read_text,
     type_name,
 )
@@ -94,16 +98,44 @@ def load(paths: Sequence[str]) -> LoadResult:
     rc = ReadContext(sink)
     files = expand_paths(paths, sink)
     seen: dict[tuple[str, str, str, str], Location] = {}
-    for file in files:
-        text = read_text(file, sink)
-        if text is None:
-            continue
-        for doc in load_documents(text, file, sink):
+    for docs in _documents(files, sink):
+        for doc in docs:
             _read_document(doc, rc, seen)
     model = assemble(rc)
     sink.raise_if_errors()
     diagnostics = tuple(sorted(sink.items, key=Diagnostic.sort_key))
     return LoadResult(model, diagnostics, tuple(rc.skipped), tuple(files))
+
+
+PARALLEL_BYTES = 8 << 20
+"""Inputs larger than this are parsed by one worker process per core."""
+
+
+def _documents(files: list[str], sink: DiagnosticSink) -> Iterator[list[Document]]:
+    """The documents of each file, in order. Large inputs of several files are parsed in
+    parallel: YAML parsing dominates the time on big clusters and is CPU-bound."""
+    on_disk = [f for f in files if f != "-"]
+    size = 0
+    for file in on_disk:
+        with contextlib.suppress(OSError):
+            size += os.path.getsize(file)
+    workers = min(os.cpu_count() or 1, 4, len(on_disk))
+    if size >= PARALLEL_BYTES and workers > 1 and "-" not in files:
+        try:
+            with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+                results = list(pool.map(parse_file, files, chunksize=4))
+        except (OSError, concurrent.futures.process.BrokenProcessPool):
+            results = None  # no worker processes here: read the files one by one below
+        if results is not None:
+            for docs, diagnostics in results:
+                sink.extend(diagnostics)
+                yield docs
+            return
+    for file in files:
+        text = read_text(file, sink)
+        if text is None:
+            continue
+        yield list(load_documents(text, file, sink))
 
 
 def _read_document(
