@@ -77,8 +77,10 @@ def _policy_types(spec: Cursor) -> frozenset[Direction] | None:
             else:
                 cur[i].error('"Ingress" or "Egress"', "E019")
                 return None
-        return frozenset(types)
-    # Absent policyTypes: Ingress always; Egress only when egress rules are present
+        if types:
+            return frozenset(types)
+    # Absent (or empty: the API server's SetDefaults_NetworkPolicy treats both alike)
+    # policyTypes: Ingress always; Egress only when egress rules are present
     # (https://kubernetes.io/docs/concepts/services-networking/network-policies/).
     egress = spec["egress"].value
     if isinstance(egress, list) and egress:
