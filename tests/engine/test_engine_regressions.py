@@ -71,11 +71,78 @@ def test_empty_policy_types_default_like_absent_ones(tmp_path) -> None:
     """The API server defaults `policyTypes: []` exactly as if it were absent
     (SetDefaults_NetworkPolicy): Ingress, plus Egress when egress rules are given."""
     objects = [
-        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "x",
-         "labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
-        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-         "metadata": {"name": "p", "namespace": "x"},
-         "spec": {"podSelector": {}, "policyTypes": [], "egress": [{"ports": [{"port": 53}]}]}},
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "a", "namespace": "x", "labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "p", "namespace": "x"},
+            "spec": {"podSelector": {}, "policyTypes": [], "egress": [{"ports": [{"port": 53}]}]},
+        },
     ]
     (policy,) = load_objects(tmp_path, objects).model.policies.policies
     assert policy.types == frozenset({Direction.INGRESS, Direction.EGRESS})
+
+
+def test_udp_between_mesh_pods_is_not_captured_by_the_mesh(tmp_path) -> None:
+    """Sidecars and ztunnel capture TCP only: a UDP flow between mesh pods is decided by L3/L4
+    policy alone, whatever the AuthorizationPolicies say."""
+    for label in ({"istio-injection": "enabled"}, {"istio.io/dataplane-mode": "ambient"}):
+        objects = [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "labels": label}},
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "client", "namespace": "x"},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "syslog", "namespace": "x"},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": "i",
+                            "ports": [{"containerPort": 514, "protocol": "UDP"}],
+                        }
+                    ]
+                },
+            },
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "AuthorizationPolicy",
+                "metadata": {"name": "deny-all", "namespace": "x"},
+                "spec": {},
+            },
+        ]
+        model = load_objects(tmp_path, objects).model
+        rows = set(kubezt.evaluate(model).connections())
+        assert ("x/client", "x/syslog", 514, "UDP") in rows, label
+        topo = model.topology
+        verdict = kubezt.explain_connection(
+            model,
+            kubezt.End(kubezt.EndKind.WORKLOAD, workload=topo.workload("x/client")),
+            kubezt.End(kubezt.EndKind.WORKLOAD, workload=topo.workload("x/syslog")),
+            514,
+            Protocol.UDP,
+        )
+        assert verdict.allowed, label
+
+
+def test_classic_ingress_gateway_is_a_gateway_not_a_sidecar_client() -> None:
+    from kubezt.engine.mesh import proxy_role
+    from kubezt.ir.mesh import MeshPolicies
+    from kubezt.ir.topology import Labels, ProxyRole, Workload
+
+    for labels, notes in (
+        ({"istio": "ingressgateway"}, {}),
+        ({"app": "gw"}, {"inject.istio.io/templates": "gateway"}),
+    ):
+        pod = Workload("istio-system", "gw", "Pod", Labels(labels), annotations=Labels(notes))
+        assert proxy_role(pod, MeshPolicies()) is ProxyRole.GATEWAY

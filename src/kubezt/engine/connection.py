@@ -183,6 +183,12 @@ def plan_path(
     topo = model.topology
     role = ProxyRole.NONE
     client = MeshMode.NONE
+    if protocol is not Protocol.TCP:
+        # Sidecars and ztunnel capture TCP only: UDP and SCTP go straight between the pods.
+        detail = f"{protocol.value} is not captured by sidecars or ztunnel: no mesh on the path"
+        return Path(
+            MeshMode.NONE, role, MeshMode.NONE, False, detail, False, None, ((src, dst, port, ""),)
+        )
     if src.workload is not None:
         role = proxy_role(src.workload, model.mesh)
         client = mesh_mode(src.workload, topo.namespace(src.workload.namespace), model.mesh)
@@ -308,6 +314,9 @@ def mesh_decision(
     sidecar, and Calico application layer policy."""
     steps: list[Step] = []
     if src.kind is EndKind.KUBELET_PROBE or dst.workload is None:
+        return True, steps, None
+    if protocol is not Protocol.TCP:
+        steps.append(Step(Layer.DATAPLANE, "not-captured", Effect.INFO, path.tls_detail))
         return True, steps, None
     server = dst.workload
     steps.append(Step(Layer.DATAPLANE, "client-tls", Effect.INFO, path.tls_detail))

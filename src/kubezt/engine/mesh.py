@@ -25,7 +25,8 @@ PROXY_ANNOTATION = "kubezt.io/proxy"
 
 
 def proxy_role(workload: Workload, mesh: MeshPolicies) -> ProxyRole:
-    """Waypoint and standalone-gateway pods, from the kubezt annotation or the Gateway label."""
+    """Waypoint and standalone-gateway pods: the kubezt annotation, the Gateway-API label, or
+    a classic Istio gateway deployment."""
     role = workload.annotations.get(PROXY_ANNOTATION)
     if role == "waypoint":
         return ProxyRole.WAYPOINT
@@ -35,6 +36,14 @@ def proxy_role(workload: Workload, mesh: MeshPolicies) -> ProxyRole:
     if gateway is not None:
         if any(w.name == gateway and w.namespace == workload.namespace for w in mesh.waypoints):
             return ProxyRole.WAYPOINT
+        return ProxyRole.GATEWAY
+    # Classic Istio gateways: injected with the `gateway` template, or the istio=ingressgateway
+    # / egressgateway deployments the installer creates.
+    templates = (workload.annotations.get("inject.istio.io/templates") or "").split(",")
+    if "gateway" in (t.strip() for t in templates) or workload.labels.get("istio") in (
+        "ingressgateway",
+        "egressgateway",
+    ):
         return ProxyRole.GATEWAY
     return ProxyRole.NONE
 

@@ -375,8 +375,10 @@ class _MeshView:
             HBONE_PORT, Protocol.TCP, self.classes[d].peer.port_name(HBONE_PORT, Protocol.TCP)
         )
         hbone = l4.get(hbone_key, {}).get(d, 0)
-        if self.modes[d] is MeshMode.NONE and not self.istio_mutual:
-            return direct, {}
+        if key.protocol is not Protocol.TCP or (
+            self.modes[d] is MeshMode.NONE and not self.istio_mutual
+        ):
+            return direct, {}  # UDP/SCTP are never captured by the mesh
         candidates = direct | hbone | self._waypoint_sources
         seen: set[tuple[object, ...]] = set()
         bits = 0
