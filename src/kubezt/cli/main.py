@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from kubezt.cli import analyse  # noqa: F401  (registers reach, explain)
+from kubezt.cli import (
+    analyse,  # noqa: F401  (registers reach, explain)
+    audit,  # noqa: F401
+    blast,  # noqa: F401
+    compile,  # noqa: F401  (registers compile)
+    diff,  # noqa: F401
+    init,  # noqa: F401  (registers init)
+    verify,  # noqa: F401  (registers verify)
+)
 from kubezt.cli.common import EXIT_OK, app, err, out
 
 

@@ -1,0 +1,592 @@
+"""`verify`: does a cluster (manifests plus workloads) allow exactly what a zero-trust intent
+grants? Every connection the engine finds allowed that the intent does not grant, and every
+granted one it finds blocked, at L3/L4 and per HTTP request, is a `Difference`.
+
+The universe compared is every ordered pair of workloads with at least one end in the intent's
+namespaces, on every port the destination declares (and every port the intent names), as
+`engine.reach.evaluate` computes it; per-request differences are settled with
+`engine.connection.explain_connection` on concrete requests derived from both the intent and
+the engine's representative requests. Connections to and from addresses outside the cluster
+(egress entries, exceptions) are probed with representative addresses. Platform flows the intent
+grants implicitly (DNS; istiod for sidecars; the ingress gateway and Prometheus where declared)
+count as granted. Must not print or render.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from kubezt.engine.authz import path_match, string_match
+from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
+from kubezt.engine.index import iter_bits
+from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
+from kubezt.ir.intent import Grant, HttpMatch, Identity, Intent, Mode, Service
+from kubezt.ir.model import Model
+from kubezt.ir.ports import Protocol
+from kubezt.ir.requests import HttpRequest, ServiceAddress
+from kubezt.ir.topology import Workload
+
+RequestSet = tuple[HttpRequest, ...] | None
+EXTERNAL_CANDIDATES = ("203.0.113.10", "198.51.100.10", "192.0.2.10", "100.64.0.10")
+"""Addresses (documentation ranges first) used as "somewhere outside the cluster"."""
+PROBE_METHODS = ("GET", "POST", "DELETE")
+PROBE_PATHS = ("/", "/kubezt-unlisted")
+MAX_PROBES = 96
+
+
+class DifferenceKind(StrEnum):
+    NOT_GRANTED = "allowed-not-granted"
+    """The cluster allows it; the intent does not grant it (over-permissive)."""
+    BLOCKED = "granted-blocked"
+    """The intent grants it; the cluster blocks it."""
+    IDENTITY = "identity-mismatch"
+    """A workload of a service runs under another ServiceAccount than the intent says."""
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    kind: DifferenceKind
+    src: str
+    """A workload id, or `external:<ip>`."""
+    dst: str
+    port: int = 0
+    protocol: str = "TCP"
+    requests: tuple[HttpRequest, ...] | None = None
+    """None: the whole connection; otherwise the concrete requests that differ."""
+    entry: str = ""
+    """For a blocked flow: the intent entry that grants it."""
+    denied_by: str = ""
+    """For a blocked flow: the layer that denied it (from the explanation)."""
+    detail: str = ""
+
+    @property
+    def sort_key(self) -> tuple[str, str, str, int, str]:
+        return (self.kind.value, self.src, self.dst, self.port, self.protocol)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    intent: Intent
+    differences: tuple[Difference, ...]
+    checked: int
+    """Connections (and probes) compared."""
+    notes: tuple[str, ...] = ()
+    """What could not be checked, and why."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What the intent grants on one connection: the entries, and the HTTP requests (None:
+    every request)."""
+
+    entries: tuple[str, ...]
+    http: tuple[HttpMatch, ...] | None = None
+
+
+def verify(intent: Intent, model: Model, mode: Mode | None = None) -> VerifyResult:
+    """Compare the cluster `model` with `intent` (compiled for `mode`, default the intent's).
+
+    The intent's trust domain and root namespace are the mesh's: they replace the model's.
+    """
+    if mode is not None:
+        intent = dataclasses.replace(intent, mode=mode)
+    config = dataclasses.replace(
+        model.mesh_config,
+        root_namespace=intent.root_namespace,
+        trust_domain=intent.trust_domain,
+    )
+    return _Verifier(intent, dataclasses.replace(model, mesh_config=config)).run()
+
+
+@dataclass
+class _Verifier:
+    intent: Intent
+    model: Model
+    differences: list[Difference] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    checked: int = 0
+    by_id: dict[str, Workload] = field(default_factory=dict)
+    """Every real workload (not the synthetic waypoint pods) by id."""
+    in_scope: set[str] = field(default_factory=set)
+    """Ids of the workloads in the intent's namespaces."""
+    _service_cache: dict[str, list[Service]] = field(default_factory=dict)
+
+    def run(self) -> VerifyResult:
+        workloads = [
+            w for w in self.model.topology.workloads if SYNTHETIC_ANNOTATION not in w.annotations
+        ]
+        self.by_id = {w.id: w for w in workloads}
+        scope = set(self.intent.namespaces)
+        self.in_scope = {w.id for w in workloads if w.namespace in scope}
+        self._identities(workloads)
+        self._matrix()
+        self._external()
+        if self.intent.platform.kube_api_server.callers:
+            self.notes.append(
+                "platform.kubeApiServer: not checked (the API server is not a workload in the "
+                "input)"
+            )
+        unmatched = sorted(
+            w.id for w in workloads if w.id in self.in_scope and not self._services_of(w)
+        )
+        if unmatched:
+            self.notes.append(
+                "workloads in scope that no service of the intent selects (granted nothing): "
+                + ", ".join(unmatched)
+            )
+        diffs = sorted(self.differences, key=lambda d: d.sort_key)
+        return VerifyResult(self.intent, tuple(diffs), self.checked, tuple(self.notes))
+
+    # --- who is who ---------------------------------------------------------------------------
+
+    def _services_of(self, w: Workload) -> list[Service]:
+        found = self._service_cache.get(w.id)
+        if found is None:
+            found = [
+                s
+                for s in self.intent.services
+                if s.namespace == w.namespace and s.selector.matches(w.labels)
+            ]
+            self._service_cache[w.id] = found
+        return found
+
+    def _identities(self, workloads: list[Workload]) -> None:
+        for w in workloads:
+            for s in self._services_of(w):
+                if w.service_account != s.service_account:
+                    self.differences.append(
+                        Difference(
+                            DifferenceKind.IDENTITY,
+                            w.id,
+                            str(s.ref),
+                            entry=s.entry,
+                            detail=f"runs as ServiceAccount {w.service_account!r}, the intent "
+                            f"says {s.service_account!r}",
+                        )
+                    )
+
+    # --- what the intent grants ------------------------------------------------------------
+
+    def expect(
+        self, src: Workload, dst: Workload, port: int, protocol: Protocol
+    ) -> Expectation | None:
+        intent = self.intent
+        src_id = Identity(src.namespace, src.service_account)
+        entries: list[str] = []
+        http: list[HttpMatch] = []
+        everything = False
+        if dst.id in self.in_scope:
+            for service in self._services_of(dst):
+                declared = service.port(port, protocol)
+                if declared is None:
+                    continue
+                for grant in intent.grants_to(service.ref):
+                    if not self._caller_matches(grant, src_id) or declared not in grant.ports:
+                        continue
+                    entries.append(grant.entry)
+                    if grant.http is None:
+                        everything = True
+                    else:
+                        http.append(grant.http)
+                metrics = intent.platform.metrics
+                if metrics is not None and declared.metrics and metrics.scraper == src_id:
+                    entries.append("platform/metrics")
+                    everything = True
+            metrics = intent.platform.metrics
+            if (
+                metrics is not None
+                and metrics.scraper == src_id
+                and intent.mode is Mode.SIDECAR
+                and protocol is Protocol.TCP
+                and port in metrics.proxy_ports
+            ):
+                entries.append("platform/metrics")
+                everything = True
+        elif src.id in self.in_scope:
+            dns = intent.platform.dns
+            if (
+                dns is not None
+                and dst.namespace == dns.namespace
+                and dns.selector.matches(dst.labels)
+                and port == dns.port
+                and protocol in (Protocol.UDP, Protocol.TCP)
+            ):
+                entries.append("platform/dns")
+                everything = True
+            istiod = intent.platform.istiod
+            if (
+                intent.mode is Mode.SIDECAR
+                and dst.namespace == istiod.namespace
+                and istiod.selector.matches(dst.labels)
+                and port == istiod.port
+                and protocol is Protocol.TCP
+            ):
+                entries.append("platform/istiod")
+                everything = True
+        if not entries:
+            return None
+        return Expectation(tuple(dict.fromkeys(entries)), None if everything else tuple(http))
+
+    def _caller_matches(self, grant: Grant, identity: Identity) -> bool:
+        if grant.from_gateway:
+            return identity == self.intent.gateway
+        return grant.caller == identity
+
+    # --- workload pairs ----------------------------------------------------------------------
+
+    def _matrix(self) -> None:
+        result = evaluate(self.model)
+        actual: dict[tuple[str, str, int, str], RequestSet] = {}
+        planned: set[tuple[str, int, str]] = set()
+        self._collect(result, actual, planned)
+        # Ports the intent names that some in-scope workload does not declare: evaluate them
+        # too, so a granted port is never skipped for want of a containerPort.
+        extra: set[tuple[int, Protocol]] = set()
+        for service in self.intent.services:
+            for w in self.by_id.values():
+                if w.id in self.in_scope and service in self._services_of(w):
+                    for p in service.ports:
+                        if (w.id, p.port, p.protocol.value) not in planned:
+                            extra.add((p.port, p.protocol))
+        for port, protocol in sorted(extra):
+            self._collect(evaluate(self.model, port, protocol), actual, planned)
+        everyone = list(self.by_id.values())
+        scoped = [w for w in everyone if w.id in self.in_scope]
+        for dst_id, port, proto in sorted(planned):
+            dst = self.by_id.get(dst_id)
+            if dst is None:
+                continue
+            for src in everyone if dst.id in self.in_scope else scoped:
+                if src.id == dst.id and is_single_pod(src):
+                    continue
+                protocol = Protocol(proto)
+                expected = self.expect(src, dst, port, protocol)
+                got = actual.get((src.id, dst.id, port, proto), False)
+                self.checked += 1
+                self._compare(src, dst, port, protocol, expected, got)
+
+    def _collect(
+        self,
+        result: Reachability,
+        actual: dict[tuple[str, str, int, str], RequestSet],
+        planned: set[tuple[str, int, str]],
+    ) -> None:
+        workloads = result.model.topology.workloads
+        for key, bits in result.plan.items():
+            for ci in iter_bits(bits):
+                for wi in result.classes[ci].members:
+                    planned.add((workloads[wi].id, key.port, key.protocol.value))
+        for src, dst, port, proto, requests in result.detailed():
+            actual.setdefault((src, dst, port, proto), requests)
+
+    def _compare(
+        self,
+        src: Workload,
+        dst: Workload,
+        port: int,
+        protocol: Protocol,
+        expected: Expectation | None,
+        got: RequestSet | bool,
+    ) -> None:
+        allowed = got is not False
+        if expected is None and not allowed:
+            return
+        if expected is None:
+            requests = None if got is None or got is False else got
+            self.differences.append(
+                Difference(
+                    DifferenceKind.NOT_GRANTED,
+                    src.id,
+                    dst.id,
+                    port,
+                    protocol.value,
+                    requests if isinstance(requests, tuple) else None,
+                    detail="no entry of the intent grants this connection",
+                )
+            )
+            return
+        if not allowed:
+            verdict = explain_connection(
+                self.model, _end(src), _end(dst), port, protocol, service=self._address(dst, port)
+            )
+            self.differences.append(
+                Difference(
+                    DifferenceKind.BLOCKED,
+                    src.id,
+                    dst.id,
+                    port,
+                    protocol.value,
+                    entry=", ".join(expected.entries),
+                    denied_by=verdict.denied_by.value if verdict.denied_by else "",
+                    detail="granted by the intent, denied by the cluster",
+                )
+            )
+            return
+        if expected.http is None and got is None:
+            return
+        self._requests(src, dst, port, protocol, expected, got if isinstance(got, tuple) else None)
+
+    def _address(self, dst: Workload, port: int) -> ServiceAddress | None:
+        """A Service the destination is reached through on `port` (else its pod address)."""
+        for svc in self.model.topology.services_selecting(dst):
+            for sp in svc.ports:
+                target = sp.target_port
+                if isinstance(target, str):
+                    named = dst.named_port(target)
+                    target = named.port if named else -1
+                if target == port:
+                    return ServiceAddress(svc.namespace, svc.name, sp.port)
+        return None
+
+    def _routes(self, dst: Workload, port: int, protocol: Protocol) -> list[ServiceAddress | None]:
+        out: list[ServiceAddress | None] = [None]
+        for svc in self.model.topology.services_selecting(dst):
+            for sp in svc.ports:
+                target = sp.target_port
+                if isinstance(target, str):
+                    named = dst.named_port(target)
+                    target = named.port if named else -1
+                if target == port and sp.protocol is protocol:
+                    out.append(ServiceAddress(svc.namespace, svc.name, sp.port))
+                    break
+        return out
+
+    def _requests(
+        self,
+        src: Workload,
+        dst: Workload,
+        port: int,
+        protocol: Protocol,
+        expected: Expectation,
+        engine: tuple[HttpRequest, ...] | None,
+    ) -> None:
+        """Settle an HTTP-level comparison on concrete requests."""
+        probes = _probes(expected.http or (), engine or ())
+        routes = self._routes(dst, port, protocol)
+        too_many: list[HttpRequest] = []
+        blocked: list[HttpRequest] = []
+        for request in probes:
+            self.checked += 1
+            granted = expected.http is None or any(_grants(m, request) for m in expected.http)
+            allowed = any(
+                explain_connection(
+                    self.model, _end(src), _end(dst), port, protocol, service=route, http=request
+                ).allowed
+                for route in routes
+            )
+            if allowed and not granted:
+                too_many.append(request)
+            elif granted and not allowed:
+                blocked.append(request)
+        if too_many:
+            self.differences.append(
+                Difference(
+                    DifferenceKind.NOT_GRANTED,
+                    src.id,
+                    dst.id,
+                    port,
+                    protocol.value,
+                    tuple(too_many),
+                    detail="requests the intent does not grant are allowed",
+                )
+            )
+        if blocked:
+            self.differences.append(
+                Difference(
+                    DifferenceKind.BLOCKED,
+                    src.id,
+                    dst.id,
+                    port,
+                    protocol.value,
+                    tuple(blocked),
+                    entry=", ".join(expected.entries),
+                    detail="requests the intent grants are denied",
+                )
+            )
+
+    # --- outside the cluster ---------------------------------------------------------------
+
+    def _external(self) -> None:
+        intent = self.intent
+        nets = [n for e in intent.egress for n in e.networks]
+        nets += [n for x in intent.exceptions for n in x.networks]
+        outside = next(
+            (
+                ip
+                for ip in EXTERNAL_CANDIDATES
+                if not any(ipaddress.ip_address(ip) in n for n in nets)
+            ),
+            None,
+        )
+        egress_ips = sorted({_representative(n) for e in intent.egress for n in e.networks})
+        if outside is not None:
+            egress_ips.append(outside)
+        ports = sorted(
+            {(p.port, p.protocol) for e in intent.egress for p in e.ports}
+            | {(80, Protocol.TCP), (443, Protocol.TCP)}
+        )
+        for w in self.by_id.values():
+            if w.id not in self.in_scope:
+                continue
+            identity = Identity(w.namespace, w.service_account)
+            for ip in egress_ips:
+                for port, protocol in ports:
+                    entries = self._egress_grants(identity, ip, port, protocol)
+                    self._probe(_end(w), End(EndKind.EXTERNAL, ip=ip), port, protocol, entries)
+        ingress_ips = sorted({_representative(n) for x in intent.exceptions for n in x.networks})
+        if outside is not None:
+            ingress_ips.append(outside)
+        for w in self.by_id.values():
+            if w.id not in self.in_scope:
+                continue
+            services = self._services_of(w)
+            targets = {(cp.port, cp.protocol) for cp in w.ports}
+            targets |= {(p.port, p.protocol) for s in services for p in s.ports}
+            for ip in ingress_ips:
+                for port, protocol in sorted(targets):
+                    entries = [
+                        x.entry
+                        for x in intent.exceptions
+                        if any(s.ref == x.service for s in services)
+                        and any(p.port == port and p.protocol is protocol for p in x.ports)
+                        and any(ipaddress.ip_address(ip) in n for n in x.networks)
+                    ]
+                    self._probe(End(EndKind.EXTERNAL, ip=ip), _end(w), port, protocol, entries)
+        hosts = [e for e in intent.egress if e.hosts and not e.cidrs]
+        if hosts:
+            self.notes.append(
+                "egress to DNS names ("
+                + ", ".join(sorted({h for e in hosts for h in e.hosts}))
+                + ") is checked as egress to any address outside the cluster"
+            )
+
+    def _egress_grants(
+        self, identity: Identity, ip: str, port: int, protocol: Protocol
+    ) -> list[str]:
+        address = ipaddress.ip_address(ip)
+        out = []
+        for e in self.intent.egress:
+            if e.caller != identity or not any(
+                p.port == port and p.protocol is protocol for p in e.ports
+            ):
+                continue
+            # Names only: Calico cannot tell one outside address from another (docs/intent.md).
+            if not e.cidrs or any(address in n for n in e.networks):
+                out.append(e.entry)
+        return out
+
+    def _probe(self, src: End, dst: End, port: int, protocol: Protocol, entries: list[str]) -> None:
+        self.checked += 1
+        verdict = explain_connection(self.model, src, dst, port, protocol)
+        if verdict.allowed and not entries:
+            self.differences.append(
+                Difference(
+                    DifferenceKind.NOT_GRANTED,
+                    src.label,
+                    dst.label,
+                    port,
+                    protocol.value,
+                    detail="no entry of the intent grants this connection",
+                )
+            )
+        elif entries and not verdict.allowed:
+            self.differences.append(
+                Difference(
+                    DifferenceKind.BLOCKED,
+                    src.label,
+                    dst.label,
+                    port,
+                    protocol.value,
+                    entry=", ".join(entries),
+                    denied_by=verdict.denied_by.value if verdict.denied_by else "",
+                    detail="granted by the intent, denied by the cluster",
+                )
+            )
+
+
+def _end(w: Workload) -> End:
+    return End(EndKind.WORKLOAD, workload=w)
+
+
+def _representative(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """An address inside `net`: its first host (the address itself for a /32 or /128)."""
+    if net.num_addresses > 2:
+        return str(net.network_address + 1)
+    return str(net.network_address)
+
+
+# --- HTTP requests ----------------------------------------------------------------------------
+
+
+def _grants(match: HttpMatch, request: HttpRequest) -> bool:
+    """Does a grant's HTTP match admit `request` (Istio value matching)?"""
+    if match.methods and not any(string_match(m, request.method) for m in match.methods):
+        return False
+    if match.paths and not any(path_match(p, request.path) for p in match.paths):
+        return False
+    host = request.host.lower() if request.host else None
+    return not (match.hosts and not any(string_match(h, host) for h in match.hosts))
+
+
+def _instances(pattern: str, fill: str) -> list[str]:
+    if pattern == "*":
+        return [fill]
+    if pattern.startswith("*"):
+        return [fill + pattern[1:]]
+    if pattern.endswith("*"):
+        return [pattern[:-1], pattern[:-1] + fill]
+    return [pattern]
+
+
+def _concrete(value: str, fallback: str) -> str:
+    return fallback if value == "*" else value
+
+
+def _probes(matches: Iterable[HttpMatch], engine: Iterable[HttpRequest]) -> list[HttpRequest]:
+    """Concrete requests that tell the intent's grants apart (each listed value, a value no
+    grant lists), plus the engine's representative requests made concrete."""
+    methods: dict[str, None] = dict.fromkeys(PROBE_METHODS)
+    paths: dict[str, None] = dict.fromkeys(PROBE_PATHS)
+    hosts: dict[str, None] = {"": None}
+    for m in matches:
+        for v in m.methods:
+            methods.update(dict.fromkeys(_instances(v, "X")))
+        for v in m.paths:
+            paths.update(dict.fromkeys(_instances(v, "x")))
+        for v in m.hosts:
+            hosts.update(dict.fromkeys(_instances(v, "x")))
+    out = [HttpRequest(m, p, h) for m in methods for p in paths for h in hosts]
+    if len(out) > MAX_PROBES:
+        out = (
+            [HttpRequest(m, "/", "") for m in methods]
+            + [HttpRequest("GET", p, "") for p in paths]
+            + [HttpRequest("GET", "/", h) for h in hosts]
+        )
+    for r in engine:
+        headers = () if r.headers == (("*", "*"),) else r.headers
+        out.append(
+            HttpRequest(
+                _concrete(r.method, "PATCH"),
+                _concrete(r.path, "/kubezt-unlisted"),
+                _concrete(r.host, ""),
+                headers,
+            )
+        )
+    return list(dict.fromkeys(out))
+
+
+__all__ = [
+    "Difference",
+    "DifferenceKind",
+    "Expectation",
+    "VerifyResult",
+    "verify",
+]

@@ -1,0 +1,125 @@
+"""`kubezt verify`: does a cluster allow exactly what an intent grants?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from kubezt.analysis.verify import Difference, VerifyResult, verify
+from kubezt.cli.common import (
+    EXIT_FINDING,
+    EXIT_OK,
+    Output,
+    OutputOpt,
+    PathsArg,
+    VerboseOpt,
+    app,
+    emit,
+    err,
+    guarded,
+    load_paths,
+    out,
+)
+from kubezt.cli.compile import IntentArg, ModeOpt
+from kubezt.dialects.intent import load_intent
+from kubezt.errors import Diagnostic
+from kubezt.ir.intent import Mode
+from kubezt.report.documents import request_document
+
+VERIFY_SCHEMA = "kubezt.io/verify/v1"
+
+
+@app.command("verify")
+def verify_command(
+    intent_path: IntentArg,
+    paths: PathsArg,
+    mode: ModeOpt = None,
+    output: OutputOpt = Output.TABLE,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Compare manifests and workloads with an intent: every connection (and HTTP request) the
+    cluster allows that the intent does not grant, and every granted one it blocks.
+
+    Exit code 0 no difference, 1 differences, 2 input error."""
+    intent = guarded(lambda: load_intent(intent_path))
+    loaded = load_paths(paths, verbose, intent.root_namespace, intent.trust_domain)
+    result = guarded(lambda: verify(intent, loaded.model, Mode(mode.value) if mode else None))
+    if output is Output.TABLE:
+        _table(result)
+    else:
+        emit(verify_document(result, loaded.warnings), output)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FINDING)
+
+
+def _requests(diff: Difference) -> str:
+    if diff.requests is None:
+        return "all" if diff.port else ""
+    return ", ".join(
+        f"{r.method} {r.path}" + (f" host={r.host}" if r.host else "") for r in diff.requests
+    )
+
+
+def _table(result: VerifyResult) -> None:
+    intent = result.intent
+    if result.differences:
+        table = Table(title=f"intent {intent.name} ({intent.mode.value}): differences")
+        for column in (
+            "difference",
+            "source",
+            "destination",
+            "port",
+            "requests",
+            "entry",
+            "denied by / detail",
+        ):
+            table.add_column(column)
+        for d in result.differences:
+            port = f"{d.port}/{d.protocol}" if d.port else ""
+            table.add_row(
+                d.kind.value,
+                d.src,
+                d.dst,
+                port,
+                _requests(d),
+                d.entry,
+                d.denied_by or d.detail,
+            )
+        out.print(table)
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False)
+    verdict = (
+        "matches the intent"
+        if result.ok
+        else f"{len(result.differences)} difference(s) from the intent"
+    )
+    out.print(
+        f"{result.checked} connections and requests checked: the cluster {verdict}", markup=False
+    )
+
+
+def verify_document(result: VerifyResult, warnings: tuple[Diagnostic, ...] = ()) -> dict[str, Any]:
+    def difference(d: Difference) -> dict[str, Any]:
+        doc: dict[str, Any] = {"kind": d.kind.value, "src": d.src, "dst": d.dst}
+        if d.port:
+            doc["port"] = d.port
+            doc["protocol"] = d.protocol
+            doc["requests"] = (
+                "all" if d.requests is None else [request_document(r) for r in d.requests]
+            )
+        for key, value in (("entry", d.entry), ("deniedBy", d.denied_by), ("detail", d.detail)):
+            if value:
+                doc[key] = value
+        return doc
+
+    return {
+        "schemaVersion": VERIFY_SCHEMA,
+        "intent": result.intent.name,
+        "mode": result.intent.mode.value,
+        "checked": result.checked,
+        "ok": result.ok,
+        "differences": [difference(d) for d in result.differences],
+        "notes": list(result.notes),
+        "warnings": [w.render() for w in warnings],
+    }
