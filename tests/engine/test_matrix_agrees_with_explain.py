@@ -7,12 +7,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from casekit import read_cases
 from test_scenarios import mesh_config, scenario_model
 
 import kubezt
+from casekit import read_cases
 from kubezt.engine.authz import candidate_requests
-from kubezt.engine.mesh import find_service
 from kubezt.ir.requests import HttpRequest, ServiceAddress
 
 SCENARIOS = read_cases("scenarios")
@@ -58,9 +57,14 @@ def test_matrix_matches_explain_for_every_pair(name, scenario, tmp_path) -> None
 
                 def verdict(http, route, src=src, dst=dst, cp=cp):
                     return kubezt.explain_connection(
-                        model, kubezt.End(kubezt.EndKind.WORKLOAD, workload=src),
-                        kubezt.End(kubezt.EndKind.WORKLOAD, workload=dst), cp.port,
-                        cp.protocol, service=route, http=http).allowed
+                        model,
+                        kubezt.End(kubezt.EndKind.WORKLOAD, workload=src),
+                        kubezt.End(kubezt.EndKind.WORKLOAD, workload=dst),
+                        cp.port,
+                        cp.protocol,
+                        service=route,
+                        http=http,
+                    ).allowed
 
                 rts = routes(model, dst, cp.port)
                 if key not in rows:

@@ -1,1 +1,2 @@
-"""Optional live-cluster adapter (extra `kubezt[live]`); the only code that talks to an API server."""
+"""Optional live-cluster adapter (extra `kubezt[live]`): the only code that talks to an API
+server."""
