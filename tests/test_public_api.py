@@ -3,8 +3,11 @@
 import kubezt
 
 EXPECTED = [
+    "AuditReport",
+    "BlastRadius",
     "ClusterError",
     "Diagnostic",
+    "Diff",
     "End",
     "EndKind",
     "InputError",
@@ -18,10 +21,18 @@ EXPECTED = [
     "Step",
     "UnsupportedError",
     "Verdict",
+    "VerifyResult",
     "__version__",
+    "audit",
+    "blast_radius",
+    "compile_intent",
+    "diff",
     "evaluate",
     "explain_connection",
     "load",
+    "load_intent",
+    "rank",
+    "verify",
 ]
 
 

@@ -92,7 +92,7 @@ def _table(result: VerifyResult) -> None:
     verdict = (
         "matches the intent"
         if result.ok
-        else f"{len(result.differences)} difference(s) from the intent"
+        else f"differs from the intent in {len(result.differences)} place(s)"
     )
     out.print(
         f"{result.checked} connections and requests checked: the cluster {verdict}", markup=False
