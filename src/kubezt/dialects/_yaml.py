@@ -12,6 +12,7 @@ reported by the registry with the object they belong to.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -137,6 +138,7 @@ def _marks(node: yaml.Node, spec: Any) -> dict[tuple[PathPart, ...], tuple[int, 
 def parse_file(file: str) -> tuple[list[Document], list[Diagnostic]]:
     """Every document of one file, with a field-position index instead of its node, so it can
     be sent cheaply from a worker process."""
+    gc.disable()  # a worker only builds acyclic data (see registry.load)
     sink = DiagnosticSink()
     text = read_text(file, sink)
     docs = list(load_documents(text, file, sink)) if text is not None else []
