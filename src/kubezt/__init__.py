@@ -12,7 +12,6 @@ from kubezt.analysis.diff import Diff, diff
 from kubezt.analysis.verify import VerifyResult, verify
 from kubezt.dialects.intent import load_intent
 from kubezt.dialects.registry import LoadResult, load
-from kubezt.generate import compile_intent
 from kubezt.engine.connection import End, EndKind, explain_connection
 from kubezt.engine.explain import Layer, Step, Verdict
 from kubezt.engine.reach import Reachability, evaluate
@@ -26,6 +25,7 @@ from kubezt.errors import (
     Severity,
     UnsupportedError,
 )
+from kubezt.generate import compile_intent
 
 __version__ = "0.1.0"
 
