@@ -226,4 +226,4 @@ def test_cli_verify_json_and_exit_codes(tmp_path: Path) -> None:
     assert {d["kind"] for d in doc["differences"]} == {"allowed-not-granted"}
     table = runner.invoke(app, ["verify", str(EXAMPLE), str(out)])
     assert table.exit_code == 1
-    assert "difference(s) from the intent" in table.stdout
+    assert "differs from the intent in" in table.stdout
