@@ -60,8 +60,15 @@ HTTP_ONLY_SOURCE = frozenset({"request_principals", "not_request_principals"})
 HTTP_ONLY_OPERATION = frozenset(
     {"hosts", "not_hosts", "methods", "not_methods", "paths", "not_paths"}
 )
-ZTUNNEL_L7_SOURCE = HTTP_ONLY_SOURCE | {"remote_ip_blocks", "not_remote_ip_blocks"}
-ZTUNNEL_DROPPED_SOURCE = frozenset({"trust_domains", "not_trust_domains"})
+# ztunnel cannot enforce these: istiod treats them as unsupported (an ALLOW rule using one is
+# dropped, a DENY rule loses it) — including trustDomains (ambient/authorization.go).
+ZTUNNEL_L7_SOURCE = HTTP_ONLY_SOURCE | {
+    "remote_ip_blocks",
+    "not_remote_ip_blocks",
+    "trust_domains",
+    "not_trust_domains",
+}
+ZTUNNEL_DROPPED_SOURCE: frozenset[str] = frozenset()
 ZTUNNEL_WHEN_KEYS = frozenset(
     {"source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port"}
 )
@@ -155,14 +162,23 @@ def principal_match(
 ) -> bool:
     if value is None:
         return False
-    if enforcer is not Enforcer.ZTUNNEL and not pattern.startswith("*"):
-        # Envoy: a principal under this trust domain, an alias or cluster.local means this
-        # mesh's identity under every one of them (istio trustdomain/bundle.go); ztunnel
-        # compares literally (A4).
-        pat, val = _split_principal(pattern), _split_principal(value)
-        local = {config.trust_domain, *config.trust_domain_aliases}
-        if pat and val and pat[0] in local | {"cluster.local"} and val[0] in local:
-            return string_match(val[0] + pat[1], value)
+    if enforcer is not Enforcer.ZTUNNEL:
+        # Envoy: a principal `<td>/ns/<ns>/sa/<sa>` (exactly five segments) whose trust domain
+        # is this mesh's, an alias, or cluster.local — a trust domain `x*` matching one of them
+        # counts too — means this mesh's identity under every one of them (istio
+        # trustdomain/bundle.go); ztunnel compares literally (A4).
+        parts = pattern.split("/")
+        val = _split_principal(value)
+        if len(parts) == 5 and parts[1] == "ns" and parts[3] == "sa" and val is not None:
+            local = (config.trust_domain, *config.trust_domain_aliases)
+            td = parts[0]
+            ours = td in (*local, "cluster.local") or (
+                td.endswith("*")
+                and not td.startswith("*")
+                and any(t.startswith(td[:-1]) for t in local)
+            )
+            if ours and val[0] in local:
+                return string_match(val[0] + "/" + "/".join(parts[1:]), value)
     return string_match(pattern, value)
 
 
@@ -180,14 +196,17 @@ def principal_service_account(principal: str | None) -> str | None:
     return f"{m.group(1)}/{m.group(2)}" if m else None
 
 
-def namespace_match(pattern: str, value: str | None, enforcer: Enforcer) -> bool:
-    if value is None:
+def namespace_match(pattern: str, principal: str | None, enforcer: Enforcer) -> bool:
+    """Does the peer's namespace match? Envoy compiles every pattern into the regex
+    `.*/ns/<pattern, * → .*>/.*` over the whole peer identity (istio authz generator,
+    srcNamespaceGenerator), so a `*` may even span segments; ztunnel matches the namespace
+    exactly, by prefix, suffix or presence (A3)."""
+    if principal is None:
         return False
-    if enforcer is not Enforcer.ZTUNNEL and "*" in pattern and pattern != "*":
-        # Envoy compiles every '*' into a wildcard over the principal's namespace (A3).
-        regex = ".*".join(re.escape(part) for part in pattern.split("*"))
-        return re.fullmatch(regex, value) is not None
-    return string_match(pattern, value)
+    if enforcer is not Enforcer.ZTUNNEL:
+        regex = ".*/ns/" + ".*".join(re.escape(part) for part in pattern.split("*")) + "/.*"
+        return re.fullmatch(regex, "spiffe://" + principal) is not None
+    return string_match(pattern, principal_namespace(principal))
 
 
 def ip_match(pattern: str, value: str | None) -> bool | None:
@@ -277,8 +296,7 @@ def _field_match(name: str, patterns: tuple[str, ...], ctx: _Ctx) -> bool:
         case "request_principals":
             hit = False  # no JWT is modelled: request.auth.principal is absent
         case "namespaces":
-            ns = principal_namespace(principal)
-            hit = any(namespace_match(p, ns, ctx.enforcer) for p in patterns)
+            hit = any(namespace_match(p, principal, ctx.enforcer) for p in patterns)
         case "service_accounts":
             sa = principal_service_account(principal)
             hit = sa is not None and any(
@@ -335,6 +353,9 @@ def _condition_match(cond: AuthzCondition, ctx: _Ctx) -> bool:
             return result if result is not None else not ctx.strict
         if cond.key == "source.principal":
             return principal_match(pattern, value, ctx.enforcer, ctx.config)
+        if cond.key == "source.namespace":
+            # the same generator as `namespaces`
+            return namespace_match(pattern, ctx.request.principal, ctx.enforcer)
         if cond.key == "destination.port":
             return value == pattern
         return string_match(pattern, value)

@@ -197,8 +197,12 @@ def plan_path(
         server = mesh_mode(dst.workload, topo.namespace(dst.workload.namespace), model.mesh)
     mesh_client = client is not MeshMode.NONE or role is not ProxyRole.NONE
     mtls, detail, mismatch = False, "the client is outside the mesh: plaintext", False
-    if src.kind is EndKind.KUBELET_PROBE:
-        detail = "kubelet probes are plaintext and exempt from mesh policy"
+    host_source = src.kind in (EndKind.KUBELET_PROBE, EndKind.NODE)
+    if src.kind is EndKind.KUBELET_PROBE or (host_source and server is MeshMode.AMBIENT):
+        detail = (
+            "traffic from the node (kubelet probes; in ambient mode everything the host "
+            "sends, SNATed to 169.254.7.127) is plaintext and exempt from mesh policy"
+        )
     elif mesh_client and server is MeshMode.AMBIENT:
         mtls, detail = True, "mesh client to an ambient pod: HBONE (mTLS)"
     elif client is MeshMode.AMBIENT and server is MeshMode.SIDECAR:
@@ -247,8 +251,10 @@ def plan_path(
         and server is MeshMode.AMBIENT
     ):
         legs = [(src, dst, HBONE_PORT, "HBONE")]
-    elif src.kind is EndKind.KUBELET_PROBE and server is MeshMode.AMBIENT:
-        legs = [(End(EndKind.KUBELET_PROBE, ip=AMBIENT_PROBE_SOURCE), dst, port, "")]
+    elif host_source and server is MeshMode.AMBIENT:
+        # istio-cni SNATs every host-originated TCP connection to an enrolled pod to
+        # 169.254.7.127, and that source bypasses ztunnel (cni/pkg/iptables).
+        legs = [(End(src.kind, ip=AMBIENT_PROBE_SOURCE), dst, port, "")]
     else:
         legs = [(src, dst, port, "")]
     return Path(client, role, server, mtls, detail, mismatch, waypoint, tuple(legs))
@@ -313,7 +319,11 @@ def mesh_decision(
     """Everything after L3/L4: mTLS admission, authorization at the waypoint / ztunnel /
     sidecar, and Calico application layer policy."""
     steps: list[Step] = []
-    if src.kind is EndKind.KUBELET_PROBE or dst.workload is None:
+    if (
+        src.kind is EndKind.KUBELET_PROBE
+        or dst.workload is None
+        or (src.kind is EndKind.NODE and path.server is MeshMode.AMBIENT)
+    ):
         return True, steps, None
     if protocol is not Protocol.TCP:
         steps.append(Step(Layer.DATAPLANE, "not-captured", Effect.INFO, path.tls_detail))
