@@ -65,6 +65,15 @@ def audit_command(
         FailOn,
         typer.Option("--fail-on", help="Exit 1 when a finding has this severity or a higher one."),
     ] = FailOn.HIGH,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Report and score only these namespaces (repeatable; cluster-wide findings "
+            "are always reported). The whole input is still analysed.",
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
     root_namespace: RootNamespaceOpt = None,
     trust_domain: TrustDomainOpt = None,
@@ -76,7 +85,8 @@ def audit_command(
 
     Exit code 0 no finding at or above --fail-on, 1 such findings, 2 input error."""
     loaded = load_paths(paths, verbose, root_namespace, trust_domain, trust_domain_alias)
-    report = guarded(lambda: audit(loaded.model, evaluate(loaded.model)))
+    scope = frozenset(namespace) if namespace else None
+    report = guarded(lambda: audit(loaded.model, evaluate(loaded.model), namespaces=scope))
     if output is AuditOutput.TABLE:
         audit_tables(out, report)
     elif output is AuditOutput.SARIF:

@@ -92,19 +92,30 @@ def score(
     return overall, tuple(scores), cluster_rules
 
 
-def audit(model: Model, reach: Reachability, *, rules: Sequence[AuditRule] = RULES) -> AuditReport:
+def audit(
+    model: Model,
+    reach: Reachability,
+    *,
+    rules: Sequence[AuditRule] = RULES,
+    namespaces: frozenset[str] | None = None,
+) -> AuditReport:
     """Run `rules` (all of them by default, in order) over `model` and its reachability result
     (from `kubezt.engine.reach.evaluate(model)`), and score the findings.
 
-    Every check reads the same result; none evaluates policy again. Findings are sorted and
-    deterministic for a given input.
+    With `namespaces`, only findings in those namespaces (and cluster-wide ones) are reported
+    and scored: the scope a team owns, e.g. the namespaces of an intent. Every check still sees
+    the whole input. Every check reads the same result; none evaluates policy again. Findings
+    are sorted and deterministic for a given input.
     """
     findings: list[Finding] = []
     for r in rules:
         findings.extend(r.check(model, reach))
+    if namespaces is not None:
+        findings = [f for f in findings if f.namespace is None or f.namespace in namespaces]
     findings.sort(key=Finding.sort_key)
     counts: dict[str, int] = {}
     for w in Workloads(reach).real():
-        counts[w.namespace] = counts.get(w.namespace, 0) + 1
+        if namespaces is None or w.namespace in namespaces:
+            counts[w.namespace] = counts.get(w.namespace, 0) + 1
     overall, namespaces, cluster_rules = score(findings, counts)
     return AuditReport(tuple(findings), namespaces, overall, cluster_rules, tuple(rules))
