@@ -117,5 +117,5 @@ def audit(
     for w in Workloads(reach).real():
         if namespaces is None or w.namespace in namespaces:
             counts[w.namespace] = counts.get(w.namespace, 0) + 1
-    overall, namespaces, cluster_rules = score(findings, counts)
-    return AuditReport(tuple(findings), namespaces, overall, cluster_rules, tuple(rules))
+    overall, scores, cluster_rules = score(findings, counts)
+    return AuditReport(tuple(findings), scores, overall, cluster_rules, tuple(rules))
