@@ -32,10 +32,7 @@ def routes(model, server, port):
     for svc in model.topology.services:
         if svc.selects(server):
             for sp in svc.ports:
-                target = sp.target_port
-                if isinstance(target, str):
-                    named = server.named_port(target)
-                    target = named.port if named else -1
+                target = sp.target_on(server)
                 if target == port:
                     out.append(ServiceAddress(svc.namespace, svc.name, sp.port))
     return out

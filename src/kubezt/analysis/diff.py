@@ -360,10 +360,7 @@ class _Side:
         out: list[ServiceAddress | None] = [None]
         for svc in self.model.topology.services_selecting(server):
             for sp in svc.ports:
-                target = sp.target_port
-                if isinstance(target, str):
-                    named = server.named_port(target)
-                    target = named.port if named else -1
+                target = sp.target_on(server)
                 if target == key[2] and sp.protocol.value == key[3]:
                     out.append(ServiceAddress(svc.namespace, svc.name, sp.port))
         return out

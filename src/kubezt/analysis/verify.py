@@ -338,10 +338,7 @@ class _Verifier:
         """A Service the destination is reached through on `port` (else its pod address)."""
         for svc in self.model.topology.services_selecting(dst):
             for sp in svc.ports:
-                target = sp.target_port
-                if isinstance(target, str):
-                    named = dst.named_port(target)
-                    target = named.port if named else -1
+                target = sp.target_on(dst)
                 if target == port:
                     return ServiceAddress(svc.namespace, svc.name, sp.port)
         return None
@@ -350,10 +347,7 @@ class _Verifier:
         out: list[ServiceAddress | None] = [None]
         for svc in self.model.topology.services_selecting(dst):
             for sp in svc.ports:
-                target = sp.target_port
-                if isinstance(target, str):
-                    named = dst.named_port(target)
-                    target = named.port if named else -1
+                target = sp.target_on(dst)
                 if target == port and sp.protocol is protocol:
                     out.append(ServiceAddress(svc.namespace, svc.name, sp.port))
                     break

@@ -195,13 +195,10 @@ def port_protocol(
         if not svc.selects(workload):
             continue
         for sp in svc.ports:
-            target = sp.target_port
-            if isinstance(target, str):
-                named = workload.named_port(target)
-                target = named.port if named else -1
+            target = sp.target_on(workload)
             if target != port:
                 continue
-            declared = (sp.app_protocol or sp.name.split("-", 1)[0]).lower()
+            declared = sp.declared_protocol
             if declared in HTTP_PROTOCOLS:
                 return "http"
             if declared in TCP_PROTOCOLS:

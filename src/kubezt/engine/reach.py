@@ -321,10 +321,7 @@ class _MeshView:
         out: list[Service | None] = [None]
         for svc in self.services[d]:
             for sp in svc.ports:
-                target = sp.target_port
-                if isinstance(target, str):
-                    named = server.named_port(target)
-                    target = named.port if named else -1
+                target = sp.target_on(server)
                 if target == key.port and sp.protocol is key.protocol:
                     out.append(svc)
                     break
@@ -535,10 +532,7 @@ def _service_port(svc: Service | None, server: Workload, key: PortKey) -> int | 
     if svc is None:
         return None
     for sp in svc.ports:
-        target = sp.target_port
-        if isinstance(target, str):
-            named = server.named_port(target)
-            target = named.port if named else -1
+        target = sp.target_on(server)
         if target == key.port:
             return sp.port
     return None

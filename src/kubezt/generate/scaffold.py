@@ -144,13 +144,10 @@ def _ports(model: Model, w: Workload) -> tuple[Port, ...]:
         app = ""
         for svc in model.topology.services_selecting(w):
             for sp in svc.ports:
-                target = sp.target_port
-                if isinstance(target, str):
-                    named = w.named_port(target)
-                    target = named.port if named else -1
+                target = sp.target_on(w)
                 if target != cp.port or sp.protocol is not cp.protocol:
                     continue
-                declared = (sp.app_protocol or sp.name.split("-", 1)[0]).lower()
+                declared = sp.declared_protocol
                 if declared in HTTP_PROTOCOLS or declared in TCP_PROTOCOLS:
                     app = declared
         key = (cp.port, cp.protocol.value)

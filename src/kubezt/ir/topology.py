@@ -170,6 +170,20 @@ class ServicePort:
     name: str = ""
     app_protocol: str = ""
 
+    def target_on(self, workload: Workload) -> int | None:
+        """The container port this Service port sends to on `workload` (a named targetPort is
+        resolved against the workload's ports; None when it declares no such name)."""
+        if isinstance(self.target_port, int):
+            return self.target_port
+        named = workload.named_port(self.target_port)
+        return named.port if named else None
+
+    @property
+    def declared_protocol(self) -> str:
+        """The protocol the port declares to Istio: appProtocol, else the name's prefix
+        (`<protocol>[-suffix]`), lower case."""
+        return (self.app_protocol or self.name.split("-", 1)[0]).lower()
+
 
 @dataclass(frozen=True, slots=True)
 class Service:
