@@ -386,6 +386,10 @@ def mesh_decision(
     policies = model.mesh.authorization_policies
     proto = port_protocol(model.topology.services_selecting(server), server, port, protocol)
     request_http = http if http is not None and (proto == "http" or proto == "sniff") else None
+    # policies without targetRefs that select the server: its sidecar's or its ztunnel's
+    server_policies = workload_policies(
+        model.mesh.authorization_in(server.namespace, config.root_namespace), server, config
+    )
     if path.server is MeshMode.AMBIENT:
         ztunnel_principal, ztunnel_ip = client_principal, client_ip
         if path.waypoint is not None:
@@ -422,9 +426,7 @@ def mesh_decision(
                 )
             )
         result = authorize(
-            workload_policies(
-                model.mesh.authorization_in(server.namespace, config.root_namespace), server, config
-            ),
+            server_policies,
             AuthzRequest(ztunnel_principal, ztunnel_ip, server.ip, port, None),
             Enforcer.ZTUNNEL,
             config,
@@ -435,9 +437,7 @@ def mesh_decision(
             return False, steps, Layer.ZTUNNEL
     elif path.server is MeshMode.SIDECAR:
         result = authorize(
-            workload_policies(
-                model.mesh.authorization_in(server.namespace, config.root_namespace), server, config
-            ),
+            server_policies,
             AuthzRequest(client_principal, client_ip, server.ip, port, request_http),
             Enforcer.SIDECAR,
             config,
