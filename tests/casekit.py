@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 import kubezt
+from kubezt.ir.requests import HttpRequest, ServiceAddress
 
 CASES = Path(__file__).parent / "cases"
 
@@ -66,3 +67,36 @@ def matrix(result: kubezt.Reachability) -> dict[str, set[str]]:
     for src, dst, _, _ in result.connections():
         out[src].add(dst)
     return out
+
+
+def end(result: kubezt.LoadResult, text: str) -> kubezt.End:
+    """A request's `from`/`to`: ns/name, external:<ip>, node or kubelet-probe."""
+    if text in ("node", "kubelet-probe"):
+        return kubezt.End(kubezt.EndKind(text))
+    if text.startswith("external:"):
+        return kubezt.End(kubezt.EndKind.EXTERNAL, ip=text.removeprefix("external:"))
+    workload = result.model.topology.workload(text)
+    assert workload is not None, f"the case names an unknown workload {text}"
+    return kubezt.End(kubezt.EndKind.WORKLOAD, workload=workload)
+
+
+def http_request(request: dict[str, Any]) -> HttpRequest | None:
+    http = request.get("http")
+    if not http:
+        return None
+    return HttpRequest(
+        method=http.get("method", "GET"),
+        path=http.get("path", "/"),
+        host=http.get("host", ""),
+        headers=tuple((k, str(v)) for k, v in (http.get("headers") or {}).items()),
+    )
+
+
+def service_address(request: dict[str, Any]) -> ServiceAddress | None:
+    """`service: ns/name:port` of a request: the client addressed that Service."""
+    text = request.get("service")
+    if not text:
+        return None
+    ns_name, _, port = text.rpartition(":")
+    namespace, _, name = ns_name.partition("/")
+    return ServiceAddress(namespace, name, int(port))

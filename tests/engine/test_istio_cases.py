@@ -38,12 +38,11 @@ from typing import Any
 import pytest
 
 import kubezt
-from casekit import load_objects, read_cases
+from casekit import end, http_request, load_objects, read_cases, service_address
 from kubezt.engine.connection import plan_path
 from kubezt.engine.mesh import find_service
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.ports import Protocol
-from kubezt.ir.requests import HttpRequest, ServiceAddress
 
 MODES = ("sidecar", "ambient")
 MESH_LABELS = {
@@ -156,37 +155,6 @@ def loaded(case: dict[str, Any], mode: str, case_dir) -> kubezt.LoadResult:
             )
         _MODELS[key] = result
     return _MODELS[key]
-
-
-def end(result: kubezt.LoadResult, text: str) -> kubezt.End:
-    if text in ("node", "kubelet-probe"):
-        return kubezt.End(kubezt.EndKind(text))
-    if text.startswith("external:"):
-        return kubezt.End(kubezt.EndKind.EXTERNAL, ip=text.removeprefix("external:"))
-    workload = result.model.topology.workload(text)
-    assert workload is not None, f"the case names an unknown workload {text}"
-    return kubezt.End(kubezt.EndKind.WORKLOAD, workload=workload)
-
-
-def http_request(request: dict[str, Any]) -> HttpRequest | None:
-    http = request.get("http")
-    if not http:
-        return None
-    return HttpRequest(
-        method=http.get("method", "GET"),
-        path=http.get("path", "/"),
-        host=http.get("host", ""),
-        headers=tuple((k, str(v)) for k, v in (http.get("headers") or {}).items()),
-    )
-
-
-def service_address(request: dict[str, Any]) -> ServiceAddress | None:
-    text = request.get("service")
-    if not text:
-        return None
-    ns_name, _, port = text.rpartition(":")
-    namespace, _, name = ns_name.partition("/")
-    return ServiceAddress(namespace, name, int(port))
 
 
 def mark_xfail(request: dict[str, Any], mode: str, node: pytest.FixtureRequest) -> None:

@@ -8,10 +8,9 @@ import dataclasses
 import pytest
 
 import kubezt
-from casekit import load_objects, read_cases
+from casekit import end, http_request, load_objects, read_cases, service_address
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.ports import Protocol
-from kubezt.ir.requests import HttpRequest, ServiceAddress
 
 ASSUMED_NAMESPACES = ("default", "istio-system", "kube-system")
 SCENARIOS = read_cases("scenarios")
@@ -45,37 +44,6 @@ def mesh_config(scenario: dict) -> MeshConfig:
         enable_auto_mtls=mesh.get("enableAutoMtls", True),
         calico_alp=mesh.get("calicoAlpEnabled", False),
     )
-
-
-def end(model: kubezt.LoadResult, text: str) -> kubezt.End:
-    if text in ("node", "kubelet-probe"):
-        return kubezt.End(kubezt.EndKind(text))
-    if text.startswith("external:"):
-        return kubezt.End(kubezt.EndKind.EXTERNAL, ip=text.removeprefix("external:"))
-    workload = model.model.topology.workload(text)
-    assert workload is not None, f"scenario names unknown workload {text}"
-    return kubezt.End(kubezt.EndKind.WORKLOAD, workload=workload)
-
-
-def http_request(request: dict) -> HttpRequest | None:
-    http = request.get("http")
-    if not http:
-        return None
-    return HttpRequest(
-        method=http.get("method", "GET"),
-        path=http.get("path", "/"),
-        host=http.get("host", ""),
-        headers=tuple((k, str(v)) for k, v in (http.get("headers") or {}).items()),
-    )
-
-
-def service_address(request: dict) -> ServiceAddress | None:
-    text = request.get("service")
-    if not text:
-        return None
-    ns_name, _, port = text.rpartition(":")
-    namespace, _, name = ns_name.partition("/")
-    return ServiceAddress(namespace, name, int(port))
 
 
 @pytest.mark.parametrize(("scenario", "request_"), REQUESTS)
