@@ -256,7 +256,10 @@ def failure_note(run: ChildRun, timeout: float) -> str:
 
 
 def generator_hash() -> str:
-    return hashlib.sha256(GENERATOR.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for path in [GENERATOR, *sorted((HERE / "clustergen").glob("*.py"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def generate(size: Size, out: Path, seed: int, lean: bool, reuse: bool, timeout: float) -> Row:
