@@ -48,7 +48,7 @@ FAMILIES = {
 @cache
 def audited(path: str) -> AuditReport:
     result = kubezt.load([path])
-    return audit(result.model, kubezt.evaluate(result.model))
+    return audit(kubezt.evaluate(result.model))
 
 
 def fixtures(outcome: str) -> list[pytest.ParameterSet]:
@@ -135,8 +135,8 @@ def test_findings_carry_their_rule_metadata_and_are_sorted() -> None:
 def test_audit_is_deterministic() -> None:
     path = str(CASES / "KZT602" / "deny-before-allow-fail.yaml")
     result = kubezt.load([path])
-    first = audit(result.model, kubezt.evaluate(result.model))
-    second = audit(result.model, kubezt.evaluate(result.model))
+    first = audit(kubezt.evaluate(result.model))
+    second = audit(kubezt.evaluate(result.model))
     assert first.findings == second.findings
     assert first.namespaces == second.namespaces
 

@@ -22,9 +22,9 @@ def test_compiled_example_audits_clean_in_its_namespaces(tmp_path: Path, mode: M
     assert verified.ok
     model = kubezt.load([str(tmp_path / f"out-{mode.value}")]).model
     reach = kubezt.evaluate(model)
-    scoped = kubezt.audit(model, reach, namespaces=frozenset(intent.namespaces))
+    scoped = kubezt.audit(reach, namespaces=frozenset(intent.namespaces))
     assert scoped.findings == ()
     assert scoped.score == 100
-    whole = kubezt.audit(model, reach)
+    whole = kubezt.audit(reach)
     outside = {f.namespace for f in whole.findings} - set(intent.namespaces)
     assert all(ns is not None and ns not in intent.namespaces for ns in outside)

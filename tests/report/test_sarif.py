@@ -37,7 +37,7 @@ SCHEMA = json.loads((HERE / "schemas" / "sarif-schema-2.1.0.json").read_text(enc
 def audited(relative: str) -> AuditReport:
     """Audit a path given relative to the repository root (as CI would, from the checkout)."""
     result = kubezt.load([str(ROOT / relative)])
-    return audit(result.model, kubezt.evaluate(result.model))
+    return audit(kubezt.evaluate(result.model))
 
 
 def sarif(relative: str) -> dict[str, Any]:

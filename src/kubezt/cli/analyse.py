@@ -11,17 +11,14 @@ from kubezt.cli import render
 from kubezt.cli.common import (
     EXIT_FINDING,
     EXIT_OK,
-    AliasOpt,
+    LoadOptions,
     Output,
     OutputOpt,
     PathsArg,
     ProtocolOption,
-    RootNamespaceOpt,
-    TrustDomainOpt,
-    VerboseOpt,
-    app,
     emit,
     guarded,
+    load_options,
     load_paths,
     out,
     usage_error,
@@ -33,7 +30,7 @@ from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.report.documents import explain_document, reach_document
 
 
-@app.command()
+@load_options()
 def reach(
     paths: PathsArg,
     port: Annotated[
@@ -48,15 +45,12 @@ def reach(
         ProtocolOption, typer.Option(help="Protocol of --port.", case_sensitive=False)
     ] = ProtocolOption.TCP,
     output: OutputOpt = Output.TABLE,
-    verbose: VerboseOpt = False,
-    root_namespace: RootNamespaceOpt = None,
-    trust_domain: TrustDomainOpt = None,
-    trust_domain_alias: AliasOpt = None,
+    options: LoadOptions = LoadOptions(),
 ) -> None:
     """Which workload may connect to which, on every port the destination declares, through
     every layer (Kubernetes/Calico L3/L4, Istio mTLS and authorization); for HTTP ports whether
     all, some (listed) or no requests are allowed."""
-    loaded = load_paths(paths, verbose, root_namespace, trust_domain, trust_domain_alias)
+    loaded = load_paths(paths, options)
     result = guarded(lambda: evaluate(loaded.model, port, Protocol(protocol.value)))
     if output is Output.TABLE:
         render.reach_tables(out, result)
@@ -89,7 +83,7 @@ def parse_end(text: str, model_lookup: Callable[[str], object | None], role: str
     return End(EndKind.WORKLOAD, workload=workload)
 
 
-@app.command()
+@load_options()
 def explain(
     src: Annotated[
         str, typer.Argument(help="Source: ns/name, external:<ip>, node or kubelet-probe.")
@@ -113,15 +107,12 @@ def explain(
         list[str] | None, typer.Option(help="HTTP header as NAME=VALUE; repeatable.")
     ] = None,
     output: OutputOpt = Output.TABLE,
-    verbose: VerboseOpt = False,
-    root_namespace: RootNamespaceOpt = None,
-    trust_domain: TrustDomainOpt = None,
-    trust_domain_alias: AliasOpt = None,
+    options: LoadOptions = LoadOptions(),
 ) -> None:
     """Whether one connection (or HTTP request) is allowed, and why, layer by layer.
 
     Exit code 0 allowed, 1 denied, 2 input error."""
-    loaded = load_paths(paths, verbose, root_namespace, trust_domain, trust_domain_alias)
+    loaded = load_paths(paths, options)
     topology = loaded.model.topology
     src_end = parse_end(src, topology.workload, "source")
     dst_end = parse_end(dst, topology.workload, "destination")

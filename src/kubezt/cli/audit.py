@@ -19,15 +19,12 @@ from kubezt.analysis.audit import AuditReport, FindingSeverity, audit
 from kubezt.cli.common import (
     EXIT_FINDING,
     EXIT_OK,
-    AliasOpt,
+    LoadOptions,
     Output,
     PathsArg,
-    RootNamespaceOpt,
-    TrustDomainOpt,
-    VerboseOpt,
-    app,
     emit,
     guarded,
+    load_options,
     load_paths,
     out,
 )
@@ -55,7 +52,7 @@ class FailOn(StrEnum):
     HIGH = "high"
 
 
-@app.command("audit")
+@load_options()
 def audit_command(
     paths: PathsArg,
     output: Annotated[
@@ -74,19 +71,16 @@ def audit_command(
             "are always reported). The whole input is still analysed.",
         ),
     ] = None,
-    verbose: VerboseOpt = False,
-    root_namespace: RootNamespaceOpt = None,
-    trust_domain: TrustDomainOpt = None,
-    trust_domain_alias: AliasOpt = None,
+    options: LoadOptions = LoadOptions(),
 ) -> None:
     """Audit the manifests against zero-trust practice: default deny, mTLS, identities
     instead of IPs, least privilege, ambient mesh pitfalls and policy hygiene. Each finding has
     a stable rule id (KZT101…), a severity, the file:line to fix and a remediation.
 
     Exit code 0 no finding at or above --fail-on, 1 such findings, 2 input error."""
-    loaded = load_paths(paths, verbose, root_namespace, trust_domain, trust_domain_alias)
+    loaded = load_paths(paths, options)
     scope = frozenset(namespace) if namespace else None
-    report = guarded(lambda: audit(loaded.model, evaluate(loaded.model), namespaces=scope))
+    report = guarded(lambda: audit(evaluate(loaded.model), namespaces=scope))
     if output is AuditOutput.TABLE:
         audit_tables(out, report)
     elif output is AuditOutput.SARIF:

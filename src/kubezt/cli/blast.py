@@ -12,15 +12,12 @@ from rich.text import Text
 
 from kubezt.analysis.blast_radius import BlastRadius, Rank, blast_radius, rank
 from kubezt.cli.common import (
-    AliasOpt,
+    LoadOptions,
     Output,
     OutputOpt,
-    RootNamespaceOpt,
-    TrustDomainOpt,
-    VerboseOpt,
-    app,
     emit,
     guarded,
+    load_options,
     load_paths,
     out,
     usage_error,
@@ -30,7 +27,7 @@ from kubezt.ir.requests import HttpRequest
 from kubezt.report.analysis_documents import blast_radius_document, ranking_document
 
 
-@app.command("blast-radius")
+@load_options()
 def blast_radius_command(
     args: Annotated[
         list[str],
@@ -52,10 +49,7 @@ def blast_radius_command(
         ),
     ] = False,
     output: OutputOpt = Output.TABLE,
-    verbose: VerboseOpt = False,
-    root_namespace: RootNamespaceOpt = None,
-    trust_domain: TrustDomainOpt = None,
-    trust_domain_alias: AliasOpt = None,
+    options: LoadOptions = LoadOptions(),
 ) -> None:
     """What an attacker holding a pod of WORKLOAD (its address and its ServiceAccount's
     certificate) reaches: hop 1 is every workload it may connect to, and every workload reached
@@ -78,7 +72,7 @@ def blast_radius_command(
                 "kubezt blast-radius shop/customer examples/shop"
             )
         workload, paths = args[0], args[1:]
-    loaded = load_paths(paths, verbose, root_namespace, trust_domain, trust_domain_alias)
+    loaded = load_paths(paths, options)
     reach = guarded(lambda: evaluate(loaded.model))
     if workload is None:
         ranks = rank(reach)

@@ -1,4 +1,4 @@
-"""What every command shares: the Typer app, consoles, options, loading with overrides, input
+"""What every command shares: consoles, options, loading with overrides, input
 errors → exit code 2, and emitting JSON/YAML documents.
 
 Exit codes (every command):
@@ -9,21 +9,20 @@ Exit codes (every command):
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
 from rich.console import Console
 
-from kubezt.dialects.registry import LoadResult, load
-from kubezt.engine.diagnose import model_warnings
+from kubezt.api import load
+from kubezt.dialects.registry import LoadResult
 from kubezt.errors import Diagnostic, InputError, KubeztError, Severity
-from kubezt.ir.config import MeshConfig
-from kubezt.ir.model import Model
 from kubezt.report.documents import to_json
 
 EXIT_OK = 0
@@ -31,20 +30,11 @@ EXIT_FINDING = 1
 EXIT_INPUT = 2
 MAX_SHOWN = 50
 
-app = typer.Typer(
-    name="kubezt",
-    help="Make a Kubernetes cluster zero-trust and prove it: analyse NetworkPolicy, Calico and "
-    "Istio manifests into effective connectivity, with an explanation of every verdict.\n\n"
-    "Exit codes: 0 success/allowed, 1 denied or findings, 2 invalid input.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 T = TypeVar("T")
+KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
 class Output(StrEnum):
@@ -115,40 +105,73 @@ AliasOpt = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class Analysis:
-    model: Model
-    warnings: tuple[Diagnostic, ...]
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """The options every command that reads manifests shares (see `load_options`)."""
+
+    verbose: bool = False
+    root_namespace: str | None = None
+    trust_domain: str | None = None
+    trust_domain_aliases: tuple[str, ...] = ()
 
 
-def load_paths(
-    paths: list[str],
-    verbose: bool,
-    root_namespace: str | None = None,
-    trust_domain: str | None = None,
-    aliases: list[str] | None = None,
-) -> Analysis:
-    """Load manifests, apply mesh overrides, print warnings to stderr."""
-    result: LoadResult = guarded(lambda: load(paths))
-    model = result.model
-    config = model.mesh_config
-    if root_namespace or trust_domain or aliases:
-        config = MeshConfig(
-            root_namespace=root_namespace or config.root_namespace,
-            trust_domain=trust_domain or config.trust_domain,
-            trust_domain_aliases=tuple(aliases) if aliases else config.trust_domain_aliases,
-            enable_auto_mtls=config.enable_auto_mtls,
-            calico_alp=config.calico_alp,
-            ambient_wire_port=config.ambient_wire_port,
+_VERBOSE = (inspect.Parameter("verbose", KEYWORD, default=False, annotation=VerboseOpt),)
+_MESH = (
+    inspect.Parameter("root_namespace", KEYWORD, default=None, annotation=RootNamespaceOpt),
+    inspect.Parameter("trust_domain", KEYWORD, default=None, annotation=TrustDomainOpt),
+    inspect.Parameter("trust_domain_alias", KEYWORD, default=None, annotation=AliasOpt),
+)
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def load_options(*, mesh: bool = True) -> Callable[[Command], Command]:
+    """Give a command the shared options in place of its `options: LoadOptions` parameter:
+    `--verbose`, and with `mesh` also `--root-namespace`, `--trust-domain` and
+    `--trust-domain-alias`. The command receives them as one `LoadOptions`."""
+    added = _VERBOSE + (_MESH if mesh else ())
+
+    def decorate(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        params: list[inspect.Parameter] = []
+        for param in signature.parameters.values():
+            params.extend(added if param.name == "options" else (param,))
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> None:
+            values = {p.name: kwargs.pop(p.name) for p in added}
+            options = LoadOptions(
+                verbose=values["verbose"],
+                root_namespace=values.get("root_namespace"),
+                trust_domain=values.get("trust_domain"),
+                trust_domain_aliases=tuple(values.get("trust_domain_alias") or ()),
+            )
+            command(**kwargs, options=options)
+
+        run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+        return cast(Command, run)
+
+    return decorate
+
+
+def load_paths(paths: list[str], options: LoadOptions) -> LoadResult:
+    """Load manifests with the options' mesh overrides; print warnings (and with --verbose the
+    skipped objects) to stderr."""
+    result = guarded(
+        lambda: load(
+            paths,
+            root_namespace=options.root_namespace,
+            trust_domain=options.trust_domain,
+            trust_domain_aliases=options.trust_domain_aliases,
         )
-        model = dataclasses.replace(model, mesh_config=config)
-    warnings = result.warnings + model_warnings(model)
-    for diag in warnings:
+    )
+    for diag in result.warnings:
         err.print(diag.render(), markup=False)
-    if verbose:
+    if options.verbose:
         for skipped in result.skipped:
             err.print(f"skipped (kind not read by kubezt): {skipped}", markup=False)
-    return Analysis(model, warnings)
+    return result
 
 
 def emit(doc: object, output: Output) -> None:
@@ -159,4 +182,3 @@ def emit(doc: object, output: Output) -> None:
         import yaml
 
         sys.stdout.write(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-

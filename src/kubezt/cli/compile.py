@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from kubezt.cli.common import EXIT_INPUT, EXIT_OK, app, err, guarded, usage_error
+from kubezt.cli.common import EXIT_INPUT, EXIT_OK, err, guarded, usage_error
 from kubezt.dialects.intent import load_intent
 from kubezt.generate import Compiled, ManifestFile, compile_intent
 from kubezt.generate.plan import Phase
@@ -34,7 +34,6 @@ ModeOpt = Annotated[
 ]
 
 
-@app.command("compile")
 def compile_command(
     intent_path: IntentArg,
     mode: ModeOpt = None,

@@ -16,15 +16,12 @@ from kubezt.cli.blast import request_text, requests_suffix
 from kubezt.cli.common import (
     EXIT_FINDING,
     EXIT_OK,
-    AliasOpt,
+    LoadOptions,
     Output,
     OutputOpt,
-    RootNamespaceOpt,
-    TrustDomainOpt,
-    VerboseOpt,
-    app,
     emit,
     guarded,
+    load_options,
     load_paths,
     out,
 )
@@ -32,7 +29,7 @@ from kubezt.engine.reach import evaluate
 from kubezt.report.analysis_documents import diff_document
 
 
-@app.command("diff")
+@load_options()
 def diff_command(
     old: Annotated[
         str, typer.Argument(help="Manifests before the change: a file or directory (e.g. main).")
@@ -42,10 +39,7 @@ def diff_command(
         typer.Argument(help="Manifests after the change: a file or directory (e.g. the PR)."),
     ],
     output: OutputOpt = Output.TABLE,
-    verbose: VerboseOpt = False,
-    root_namespace: RootNamespaceOpt = None,
-    trust_domain: TrustDomainOpt = None,
-    trust_domain_alias: AliasOpt = None,
+    options: LoadOptions = LoadOptions(),
 ) -> None:
     """Which connections NEW allows that OLD denied and the reverse, by workload pair, port
     and protocol; on HTTP ports also a change in the requests allowed (all, some, none). Each
@@ -57,8 +51,8 @@ def diff_command(
     Exit codes: 0 nothing newly allowed, 1 something newly allowed (a connection, every request
     where only some passed, more requests, or an added workload that connects or is connected
     to), 2 invalid input."""
-    before = load_paths([old], verbose, root_namespace, trust_domain, trust_domain_alias)
-    after = load_paths([new], verbose, root_namespace, trust_domain, trust_domain_alias)
+    before = load_paths([old], options)
+    after = load_paths([new], options)
     result = guarded(lambda: compare(evaluate(before.model), evaluate(after.model)))
     if output is Output.TABLE:
         diff_table(out, result)

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 import yaml
 
-from kubezt.cli.common import EXIT_INPUT, PathsArg, VerboseOpt, app, err, guarded, load_paths
+from kubezt.cli.common import (
+    EXIT_INPUT,
+    LoadOptions,
+    PathsArg,
+    err,
+    guarded,
+    load_options,
+    load_paths,
+)
 from kubezt.cli.compile import ModeOpt
 from kubezt.dialects.intent import parse_intent_data
 from kubezt.generate.intent import intent_document
@@ -24,7 +32,7 @@ HEADER = """\
 """
 
 
-@app.command("init")
+@load_options(mesh=False)
 def init_command(
     paths: PathsArg,
     output: Annotated[
@@ -36,11 +44,11 @@ def init_command(
         list[str] | None,
         typer.Option(help="Namespace to take into scope; repeatable (default: all but system)."),
     ] = None,
-    verbose: VerboseOpt = False,
+    options: LoadOptions = LoadOptions(),
 ) -> None:
     """Scaffold an intent from existing workloads: services (selector, ServiceAccount,
     ports), no calls allowed. Exit codes: 0 written, 2 invalid input."""
-    loaded = load_paths(paths, verbose)
+    loaded = load_paths(paths, options)
     intent, notes = scaffold_intent(
         loaded.model,
         name=name,

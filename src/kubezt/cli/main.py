@@ -1,22 +1,30 @@
-"""The `kubezt` command line: one module per command group registers on the shared app."""
+"""The `kubezt` command line: the Typer app and the table of its commands.
+
+Each command is a plain function in its own module; `COMMANDS` below is the one place that
+names and registers them (in the order `kubezt --help` lists them).
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
-from kubezt.cli import (
-    analyse,  # noqa: F401  (registers reach, explain)
-    audit,  # noqa: F401
-    blast,  # noqa: F401
-    compile,  # noqa: F401  (registers compile)
-    diff,  # noqa: F401
-    init,  # noqa: F401  (registers init)
-    verify,  # noqa: F401  (registers verify)
+from kubezt.cli import analyse, audit, blast, compile, diff, init, verify
+from kubezt.cli.common import EXIT_OK, err, out
+
+COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
+    ("reach", analyse.reach),
+    ("explain", analyse.explain),
+    ("audit", audit.audit_command),
+    ("blast-radius", blast.blast_radius_command),
+    ("compile", compile.compile_command),
+    ("diff", diff.diff_command),
+    ("init", init.init_command),
+    ("verify", verify.verify_command),
 )
-from kubezt.cli.common import EXIT_OK, app, err, out
 
 
 def version_callback(value: bool) -> None:
@@ -27,7 +35,6 @@ def version_callback(value: bool) -> None:
         raise typer.Exit(EXIT_OK)
 
 
-@app.callback()
 def root(
     version: Annotated[
         bool,
@@ -37,6 +44,27 @@ def root(
     ] = False,
 ) -> None:
     """Make a Kubernetes cluster zero-trust and prove it."""
+
+
+def build_app() -> typer.Typer:
+    """The `kubezt` app with every command of `COMMANDS` registered."""
+    application = typer.Typer(
+        name="kubezt",
+        help="Make a Kubernetes cluster zero-trust and prove it: analyse NetworkPolicy, Calico "
+        "and Istio manifests into effective connectivity, with an explanation of every "
+        "verdict.\n\nExit codes: 0 success/allowed, 1 denied or findings, 2 invalid input.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    application.callback()(root)
+    for name, command in COMMANDS:
+        application.command(name)(command)
+    return application
+
+
+app = build_app()
 
 
 def main() -> None:

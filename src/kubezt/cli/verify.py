@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import typer
@@ -11,14 +12,14 @@ from kubezt.analysis.verify import Difference, VerifyResult, verify
 from kubezt.cli.common import (
     EXIT_FINDING,
     EXIT_OK,
+    LoadOptions,
     Output,
     OutputOpt,
     PathsArg,
-    VerboseOpt,
-    app,
     emit,
     err,
     guarded,
+    load_options,
     load_paths,
     out,
 )
@@ -31,20 +32,25 @@ from kubezt.report.documents import request_document
 VERIFY_SCHEMA = "kubezt.io/verify/v1"
 
 
-@app.command("verify")
+@load_options(mesh=False)
 def verify_command(
     intent_path: IntentArg,
     paths: PathsArg,
     mode: ModeOpt = None,
     output: OutputOpt = Output.TABLE,
-    verbose: VerboseOpt = False,
+    options: LoadOptions = LoadOptions(),
 ) -> None:
     """Compare manifests and workloads with an intent: every connection (and HTTP request) the
     cluster allows that the intent does not grant, and every granted one it blocks.
 
     Exit code 0 no difference, 1 differences, 2 input error."""
     intent = guarded(lambda: load_intent(intent_path))
-    loaded = load_paths(paths, verbose, intent.root_namespace, intent.trust_domain)
+    loaded = load_paths(
+        paths,
+        dataclasses.replace(
+            options, root_namespace=intent.root_namespace, trust_domain=intent.trust_domain
+        ),
+    )
     result = guarded(lambda: verify(intent, loaded.model, Mode(mode.value) if mode else None))
     if output is Output.TABLE:
         _table(result)

@@ -73,6 +73,8 @@ class Reachability:
     not all of them do."""
     reported: int = -1
     """Bitset of classes of real workloads (synthetic waypoint pods are not reported)."""
+    input_model: Model = field(kw_only=True, repr=False)
+    """The model as given to `evaluate` (`model` adds the synthetic waypoint pods)."""
 
     @property
     def workload_ids(self) -> list[str]:
@@ -182,9 +184,9 @@ def evaluate(
             key: {d: l4[key][d] for d in iter_bits(dsts) if l4[key].get(d)}
             for key, dsts in plan.items()
         }
-        return Reachability(model, classes, plan, allowed, {}, reported)
+        return Reachability(model, classes, plan, allowed, {}, reported, input_model=model)
     allowed, partial = mesh.compose(plan, l4, reported)
-    return Reachability(work, classes, plan, allowed, partial, reported)
+    return Reachability(work, classes, plan, allowed, partial, reported, input_model=model)
 
 
 def l4_matrix(

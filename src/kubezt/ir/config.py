@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,3 +27,18 @@ class MeshConfig:
     calico_alp: bool = False
     """Calico application layer policy (Dikastes) runs on sidecar pods."""
     ambient_wire_port: AmbientWirePort = AmbientWirePort.UPSTREAM_15008
+
+    def overridden(
+        self,
+        *,
+        root_namespace: str | None = None,
+        trust_domain: str | None = None,
+        trust_domain_aliases: tuple[str, ...] = (),
+    ) -> MeshConfig:
+        """These settings with the given ones in place (each only when given)."""
+        return dataclasses.replace(
+            self,
+            root_namespace=root_namespace or self.root_namespace,
+            trust_domain=trust_domain or self.trust_domain,
+            trust_domain_aliases=trust_domain_aliases or self.trust_domain_aliases,
+        )

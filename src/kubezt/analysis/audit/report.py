@@ -23,7 +23,6 @@ from kubezt.analysis.audit._facts import Workloads
 from kubezt.analysis.audit.finding import AuditRule, Finding, FindingSeverity
 from kubezt.analysis.audit.rules import RULES
 from kubezt.engine.reach import Reachability
-from kubezt.ir.model import Model
 
 PENALTY: dict[FindingSeverity, int] = {
     FindingSeverity.HIGH: 20,
@@ -93,14 +92,13 @@ def score(
 
 
 def audit(
-    model: Model,
     reach: Reachability,
     *,
     rules: Sequence[AuditRule] = RULES,
     namespaces: frozenset[str] | None = None,
 ) -> AuditReport:
-    """Run `rules` (all of them by default, in order) over `model` and its reachability result
-    (from `kubezt.engine.reach.evaluate(model)`), and score the findings.
+    """Run `rules` (all of them by default, in order) over a reachability result (from
+    `kubezt.evaluate(model)`) and the model it was evaluated on, and score the findings.
 
     With `namespaces`, only findings in those namespaces (and cluster-wide ones) are reported
     and scored: the scope a team owns, e.g. the namespaces of an intent. Every check still sees
@@ -109,7 +107,7 @@ def audit(
     """
     findings: list[Finding] = []
     for r in rules:
-        findings.extend(r.check(model, reach))
+        findings.extend(r.check(reach.input_model, reach))
     if namespaces is not None:
         findings = [f for f in findings if f.namespace is None or f.namespace in namespaces]
     findings.sort(key=Finding.sort_key)
