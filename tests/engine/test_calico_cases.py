@@ -1,4 +1,5 @@
-"""Calico policy behaviour from the Calico documentation (tests/cases/calico/*.yaml): each case
+"""Calico policy behaviour from the Calico documentation (tests/cases/calico/*.yaml), and the
+SIG-Network policy API through Calico's tiers (tests/cases/policy-api/*.yaml): each case
 gives the verdict of `explain_connection`, the tier / policy / rule / action that decided, the
 tiers passed through, and `evaluate()` agrees with the explanation.
 
@@ -24,7 +25,9 @@ from kubezt.engine.index import ClassIndex, external_peer, workload_peer
 from kubezt.engine.l4 import staged_policy_steps
 from kubezt.ir.ports import PortKey, Protocol
 
-FILES = [(name, doc) for name, doc in read_cases("calico") if name != "selectors"]
+FILES = [(name, doc) for name, doc in read_cases("calico") if name != "selectors"] + [
+    (f"policy-api-{name}", doc) for name, doc in read_cases("policy-api")
+]
 EXPECTATIONS = [
     pytest.param(doc, case, expect, id=f"{name}-{case['name']}-{i}")
     for name, doc in FILES

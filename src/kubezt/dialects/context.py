@@ -10,7 +10,7 @@ from kubezt.errors import DiagnosticSink
 from kubezt.ir.mesh import AuthorizationPolicy, DestinationRule, PeerAuthentication, Waypoint
 from kubezt.ir.policy import NetworkSet, Policy, Tier
 from kubezt.ir.provenance import Source
-from kubezt.ir.topology import Namespace, Service, ServiceAccount, Workload
+from kubezt.ir.topology import Namespace, Node, Service, ServiceAccount, Workload
 
 if TYPE_CHECKING:
     from kubezt.dialects._reader import Cursor
@@ -30,6 +30,7 @@ class ReadContext:
     authorization_policies: list[AuthorizationPolicy] = field(default_factory=list)
     destination_rules: list[DestinationRule] = field(default_factory=list)
     waypoints: list[Waypoint] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
     mesh_settings: dict[str, object] = field(default_factory=dict)
     """Settings read from the mesh ConfigMap (MeshConfig field name → value)."""
     skipped: list[str] = field(default_factory=list)

@@ -65,10 +65,11 @@ READERS: dict[tuple[str, str], Kind] = {
 
 def _dialect_tables() -> None:
     """Merge each dialect package's table `{(group, kind): (reader, namespaced)}`."""
+    from kubezt.dialects import policy_api
     from kubezt.dialects.calico import policy as calico_policy
     from kubezt.dialects.istio import resources as istio_resources
 
-    for table in (calico_policy.READERS, istio_resources.READERS):
+    for table in (calico_policy.READERS, istio_resources.READERS, policy_api.READERS):
         for key, (reader, namespaced) in table.items():
             READERS[key] = Kind(reader, namespaced)
 

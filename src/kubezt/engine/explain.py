@@ -13,6 +13,8 @@ class Layer(StrEnum):
 
     K8S_NETPOL = "k8s-netpol"
     CALICO = "calico"
+    CLUSTER_NETPOL = "cluster-netpol"
+    """ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy."""
     PEER_AUTHENTICATION = "peer-authentication"
     TLS_MISMATCH = "tls-mismatch"
     AUTHZ_SIDECAR = "authz-sidecar"

@@ -27,6 +27,8 @@ from enum import IntEnum
 from kubezt.engine.explain import Effect, Layer, Step
 from kubezt.engine.index import CALICO_NAME, CALICO_NAMESPACE, ClassIndex, PeerKind, iter_bits
 from kubezt.ir.policy import (
+    ANP_TIER,
+    KUBE_ADMIN_TIER,
     Action,
     Dialect,
     Direction,
@@ -38,6 +40,7 @@ from kubezt.ir.policy import (
     PolicySet,
     Rule,
     Tier,
+    Unresolved,
 )
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.requests import HttpRequest
@@ -235,6 +238,14 @@ class Matcher:
             set_yes, set_maybe = self._network_sets(e, policy_ns, e.not_selector, positive=False)
             yes &= ~(negated | set_maybe)
             maybe &= ~(negated | set_yes)
+        if e.unresolved is not None:
+            # Addresses the input cannot resolve: never certainly inside, possibly anywhere in
+            # scope (node addresses are never pod-network addresses).
+            scope = ix.all & ~ix.endpoints if e.unresolved is Unresolved.NODES else ix.all
+            if e.nets is None:
+                yes, maybe = 0, maybe & scope
+            else:
+                maybe |= scope
         result = (yes & ix.all, maybe & ix.all)
         self._base[key] = result
         return result
@@ -338,11 +349,49 @@ def policy_label(policy: Policy) -> str:
     return policy.ref
 
 
+def policy_rank(policy: Policy) -> str:
+    """` (order N)`, or for the policy API ` (tier Admin, priority N)`."""
+    if policy.dialect is Dialect.POLICY_API:
+        api_tier = "Admin" if policy.tier in ADMIN_TIERS else "Baseline"
+        if policy.order is None:
+            return f" (tier {api_tier})"
+        return f" (tier {api_tier}, priority {policy.order:g})"
+    return "" if policy.order is None else f" (order {policy.order:g})"
+
+
+ADMIN_TIERS = frozenset({KUBE_ADMIN_TIER, ANP_TIER})
+
+
 def tier_layer(policies: tuple[Policy, ...]) -> Layer:
-    """`calico` when a Calico policy selected the endpoint in this tier, else `k8s-netpol`."""
-    return (
-        Layer.CALICO if any(p.dialect is Dialect.CALICO for p in policies) else (Layer.K8S_NETPOL)
-    )
+    """`calico` when a Calico policy selected the endpoint in this tier, `cluster-netpol` when
+    a policy-API policy did, else `k8s-netpol`."""
+    if any(p.dialect is Dialect.CALICO for p in policies):
+        return Layer.CALICO
+    if any(p.dialect is Dialect.POLICY_API for p in policies):
+        return Layer.CLUSTER_NETPOL
+    return Layer.K8S_NETPOL
+
+
+def priority_groups(policies: tuple[Policy, ...]) -> list[tuple[Policy, ...]]:
+    """The tier's policies in evaluation order, grouped where the order is undefined: policies
+    of equal order of which one is a policy-API policy (the API leaves equal priorities
+    unordered; Felix's tie-break by name does not bind an implementation)."""
+    groups: list[tuple[Policy, ...]] = []
+    run: list[Policy] = []
+
+    def flush() -> None:
+        if len(run) > 1 and any(p.dialect is Dialect.POLICY_API for p in run):
+            groups.append(tuple(run))
+        else:
+            groups.extend((p,) for p in run)
+        run.clear()
+
+    for policy in policies:
+        if run and (policy.order is None or policy.order != run[-1].order):
+            flush()
+        run.append(policy)
+    flush()
+    return groups
 
 
 # --- the evaluator -----------------------------------------------------------------------------
@@ -364,10 +413,9 @@ def decide(
     Tiers in order; within a tier policies by order; the first matching rule decides: Allow and
     Deny are final, Log continues, Pass skips to the next tier; an applicable tier without a
     verdict ends in its default action (Deny unless the tier says Pass); after the last tier the
-    namespace profile allows.
+    namespace profile allows. Policies of equal priority whose order is undefined (the policy
+    API) give the deny-safe answer (`_unordered_verdicts`).
     """
-    ingress = direction is Direction.INGRESS
-    own_bit = 1 << own
     if chain.empty:
         if trace is not None:
             trace.append(
@@ -398,66 +446,20 @@ def decide(
                     tier=tier.name,
                 )
             )
-        for policy in policies:
-            for index, rule in enumerate(policy.rules(direction)):
-                if not undecided:
-                    break
-                strict = rule.action is Action.ALLOW
-                certainty = protocol_match(rule, port)
-                if certainty is Certainty.NO or (strict and certainty is Certainty.MAYBE):
-                    continue
-                # Felix ignores `http` clauses; only application layer policy (called with the
-                # request) enforces them.
-                if http is not None and rule.http is not None and not http_matches(rule.http, http):
-                    continue
-                own_side = rule.destination if ingress else rule.source
-                peer_side = rule.source if ingress else rule.destination
-                oy, om = matcher.side(own_side, policy.namespace, ingress, port)
-                if not own_bit & (oy if strict else om):
-                    continue
-                py, pm = matcher.side(peer_side, policy.namespace, not ingress, port)
-                if rule.ip_version is not None:
-                    fy, fm = matcher.family(rule.ip_version, own)
-                    py, pm = py & fy, pm & fm
-                matched = (py if strict else pm) & undecided
-                if not matched:
-                    continue
-                if trace is not None:
-                    effect = {Action.ALLOW: Effect.ALLOW, Action.DENY: Effect.DENY}.get(
-                        rule.action, Effect.CONTINUE
-                    )
-                    reason = {Action.PASS: "calico-tier-pass", Action.LOG: "log-rule-matched"}.get(
-                        rule.action, "rule-matched"
-                    )
-                    shown = rule.index if rule.index is not None else index
-                    where = (
-                        rule.origin.path
-                        if rule.origin is not None and rule.origin.path
-                        else (f"{direction.value.lower()} rule {shown}")
-                    )
-                    order = "" if policy.order is None else f" (order {policy.order:g})"
-                    trace.append(
-                        Step(
-                            layer,
-                            reason,
-                            effect,
-                            f"{policy_label(policy)}{order} {where} ({rule.action.value}) matched"
-                            + (": skip to the next tier" if rule.action is Action.PASS else ""),
-                            source=rule.origin or policy.source,
-                            direction=direction.value,
-                            tier=tier.name,
-                            rule_index=shown,
-                            action=rule.action.value,
-                        )
-                    )
-                if rule.action is Action.ALLOW:
-                    allowed |= matched
-                    undecided &= ~matched
-                elif rule.action is Action.DENY:
-                    undecided &= ~matched
-                elif rule.action is Action.PASS:
-                    passed |= matched
-                    undecided &= ~matched
+        for group in priority_groups(policies):
+            if not undecided:
+                break
+            if len(group) == 1:
+                a, d, p = _policy_verdicts(
+                    matcher, group[0], tier, layer, direction, own, port, undecided, trace, http
+                )
+            else:
+                a, d, p = _unordered_verdicts(
+                    matcher, group, tier, layer, direction, own, port, undecided, trace, http
+                )
+            allowed |= a
+            passed |= p
+            undecided &= ~(a | d | p)
         if tier.default_action is Action.PASS:
             if trace is not None and undecided:
                 trace.append(
@@ -497,6 +499,145 @@ def decide(
             )
         )
     return allowed | undecided
+
+
+def _policy_verdicts(
+    matcher: Matcher,
+    policy: Policy,
+    tier: Tier,
+    layer: Layer,
+    direction: Direction,
+    own: int,
+    port: PortKey,
+    undecided: int,
+    trace: list[Step] | None,
+    http: HttpRequest | None,
+) -> tuple[int, int, int]:
+    """One policy's first-match verdicts over the peers in `undecided`: the peers it allows,
+    denies and passes (Log rules continue)."""
+    ingress = direction is Direction.INGRESS
+    own_bit = 1 << own
+    allowed = denied = passed = 0
+    for index, rule in enumerate(policy.rules(direction)):
+        if not undecided:
+            break
+        strict = rule.action is Action.ALLOW
+        certainty = protocol_match(rule, port)
+        if certainty is Certainty.NO or (strict and certainty is Certainty.MAYBE):
+            continue
+        # Felix ignores `http` clauses; only application layer policy (called with the
+        # request) enforces them.
+        if http is not None and rule.http is not None and not http_matches(rule.http, http):
+            continue
+        own_side = rule.destination if ingress else rule.source
+        peer_side = rule.source if ingress else rule.destination
+        oy, om = matcher.side(own_side, policy.namespace, ingress, port)
+        if not own_bit & (oy if strict else om):
+            continue
+        py, pm = matcher.side(peer_side, policy.namespace, not ingress, port)
+        if rule.ip_version is not None:
+            fy, fm = matcher.family(rule.ip_version, own)
+            py, pm = py & fy, pm & fm
+        matched = (py if strict else pm) & undecided
+        if not matched:
+            continue
+        if trace is not None:
+            trace.append(_rule_step(policy, rule, index, tier, layer, direction))
+        if rule.action is Action.ALLOW:
+            allowed |= matched
+            undecided &= ~matched
+        elif rule.action is Action.DENY:
+            denied |= matched
+            undecided &= ~matched
+        elif rule.action is Action.PASS:
+            passed |= matched
+            undecided &= ~matched
+    return allowed, denied, passed
+
+
+def _rule_step(
+    policy: Policy, rule: Rule, index: int, tier: Tier, layer: Layer, direction: Direction
+) -> Step:
+    effect = {Action.ALLOW: Effect.ALLOW, Action.DENY: Effect.DENY}.get(
+        rule.action, Effect.CONTINUE
+    )
+    reason = {Action.PASS: "calico-tier-pass", Action.LOG: "log-rule-matched"}.get(
+        rule.action, "rule-matched"
+    )
+    shown = rule.index if rule.index is not None else index
+    where = (
+        rule.origin.path
+        if rule.origin is not None and rule.origin.path
+        else (f"{direction.value.lower()} rule {shown}")
+    )
+    if rule.name:
+        where += f" {rule.name!r}"
+    action = rule.action.value
+    if policy.dialect is Dialect.POLICY_API and rule.action is Action.ALLOW:
+        action = "Accept" if policy.kind == "ClusterNetworkPolicy" else "Allow"
+    return Step(
+        layer,
+        reason,
+        effect,
+        f"{policy_label(policy)}{policy_rank(policy)} {where} ({action}) matched"
+        + (": skip to the next tier" if rule.action is Action.PASS else ""),
+        source=rule.origin or policy.source,
+        direction=direction.value,
+        tier=tier.name,
+        rule_index=shown,
+        action=rule.action.value,
+    )
+
+
+def _unordered_verdicts(
+    matcher: Matcher,
+    group: tuple[Policy, ...],
+    tier: Tier,
+    layer: Layer,
+    direction: Direction,
+    own: int,
+    port: PortKey,
+    undecided: int,
+    trace: list[Step] | None,
+    http: HttpRequest | None,
+) -> tuple[int, int, int]:
+    """Policies of equal priority, in any order: any of them that matches may decide, so the
+    deny-safe answer is taken — Deny if one denies, else Pass if one passes, else Allow."""
+    results: list[tuple[Policy, int, int, int, list[Step]]] = []
+    for policy in group:
+        steps: list[Step] | None = [] if trace is not None else None
+        a, d, p = _policy_verdicts(
+            matcher, policy, tier, layer, direction, own, port, undecided, steps, http
+        )
+        results.append((policy, a, d, p, steps or []))
+    denied = passed = allowed = 0
+    for _, a, d, p, _ in results:
+        denied |= d
+        passed |= p
+        allowed |= a
+    passed &= ~denied
+    allowed &= ~(denied | passed)
+    if trace is not None:
+        deciding = [r for r in results if r[1] | r[2] | r[3]]
+        if len(deciding) > 1:
+            names = ", ".join(policy_label(r[0]) for r in deciding)
+            trace.append(
+                Step(
+                    layer,
+                    "equal-priority-overlap",
+                    Effect.CONTINUE,
+                    f"{names} have equal priority in tier {tier.name!r} and all match: their "
+                    "order is undefined, so kubezt takes the deny-safe answer",
+                    direction=direction.value,
+                    tier=tier.name,
+                )
+            )
+        for bits, column in ((denied, 2), (passed, 3), (allowed, 1)):
+            winner = next((r for r in results if r[column] & bits), None)
+            if winner is not None:
+                trace.extend(winner[4])
+                break
+    return allowed, denied, passed
 
 
 def denying_layer(trace: list[Step]) -> Layer:

@@ -33,6 +33,18 @@ class Action(StrEnum):
 class Dialect(StrEnum):
     K8S = "k8s"
     CALICO = "calico"
+    POLICY_API = "policy-api"
+    """SIG-Network policy API: ClusterNetworkPolicy (v1alpha2), AdminNetworkPolicy and
+    BaselineAdminNetworkPolicy (v1alpha1). Equal priorities in a tier have no defined order."""
+
+
+class Unresolved(StrEnum):
+    """Addresses a rule side names that the input cannot resolve to IPs."""
+
+    NODES = "nodes"
+    """Nodes whose addresses are not in the input: possibly any non-pod-network address."""
+    DOMAINS = "domains"
+    """DNS names: possibly any address (a name can resolve to anything)."""
 
 
 class NamespaceScope(StrEnum):
@@ -69,6 +81,10 @@ class EntityMatch:
     """(namespace, name) of a Kubernetes Service whose endpoints this side matches."""
     ports: PortSet | None = None
     not_ports: PortSet | None = None
+    unresolved: Unresolved | None = None
+    """Besides `nets` (if any), addresses kubezt cannot resolve: they never certainly match,
+    and possibly match the peers `Unresolved` names (an Accept does not match them, a Deny or
+    Pass does)."""
 
     @property
     def selects_endpoints(self) -> bool:
@@ -117,6 +133,8 @@ class Rule:
     """The rule's position in its policy as written (K8s rules expand into several IR rules)."""
     origin: Source | None = field(default=None, compare=False)
     """The rule (and for K8s, the peer) this IR rule was lowered from."""
+    name: str = field(default="", compare=False)
+    """The rule's own name where the API has one (policy API rules)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +147,27 @@ class Tier:
 
 DEFAULT_TIER_ORDER = 1_000_000.0
 K8S_POLICY_ORDER = 1000.0
+
+# Calico's built-in tiers for the SIG-Network policy API (libcalico-go lib/names and
+# api/pkg/apis/projectcalico/v3 tier.go: KubeAdminTierOrder, KubeBaselineTierOrder). From
+# Calico 3.29 to 3.31, AdminNetworkPolicy and BaselineAdminNetworkPolicy sat in tiers
+# `adminnetworkpolicy` and `baselineadminnetworkpolicy` at the same orders; 3.32 puts
+# ClusterNetworkPolicy in `kube-admin` and `kube-baseline`. All default to Pass.
+KUBE_ADMIN_TIER = "kube-admin"
+KUBE_BASELINE_TIER = "kube-baseline"
+ANP_TIER = "adminnetworkpolicy"
+BANP_TIER = "baselineadminnetworkpolicy"
+ADMIN_TIER_ORDER = 1_000.0
+BASELINE_TIER_ORDER = 10_000_000.0
+BUILTIN_TIERS: dict[str, Tier] = {
+    "default": Tier("default", DEFAULT_TIER_ORDER),
+    KUBE_ADMIN_TIER: Tier(KUBE_ADMIN_TIER, ADMIN_TIER_ORDER, Action.PASS),
+    KUBE_BASELINE_TIER: Tier(KUBE_BASELINE_TIER, BASELINE_TIER_ORDER, Action.PASS),
+    ANP_TIER: Tier(ANP_TIER, ADMIN_TIER_ORDER, Action.PASS),
+    BANP_TIER: Tier(BANP_TIER, BASELINE_TIER_ORDER, Action.PASS),
+}
+"""Tiers that exist in every cluster (Calico creates them; without Calico they stand for the
+policy API's Admin → NetworkPolicy → Baseline order)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +233,8 @@ class PolicySet:
         for t in self.tiers:
             if t.name == name:
                 return t
-        if name == "default":
-            return Tier("default", DEFAULT_TIER_ORDER)
+        builtin = BUILTIN_TIERS.get(name)
+        if builtin is not None:
+            return builtin
         # A policy naming a tier that is not declared: Calico rejects it; the loader reports it.
         return Tier(name, None)

@@ -206,6 +206,17 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class Node:
+    """A cluster node: what the policy API's `nodes` peer matches (its labels and the IPs of
+    `status.addresses`)."""
+
+    name: str
+    labels: Labels
+    ips: tuple[str, ...] = ()
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Topology:
     """Every namespace, service account, workload and service known to an analysis."""
 

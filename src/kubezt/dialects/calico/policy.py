@@ -28,7 +28,7 @@ from kubezt.dialects.calico.rules import Scope, read_rules, read_selector
 from kubezt.dialects.context import ReadContext, Reader
 from kubezt.errors import Diagnostic, Severity, did_you_mean
 from kubezt.ir.policy import (
-    DEFAULT_TIER_ORDER,
+    BUILTIN_TIERS,
     K8S_POLICY_ORDER,
     Action,
     Dialect,
@@ -279,12 +279,21 @@ def read_tier(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:
             default_action = Action(text)
         elif text is not None:
             action_cur.error("Deny or Pass", "E070", got=f'"{text}"')
-    if name == DEFAULT_TIER:
-        if order is not None and order != DEFAULT_TIER_ORDER:
+    builtin = BUILTIN_TIERS.get(name)
+    if builtin is not None:
+        # Calico's Tier CRD pins the order and default action of its built-in tiers.
+        assert builtin.order is not None
+        if order is not None and order != builtin.order:
             spec["order"].problem(
-                f"the order of tier 'default' is fixed at {DEFAULT_TIER_ORDER:.0f}", "E070"
+                f"the order of tier {name!r} is fixed at {builtin.order:.0f}", "E070"
             )
-        order = DEFAULT_TIER_ORDER
+        if action_cur.present and default_action is not builtin.default_action:
+            action_cur.problem(
+                f"the default action of tier {name!r} is fixed at {builtin.default_action}",
+                "E070",
+            )
+        order = builtin.order
+        default_action = builtin.default_action
     for tier in rc.tiers:
         if tier.name == name:
             where = tier.source.location if tier.source else None
@@ -298,9 +307,11 @@ def read_tier(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:
 
 
 def _require_tier(rc: ReadContext, spec: Cursor, tier: str) -> None:
-    """Calico rejects a policy in a tier that does not exist; only `default` is built in.
+    """Calico rejects a policy in a tier that does not exist; `default`, `kube-admin` and
+    `kube-baseline` (and up to 3.31 `adminnetworkpolicy`, `baselineadminnetworkpolicy`) are
+    built in.
     Tiers may be declared in any file, so the check runs once everything is read."""
-    if tier == DEFAULT_TIER:
+    if tier in BUILTIN_TIERS:
         return
     cur = spec["tier"]
     pending = Diagnostic(
@@ -317,7 +328,7 @@ def _require_tier(rc: ReadContext, spec: Cursor, tier: str) -> None:
         if tier in declared:
             return
         hint = did_you_mean(tier, declared) or (
-            "declare it with a projectcalico.org/v3 Tier object (only tier 'default' exists "
+            "declare it with a projectcalico.org/v3 Tier object (only the built-in tiers exist "
             "without one)"
         )
         done.sink.add(dataclasses.replace(pending, hint=hint))
