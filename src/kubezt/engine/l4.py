@@ -632,10 +632,15 @@ def _unordered_verdicts(
                     tier=tier.name,
                 )
             )
-        for bits, column in ((denied, 2), (passed, 3), (allowed, 1)):
-            winner = next((r for r in results if r[column] & bits), None)
-            if winner is not None:
-                trace.extend(winner[4])
+        outcomes = (
+            (denied, [(r[2], r[4]) for r in results]),
+            (passed, [(r[3], r[4]) for r in results]),
+            (allowed, [(r[1], r[4]) for r in results]),
+        )
+        for bits, candidates in outcomes:
+            steps_of = next((steps for got, steps in candidates if got & bits), None)
+            if steps_of is not None:
+                trace.extend(steps_of)
                 break
     return allowed, denied, passed
 
