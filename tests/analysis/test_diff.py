@@ -18,6 +18,7 @@ import kubezt
 from casekit import load_objects, read_cases
 from kubezt.analysis.diff import Allowance, Change, Decision, Diff, deciding_steps, diff
 from kubezt.engine.explain import Effect, Layer, Step, Verdict
+from kubezt.ir.policy import Direction
 from kubezt.ir.requests import HttpRequest
 
 [(_, DOC)] = read_cases("analysis", "diff.yaml")
@@ -142,10 +143,30 @@ def test_diff_with_itself_is_empty(case: dict[str, Any], tmp_path: Path) -> None
 
 def test_deciding_steps_of_a_deny_keep_the_steps_that_led_to_it() -> None:
     steps = (
-        Step(Layer.CALICO, "rule-matched", Effect.ALLOW, direction="Egress"),
-        Step(Layer.CALICO, "tier-applies", Effect.CONTINUE, direction="Ingress"),
-        Step(Layer.CALICO, "calico-tier-pass", Effect.CONTINUE, direction="Ingress"),
-        Step(Layer.CALICO, "end-of-tier-deny", Effect.DENY, direction="Ingress"),
+        Step(
+            layer=Layer.CALICO,
+            reason="rule-matched",
+            effect=Effect.ALLOW,
+            direction=Direction.EGRESS,
+        ),
+        Step(
+            layer=Layer.CALICO,
+            reason="tier-applies",
+            effect=Effect.CONTINUE,
+            direction=Direction.INGRESS,
+        ),
+        Step(
+            layer=Layer.CALICO,
+            reason="calico-tier-pass",
+            effect=Effect.CONTINUE,
+            direction=Direction.INGRESS,
+        ),
+        Step(
+            layer=Layer.CALICO,
+            reason="end-of-tier-deny",
+            effect=Effect.DENY,
+            direction=Direction.INGRESS,
+        ),
     )
     assert deciding_steps(Verdict(False, Layer.CALICO, steps)) == steps[1:]
     assert deciding_steps(Verdict(True, None, steps[:1])) == steps[:1]

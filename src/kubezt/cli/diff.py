@@ -132,8 +132,8 @@ def _decision(console: Console, side: str, decision: Decision) -> None:
     console.print(line)
     for step in decision.steps:
         text = Text(f"       [{step.layer.value}]")
-        if step.direction:
-            text.append(f" {step.direction.lower()}")
+        if step.direction is not None:
+            text.append(f" {step.direction.value.lower()}")
         text.append(f" {step.reason}: {step.detail}")
         if step.source is not None and step.source.location is not None:
             text.append(f" ({step.source.location})", style="dim")

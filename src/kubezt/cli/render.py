@@ -72,8 +72,8 @@ def explanation(
     for step in verdict.steps:
         line = Text("  ")
         line.append(f"[{step.layer.value}]", style="bold")
-        if step.direction:
-            line.append(f" {step.direction.lower()}")
+        if step.direction is not None:
+            line.append(f" {step.direction.value.lower()}")
         line.append(" ")
         line.append(step.effect.value, style=EFFECT_STYLE[step.effect])
         line.append(f" {step.reason}: {step.detail}")

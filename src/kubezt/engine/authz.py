@@ -507,10 +507,10 @@ def authorize(
             )
             steps.append(
                 Step(
-                    layer,
-                    "l7-rules-rewritten",
-                    Effect.INFO,
-                    f"{p.ref}: {what}; rules with HTTP/L7 attributes are "
+                    layer=layer,
+                    reason="l7-rules-rewritten",
+                    effect=Effect.INFO,
+                    detail=f"{p.ref}: {what}; rules with HTTP/L7 attributes are "
                     f"{'dropped' if p.action is AuthzAction.ALLOW else 'narrowed'}",
                     source=p.source,
                 )
@@ -531,20 +531,25 @@ def authorize(
                 )
                 steps.append(
                     Step(
-                        layer,
-                        reason,
-                        Effect.DENY,
-                        detail,
+                        layer=layer,
+                        reason=reason,
+                        effect=Effect.DENY,
+                        detail=detail,
                         source=p.source,
                         rule_index=rule.index,
-                        action=action.value,
+                        action=action,
                     )
                 )
                 return AuthzResult(False, tuple(steps))
     allow = [p for p in enforced if p.action is AuthzAction.ALLOW]
     if not allow:
         steps.append(
-            Step(layer, "no-allow-policy", Effect.ALLOW, f"no ALLOW policy applies at {where}")
+            Step(
+                layer=layer,
+                reason="no-allow-policy",
+                effect=Effect.ALLOW,
+                detail=f"no ALLOW policy applies at {where}",
+            )
         )
         return AuthzResult(True, tuple(steps))
     for p in allow:
@@ -552,23 +557,23 @@ def authorize(
         if rule is not None:
             steps.append(
                 Step(
-                    layer,
-                    "allow-policy-matched",
-                    Effect.ALLOW,
-                    f"{p.ref} rule {rule.index} matched at {where}",
+                    layer=layer,
+                    reason="allow-policy-matched",
+                    effect=Effect.ALLOW,
+                    detail=f"{p.ref} rule {rule.index} matched at {where}",
                     source=p.source,
                     rule_index=rule.index,
-                    action="ALLOW",
+                    action=AuthzAction.ALLOW,
                 )
             )
             return AuthzResult(True, tuple(steps))
     names = ", ".join(p.ref for p in allow)
     steps.append(
         Step(
-            layer,
-            "no-allow-rule-matched",
-            Effect.DENY,
-            f"ALLOW policies apply at {where} ({names}) but none matched",
+            layer=layer,
+            reason="no-allow-rule-matched",
+            effect=Effect.DENY,
+            detail=f"ALLOW policies apply at {where} ({names}) but none matched",
         )
     )
     return AuthzResult(False, tuple(steps))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from kubezt.engine.authz import (
     AuthzRequest,
@@ -21,7 +21,7 @@ from kubezt.engine.authz import (
     waypoint_policies,
     workload_policies,
 )
-from kubezt.engine.explain import Effect, Layer, Step, Verdict
+from kubezt.engine.explain import Effect, Layer, LayerVerdict, Step, Verdict
 from kubezt.engine.index import ClassIndex, Peer, PeerKind, external_peer, host_peer, workload_peer
 from kubezt.engine.l4 import Matcher, chains, decide, denying_layer, staged_policy_steps
 from kubezt.engine.mesh import (
@@ -85,78 +85,127 @@ def _peer(model: Model, end: End) -> Peer:
     return host_peer(ip)
 
 
+class Side(IntEnum):
+    """Which end of a connection an evaluation of one connection is about: the index of its
+    peer in the two-peer class index (`_pair_matcher`)."""
+
+    SOURCE = 0
+    DESTINATION = 1
+
+    @property
+    def bit(self) -> int:
+        return 1 << self
+
+    @property
+    def other(self) -> Side:
+        return Side.DESTINATION if self is Side.SOURCE else Side.SOURCE
+
+    @property
+    def direction(self) -> Direction:
+        """The direction of the policy this end enforces on the connection."""
+        return Direction.EGRESS if self is Side.SOURCE else Direction.INGRESS
+
+
+def _pair_matcher(model: Model, src: End, dst: End) -> tuple[Matcher, Peer, Peer]:
+    src_peer, dst_peer = _peer(model, src), _peer(model, dst)
+    return (
+        Matcher(ClassIndex([src_peer, dst_peer], model.topology, model.policies)),
+        src_peer,
+        dst_peer,
+    )
+
+
+def _decide_side(
+    matcher: Matcher, side: Side, key: PortKey, trace: list[Step], http: HttpRequest | None = None
+) -> bool:
+    """Whether the policy of one end (egress of the source, ingress of the destination) lets
+    the connection through, recording every step in `trace`."""
+    direction = side.direction
+    chain = chains(matcher, direction)[side]
+    return bool(decide(matcher, chain, direction, side, key, side.other.bit, trace, http=http))
+
+
 def explain_l4(
     model: Model, src: End, dst: End, wire_port: int, protocol: Protocol, leg: str = ""
-) -> tuple[bool, list[Step], Layer | None]:
+) -> LayerVerdict:
     """The L3/L4 verdict of one wire leg: source egress, then destination ingress; staged
     Calico policies that would change it are listed as information."""
     steps: list[Step] = []
-    src_peer, dst_peer = _peer(model, src), _peer(model, dst)
-    matcher = Matcher(ClassIndex([src_peer, dst_peer], model.topology, model.policies))
+    matcher, src_peer, dst_peer = _pair_matcher(model, src, dst)
     key = PortKey(wire_port, protocol, dst_peer.port_name(wire_port, protocol))
     host_to_local = (
         src.kind in (EndKind.NODE, EndKind.KUBELET_PROBE) and dst_peer.kind is PeerKind.ENDPOINT
     )
     directions = (Direction.EGRESS,) if host_to_local else (Direction.EGRESS, Direction.INGRESS)
 
-    def finish(ok: bool, layer: Layer | None) -> tuple[bool, list[Step], Layer | None]:
-        done = steps + list(staged_policy_steps(matcher.ix, 0, 1, key, directions))
+    def finish(ok: bool, layer: Layer | None) -> LayerVerdict:
+        done = steps + list(
+            staged_policy_steps(matcher.ix, Side.SOURCE, Side.DESTINATION, key, directions)
+        )
         if leg:
             done = [dataclasses.replace(s, detail=f"[{leg}] {s.detail}") for s in done]
-        return ok, done, layer
+        return LayerVerdict(ok, tuple(done), layer)
 
     if src_peer.kind is PeerKind.ENDPOINT:
         trace: list[Step] = []
-        ok = decide(
-            matcher, chains(matcher, Direction.EGRESS)[0], Direction.EGRESS, 0, key, 0b10, trace
-        )
+        ok = _decide_side(matcher, Side.SOURCE, key, trace)
         steps.extend(trace)
         if not ok:
             return finish(False, denying_layer(trace))
     else:
         steps.append(
             Step(
-                Layer.DATAPLANE,
-                "source-not-policed",
-                Effect.CONTINUE,
-                f"{src.label} is not a pod-network endpoint: no egress policy applies",
-                direction=Direction.EGRESS.value,
+                layer=Layer.DATAPLANE,
+                reason="source-not-policed",
+                effect=Effect.CONTINUE,
+                detail=f"{src.label} is not a pod-network endpoint: no egress policy applies",
+                direction=Direction.EGRESS,
             )
         )
     if host_to_local:
         steps.append(
             Step(
-                Layer.DATAPLANE,
-                "host-to-local-workload",
-                Effect.ALLOW,
-                "traffic from the destination's own node is not policed (Calico "
+                layer=Layer.DATAPLANE,
+                reason="host-to-local-workload",
+                effect=Effect.ALLOW,
+                detail="traffic from the destination's own node is not policed (Calico "
                 "iptables/nftables dataplane)",
-                direction=Direction.INGRESS.value,
+                direction=Direction.INGRESS,
             )
         )
         return finish(True, None)
     if dst_peer.kind is PeerKind.ENDPOINT:
         trace = []
-        ok = decide(
-            matcher, chains(matcher, Direction.INGRESS)[1], Direction.INGRESS, 1, key, 0b01, trace
-        )
+        ok = _decide_side(matcher, Side.DESTINATION, key, trace)
         steps.extend(trace)
         if not ok:
             return finish(False, denying_layer(trace))
     else:
         steps.append(
             Step(
-                Layer.DATAPLANE,
-                "destination-not-policed",
-                Effect.CONTINUE,
-                f"{dst.label} is not a pod-network endpoint: no ingress policy applies",
-                direction=Direction.INGRESS.value,
+                layer=Layer.DATAPLANE,
+                reason="destination-not-policed",
+                effect=Effect.CONTINUE,
+                detail=f"{dst.label} is not a pod-network endpoint: no ingress policy applies",
+                direction=Direction.INGRESS,
             )
         )
     return finish(True, None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Leg:
+    """One wire leg of a path: the connection L3/L4 policy sees between two ends."""
+
+    source: End
+    destination: End
+    wire_port: int
+    """The destination port on the wire (15008 when the leg is tunnelled over HBONE)."""
+    label: str = ""
+    """Which leg it is ("HBONE", "client → waypoint", …); empty for the direct connection."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Path:
     """How the request travels: client mode, server mode, TLS, waypoint and wire legs."""
 
@@ -168,7 +217,7 @@ class Path:
     tls_layer_fail: bool
     """The client sends Istio mTLS to a server that cannot terminate it."""
     waypoint: Workload | None
-    legs: tuple[tuple[End, End, int, str], ...]
+    legs: tuple[Leg, ...]
 
 
 def plan_path(
@@ -187,7 +236,14 @@ def plan_path(
         # Sidecars and ztunnel capture TCP only: UDP and SCTP go straight between the pods.
         detail = f"{protocol.value} is not captured by sidecars or ztunnel: no mesh on the path"
         return Path(
-            MeshMode.NONE, role, MeshMode.NONE, False, detail, False, None, ((src, dst, port, ""),)
+            client=MeshMode.NONE,
+            client_role=role,
+            server=MeshMode.NONE,
+            mtls=False,
+            tls_detail=detail,
+            tls_layer_fail=False,
+            waypoint=None,
+            legs=(Leg(source=src, destination=dst, wire_port=port),),
         )
     if src.workload is not None:
         role = proxy_role(src.workload, model.mesh)
@@ -238,26 +294,36 @@ def plan_path(
             and src.workload.labels.get("gateway.networking.k8s.io/gateway-name") == ref.name
         ):
             waypoint = waypoint_workload(model, ref)
-    legs: list[tuple[End, End, int, str]]
+    legs: list[Leg]
     hbone = mtls and (server is MeshMode.AMBIENT or client is MeshMode.AMBIENT)
     if waypoint is not None:
         wp_end = End(EndKind.WORKLOAD, workload=waypoint)
         legs = [
-            (src, wp_end, HBONE_PORT, "client → waypoint"),
-            (wp_end, dst, HBONE_PORT, "waypoint → server"),
+            Leg(source=src, destination=wp_end, wire_port=HBONE_PORT, label="client → waypoint"),
+            Leg(source=wp_end, destination=dst, wire_port=HBONE_PORT, label="waypoint → server"),
         ]
     elif hbone and not (
         model.mesh_config.ambient_wire_port is AmbientWirePort.CALICO_PRESERVED
         and server is MeshMode.AMBIENT
     ):
-        legs = [(src, dst, HBONE_PORT, "HBONE")]
+        legs = [Leg(source=src, destination=dst, wire_port=HBONE_PORT, label="HBONE")]
     elif host_source and server is MeshMode.AMBIENT:
         # istio-cni SNATs every host-originated TCP connection to an enrolled pod to
         # 169.254.7.127, and that source bypasses ztunnel (cni/pkg/iptables).
-        legs = [(End(src.kind, ip=AMBIENT_PROBE_SOURCE), dst, port, "")]
+        probe = End(src.kind, ip=AMBIENT_PROBE_SOURCE)
+        legs = [Leg(source=probe, destination=dst, wire_port=port)]
     else:
-        legs = [(src, dst, port, "")]
-    return Path(client, role, server, mtls, detail, mismatch, waypoint, tuple(legs))
+        legs = [Leg(source=src, destination=dst, wire_port=port)]
+    return Path(
+        client=client,
+        client_role=role,
+        server=server,
+        mtls=mtls,
+        tls_detail=detail,
+        tls_layer_fail=mismatch,
+        waypoint=waypoint,
+        legs=tuple(legs),
+    )
 
 
 def explain_connection(
@@ -277,33 +343,33 @@ def explain_connection(
     if src.workload is not None and src.workload == dst.workload and is_single_pod(src.workload):
         steps.append(
             Step(
-                Layer.DATAPLANE,
-                "self-traffic",
-                Effect.ALLOW,
-                "a pod connecting to itself never leaves its network namespace",
+                layer=Layer.DATAPLANE,
+                reason="self-traffic",
+                effect=Effect.ALLOW,
+                detail="a pod connecting to itself never leaves its network namespace",
             )
         )
         return Verdict(True, None, tuple(steps))
     svc = find_service(model, service)
     path = plan_path(model, src, dst, port, protocol, svc, service.port if service else None)
-    for a, b, wire_port, leg in path.legs:
-        if wire_port != port:
+    for leg in path.legs:
+        if leg.wire_port != port:
             steps.append(
                 Step(
-                    Layer.DATAPLANE,
-                    "hbone-tunnel",
-                    Effect.INFO,
-                    f"{leg}: mesh traffic is tunnelled to port {wire_port} (HBONE); "
-                    "L3/L4 policy sees that port, not the application port",
+                    layer=Layer.DATAPLANE,
+                    reason="hbone-tunnel",
+                    effect=Effect.INFO,
+                    detail=f"{leg.label}: mesh traffic is tunnelled to port {leg.wire_port} "
+                    "(HBONE); L3/L4 policy sees that port, not the application port",
                 )
             )
-        ok, leg_steps, layer = explain_l4(model, a, b, wire_port, protocol, leg)
-        steps.extend(leg_steps)
-        if not ok:
-            return Verdict(False, layer, tuple(steps))
-    ok, mesh_steps, layer = mesh_decision(model, src, dst, path, port, protocol, svc, http)
-    steps.extend(mesh_steps)
-    return Verdict(ok, layer, tuple(steps))
+        l4 = explain_l4(model, leg.source, leg.destination, leg.wire_port, protocol, leg.label)
+        steps.extend(l4.steps)
+        if not l4.allowed:
+            return Verdict(False, l4.denied_by, tuple(steps))
+    mesh = mesh_decision(model, src, dst, path, port, protocol, svc, http)
+    steps.extend(mesh.steps)
+    return Verdict(mesh.allowed, mesh.denied_by, tuple(steps))
 
 
 def mesh_decision(
@@ -315,7 +381,7 @@ def mesh_decision(
     protocol: Protocol,
     svc: Service | None,
     http: HttpRequest | None,
-) -> tuple[bool, list[Step], Layer | None]:
+) -> LayerVerdict:
     """Everything after L3/L4: mTLS admission, authorization at the waypoint / ztunnel /
     sidecar, and Calico application layer policy."""
     steps: list[Step] = []
@@ -324,23 +390,32 @@ def mesh_decision(
         or dst.workload is None
         or (src.kind is EndKind.NODE and path.server is MeshMode.AMBIENT)
     ):
-        return True, steps, None
+        return LayerVerdict(True, tuple(steps))
     if protocol is not Protocol.TCP:
-        steps.append(Step(Layer.DATAPLANE, "not-captured", Effect.INFO, path.tls_detail))
-        return True, steps, None
+        steps.append(
+            Step(
+                layer=Layer.DATAPLANE,
+                reason="not-captured",
+                effect=Effect.INFO,
+                detail=path.tls_detail,
+            )
+        )
+        return LayerVerdict(True, tuple(steps))
     server = dst.workload
-    steps.append(Step(Layer.DATAPLANE, "client-tls", Effect.INFO, path.tls_detail))
+    steps.append(
+        Step(layer=Layer.DATAPLANE, reason="client-tls", effect=Effect.INFO, detail=path.tls_detail)
+    )
     # mTLS admission
     if path.tls_layer_fail:
         steps.append(
             Step(
-                Layer.TLS_MISMATCH,
-                "mtls-to-plaintext-server",
-                Effect.DENY,
-                "the client sends Istio mTLS but the server has no proxy to terminate it",
+                layer=Layer.TLS_MISMATCH,
+                reason="mtls-to-plaintext-server",
+                effect=Effect.DENY,
+                detail="the client sends Istio mTLS but the server has no proxy to terminate it",
             )
         )
-        return False, steps, Layer.TLS_MISMATCH
+        return LayerVerdict(False, tuple(steps), Layer.TLS_MISMATCH)
     if path.server in (MeshMode.SIDECAR, MeshMode.AMBIENT):
         eff = effective_mtls(server, port, model)
         by = eff.decided_by
@@ -348,31 +423,31 @@ def mesh_decision(
         if eff.mode is MtlsMode.STRICT and not path.mtls:
             steps.append(
                 Step(
-                    Layer.PEER_AUTHENTICATION,
-                    "strict-rejects-plaintext",
-                    Effect.DENY,
-                    f"mTLS mode STRICT ({scope}) rejects the plaintext connection",
+                    layer=Layer.PEER_AUTHENTICATION,
+                    reason="strict-rejects-plaintext",
+                    effect=Effect.DENY,
+                    detail=f"mTLS mode STRICT ({scope}) rejects the plaintext connection",
                     source=by.source if by else None,
                 )
             )
-            return False, steps, Layer.PEER_AUTHENTICATION
+            return LayerVerdict(False, tuple(steps), Layer.PEER_AUTHENTICATION)
         if eff.mode is MtlsMode.DISABLE and path.mtls and path.server is MeshMode.SIDECAR:
             steps.append(
                 Step(
-                    Layer.TLS_MISMATCH,
-                    "mtls-to-disabled-port",
-                    Effect.DENY,
-                    f"the client sends mTLS to a port whose mode is DISABLE ({scope})",
+                    layer=Layer.TLS_MISMATCH,
+                    reason="mtls-to-disabled-port",
+                    effect=Effect.DENY,
+                    detail=f"the client sends mTLS to a port whose mode is DISABLE ({scope})",
                     source=by.source if by else None,
                 )
             )
-            return False, steps, Layer.TLS_MISMATCH
+            return LayerVerdict(False, tuple(steps), Layer.TLS_MISMATCH)
         steps.append(
             Step(
-                Layer.PEER_AUTHENTICATION,
-                "mtls-admitted",
-                Effect.CONTINUE,
-                f"mTLS mode {eff.mode.value} ({scope}) admits this "
+                layer=Layer.PEER_AUTHENTICATION,
+                reason="mtls-admitted",
+                effect=Effect.CONTINUE,
+                detail=f"mTLS mode {eff.mode.value} ({scope}) admits this "
                 f"{'mTLS' if path.mtls else 'plaintext'} connection",
                 source=by.source if by else None,
             )
@@ -413,15 +488,15 @@ def mesh_decision(
             )
             steps.extend(result.steps)
             if not result.allowed:
-                return False, steps, Layer.WAYPOINT
+                return LayerVerdict(False, tuple(steps), Layer.WAYPOINT)
             ztunnel_principal = principal(config, wp.namespace, wp.service_account)
             ztunnel_ip = wp.ip
             steps.append(
                 Step(
-                    Layer.ZTUNNEL,
-                    "waypoint-identity",
-                    Effect.INFO,
-                    f"the destination ztunnel sees the waypoint's identity "
+                    layer=Layer.ZTUNNEL,
+                    reason="waypoint-identity",
+                    effect=Effect.INFO,
+                    detail=f"the destination ztunnel sees the waypoint's identity "
                     f"{ztunnel_principal}, not the client's",
                 )
             )
@@ -434,7 +509,7 @@ def mesh_decision(
         )
         steps.extend(result.steps)
         if not result.allowed:
-            return False, steps, Layer.ZTUNNEL
+            return LayerVerdict(False, tuple(steps), Layer.ZTUNNEL)
     elif path.server is MeshMode.SIDECAR:
         result = authorize(
             server_policies,
@@ -445,18 +520,18 @@ def mesh_decision(
         )
         steps.extend(result.steps)
         if not result.allowed:
-            return False, steps, Layer.AUTHZ_SIDECAR
+            return LayerVerdict(False, tuple(steps), Layer.AUTHZ_SIDECAR)
         alp = _calico_alp(model, src, dst, port, protocol, http)
         if alp is not None:
-            steps.extend(alp[1])
-            if not alp[0]:
-                return False, steps, Layer.CALICO_ALP
-    return True, steps, None
+            steps.extend(alp.steps)
+            if not alp.allowed:
+                return LayerVerdict(False, tuple(steps), Layer.CALICO_ALP)
+    return LayerVerdict(True, tuple(steps))
 
 
 def _calico_alp(
     model: Model, src: End, dst: End, port: int, protocol: Protocol, http: HttpRequest | None
-) -> tuple[bool, list[Step]] | None:
+) -> LayerVerdict | None:
     """Calico application layer policy (Dikastes) on a sidecar pod: the destination's ingress
     policy again, now with `http` clauses enforced (semantics.md §2.7)."""
     server = dst.workload
@@ -465,32 +540,10 @@ def _calico_alp(
     templates = server.annotations.get("inject.istio.io/templates") or ""
     if "dikastes" not in templates:
         return None
-    src_peer, dst_peer = _peer(model, src), _peer(model, dst)
-    matcher = Matcher(ClassIndex([src_peer, dst_peer], model.topology, model.policies))
+    matcher, _, dst_peer = _pair_matcher(model, src, dst)
     key = PortKey(port, protocol, dst_peer.port_name(port, protocol))
     trace: list[Step] = []
-    ok = decide(
-        matcher,
-        chains(matcher, Direction.INGRESS)[1],
-        Direction.INGRESS,
-        1,
-        key,
-        0b01,
-        trace,
-        http=http or HttpRequest(method="", path=""),
-    )
-    steps = [
-        Step(
-            Layer.CALICO_ALP,
-            s.reason,
-            s.effect,
-            s.detail,
-            s.source,
-            s.direction,
-            s.tier,
-            s.rule_index,
-            s.action,
-        )
-        for s in trace
-    ]
-    return bool(ok), steps
+    http = http or HttpRequest(method="", path="")
+    ok = _decide_side(matcher, Side.DESTINATION, key, trace, http)
+    steps = tuple(dataclasses.replace(s, layer=Layer.CALICO_ALP) for s in trace)
+    return LayerVerdict(ok, steps, None if ok else Layer.CALICO_ALP)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kubezt.ir.mesh import AuthzAction
+from kubezt.ir.policy import Action, Direction
 from kubezt.ir.provenance import Source
 
 
@@ -33,7 +35,7 @@ class Effect(StrEnum):
     INFO = "info"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Step:
     """One thing the evaluator looked at.
 
@@ -46,10 +48,21 @@ class Step:
     effect: Effect
     detail: str = ""
     source: Source | None = None
-    direction: str = ""
+    direction: Direction | None = None
     tier: str = ""
     rule_index: int | None = None
-    action: str = ""
+    action: Action | AuthzAction | None = None
+    """The action of the rule or policy that matched: Calico's, or an AuthorizationPolicy's."""
+
+
+@dataclass(frozen=True, slots=True)
+class LayerVerdict:
+    """The verdict of some layers of one connection: whether they let it through, the steps
+    that decided, and the layer that said no."""
+
+    allowed: bool
+    steps: tuple[Step, ...]
+    denied_by: Layer | None = None
 
 
 @dataclass(frozen=True, slots=True)

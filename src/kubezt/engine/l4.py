@@ -420,12 +420,12 @@ def decide(
         if trace is not None:
             trace.append(
                 Step(
-                    Layer.DATAPLANE,
-                    "no-policy-selects-endpoint",
-                    Effect.ALLOW,
-                    "no policy selects the endpoint in this direction; the namespace "
+                    layer=Layer.DATAPLANE,
+                    reason="no-policy-selects-endpoint",
+                    effect=Effect.ALLOW,
+                    detail="no policy selects the endpoint in this direction; the namespace "
                     "profile allows",
-                    direction=direction.value,
+                    direction=direction,
                 )
             )
         return universe
@@ -438,11 +438,11 @@ def decide(
             names = ", ".join(policy_label(p) for p in policies)
             trace.append(
                 Step(
-                    layer,
-                    "tier-applies",
-                    Effect.CONTINUE,
-                    f"tier {tier.name!r}: policies selecting the endpoint: {names}",
-                    direction=direction.value,
+                    layer=layer,
+                    reason="tier-applies",
+                    effect=Effect.CONTINUE,
+                    detail=f"tier {tier.name!r}: policies selecting the endpoint: {names}",
+                    direction=direction,
                     tier=tier.name,
                 )
             )
@@ -464,11 +464,11 @@ def decide(
             if trace is not None and undecided:
                 trace.append(
                     Step(
-                        layer,
-                        "tier-default-pass",
-                        Effect.CONTINUE,
-                        f"no rule in tier {tier.name!r} decided; its default action is Pass",
-                        direction=direction.value,
+                        layer=layer,
+                        reason="tier-default-pass",
+                        effect=Effect.CONTINUE,
+                        detail=f"no rule in tier {tier.name!r} decided; its default action is Pass",
+                        direction=direction,
                         tier=tier.name,
                     )
                 )
@@ -477,11 +477,11 @@ def decide(
             if trace is not None and undecided:
                 trace.append(
                     Step(
-                        layer,
-                        "end-of-tier-deny",
-                        Effect.DENY,
-                        f"no rule in tier {tier.name!r} allowed it: end-of-tier deny",
-                        direction=direction.value,
+                        layer=layer,
+                        reason="end-of-tier-deny",
+                        effect=Effect.DENY,
+                        detail=f"no rule in tier {tier.name!r} allowed it: end-of-tier deny",
+                        direction=direction,
                         tier=tier.name,
                     )
                 )
@@ -491,11 +491,11 @@ def decide(
     if undecided and trace is not None:
         trace.append(
             Step(
-                Layer.DATAPLANE,
-                "profile-allow",
-                Effect.ALLOW,
-                "passed by the last applicable tier; the namespace profile allows",
-                direction=direction.value,
+                layer=Layer.DATAPLANE,
+                reason="profile-allow",
+                effect=Effect.ALLOW,
+                detail="passed by the last applicable tier; the namespace profile allows",
+                direction=direction,
             )
         )
     return allowed | undecided
@@ -576,16 +576,16 @@ def _rule_step(
     if policy.dialect is Dialect.POLICY_API and rule.action is Action.ALLOW:
         action = "Accept" if policy.kind == "ClusterNetworkPolicy" else "Allow"
     return Step(
-        layer,
-        reason,
-        effect,
-        f"{policy_label(policy)}{policy_rank(policy)} {where} ({action}) matched"
+        layer=layer,
+        reason=reason,
+        effect=effect,
+        detail=f"{policy_label(policy)}{policy_rank(policy)} {where} ({action}) matched"
         + (": skip to the next tier" if rule.action is Action.PASS else ""),
         source=rule.origin or policy.source,
-        direction=direction.value,
+        direction=direction,
         tier=tier.name,
         rule_index=shown,
-        action=rule.action.value,
+        action=rule.action,
     )
 
 
@@ -623,12 +623,12 @@ def _unordered_verdicts(
             names = ", ".join(policy_label(r[0]) for r in deciding)
             trace.append(
                 Step(
-                    layer,
-                    "equal-priority-overlap",
-                    Effect.CONTINUE,
-                    f"{names} have equal priority in tier {tier.name!r} and all match: their "
-                    "order is undefined, so kubezt takes the deny-safe answer",
-                    direction=direction.value,
+                    layer=layer,
+                    reason="equal-priority-overlap",
+                    effect=Effect.CONTINUE,
+                    detail=f"{names} have equal priority in tier {tier.name!r} and all match: "
+                    "their order is undefined, so kubezt takes the deny-safe answer",
+                    direction=direction,
                     tier=tier.name,
                 )
             )
@@ -741,15 +741,15 @@ def staged_policy_steps(
         changed = allowed_now != allowed_then
         steps.append(
             Step(
-                Layer.CALICO if deciding.layer is Layer.DATAPLANE else deciding.layer,
-                "staged-policy-would-change" if changed else "staged-policy-no-change",
-                Effect.INFO,
-                f"if the staged policies were enforced ({changes}), "
+                layer=Layer.CALICO if deciding.layer is Layer.DATAPLANE else deciding.layer,
+                reason="staged-policy-would-change" if changed else "staged-policy-no-change",
+                effect=Effect.INFO,
+                detail=f"if the staged policies were enforced ({changes}), "
                 f"{direction.value.lower()} would be {verdict}"
                 + (f" (today: {'allowed' if allowed_now else 'denied'})" if changed else "")
                 + f": {deciding.detail}",
                 source=deciding.source,
-                direction=direction.value,
+                direction=direction,
                 tier=deciding.tier,
                 rule_index=deciding.rule_index,
                 action=deciding.action,

@@ -26,6 +26,7 @@ from kubezt.engine.authz import (
 from kubezt.engine.connection import (
     End,
     EndKind,
+    Leg,
     Path,
     is_single_pod,
     mesh_decision,
@@ -391,8 +392,8 @@ class _MeshView:
             g = self.group_rep[gkey]
             path = self._path(gkey, g, d, key, svc)
             ok_bits = gbits
-            for a, b, wire, _ in path.legs:
-                ok_bits &= self._leg_bits(a, b, wire, key, d, path, gbits, l4)
+            for leg in path.legs:
+                ok_bits &= self._leg_bits(leg, key, d, path, gbits, l4)
                 if not ok_bits:
                     break
             if not ok_bits:
@@ -429,9 +430,7 @@ class _MeshView:
 
     def _leg_bits(
         self,
-        a: End,
-        b: End,
-        wire: int,
+        leg: Leg,
         key: PortKey,
         d: int,
         path: Path,
@@ -440,8 +439,9 @@ class _MeshView:
     ) -> int:
         """Sources of the group for which this wire leg is allowed at L3/L4."""
         waypoint = path.waypoint
+        wire = leg.wire_port
         target = d
-        if waypoint is not None and b.workload is waypoint:
+        if waypoint is not None and leg.destination.workload is waypoint:
             target = self._waypoint_class(waypoint)
             if target < 0:
                 return 0
@@ -453,7 +453,7 @@ class _MeshView:
             )
         )
         allowed = l4.get(wire_key, {}).get(target, 0)
-        if waypoint is not None and a.workload is waypoint:
+        if waypoint is not None and leg.source.workload is waypoint:
             source = self._waypoint_class(waypoint)
             return gbits if source >= 0 and allowed >> source & 1 else 0
         return allowed & gbits
@@ -483,17 +483,17 @@ class _MeshView:
         dst_end = End(EndKind.WORKLOAD, workload=server)
         requests = self._requests(d, key, svc, path)
         if not requests:
-            ok, _, _ = mesh_decision(
+            verdict = mesh_decision(
                 self.model, src_end, dst_end, path, key.port, key.protocol, svc, None
             )
-            result: RequestSet | bool = ok
+            result: RequestSet | bool = verdict.allowed
         else:
             passing = tuple(
                 r
                 for r in requests
                 if mesh_decision(
                     self.model, src_end, dst_end, path, key.port, key.protocol, svc, r
-                )[0]
+                ).allowed
             )
             result = (
                 True

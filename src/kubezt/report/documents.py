@@ -52,14 +52,14 @@ def step_document(step: Step) -> dict[str, Any]:
         "effect": step.effect.value,
         "detail": step.detail,
     }
-    if step.direction:
-        doc["direction"] = step.direction
+    if step.direction is not None:
+        doc["direction"] = step.direction.value
     if step.tier:
         doc["tier"] = step.tier
     if step.rule_index is not None:
         doc["rule"] = step.rule_index
-    if step.action:
-        doc["action"] = step.action
+    if step.action is not None:
+        doc["action"] = step.action.value
     if step.source is not None:
         doc["object"] = step.source.ref
         if step.source.path:

@@ -147,7 +147,7 @@ def isolation(reach: Reachability, direction: Direction) -> list[Isolation]:
             if decide(matcher, chain, direction, ci, port, other, trace):
                 open_by = next(
                     (s for s in reversed(trace) if s.effect is Effect.ALLOW),
-                    Step(trace[-1].layer, "allowed", Effect.ALLOW),
+                    Step(layer=trace[-1].layer, reason="allowed", effect=Effect.ALLOW),
                 )
         out.extend(Isolation(w, chain, open_by) for w in workloads.members(ci))
     return sorted(out, key=lambda i: i.workload.id)
