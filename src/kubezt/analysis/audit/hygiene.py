@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from kubezt.analysis.audit._facts import (
     L4View,
+    Workloads,
     applied_authz,
     class_views,
     enforced_policies,
@@ -28,12 +29,14 @@ from kubezt.analysis.audit._facts import (
     rule_place,
 )
 from kubezt.analysis.audit.finding import Finding, FindingSeverity, Principle, RuleSpec
-from kubezt.engine.l4 import tier_sort_key
+from kubezt.engine.explain import Step
+from kubezt.engine.index import iter_bits
+from kubezt.engine.l4 import decide, tier_sort_key
 from kubezt.engine.reach import Reachability
 from kubezt.errors import Location
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Action, Dialect, Direction, EntityMatch, Policy, Rule
-from kubezt.ir.ports import PortSet
+from kubezt.ir.ports import PortKey, PortSet, Protocol
 
 KZT601 = RuleSpec(
     id="KZT601",
@@ -305,6 +308,8 @@ def _overlaps(view: L4View, model: Model) -> list[tuple[Direction, _Entry, _Entr
                 )
                 if not before and not union:
                     continue
+                if _unordered(earlier.policy, later.policy):
+                    continue  # equal priorities: no rule comes first (KZT605)
                 if earlier.selected & later.selected != later.selected:
                     continue
                 if before and not _decides_first(earlier, later):
@@ -316,6 +321,17 @@ def _overlaps(view: L4View, model: Model) -> list[tuple[Direction, _Entry, _Entr
                 out.append((direction, earlier, later))
                 break
     return out
+
+
+def _unordered(a: Policy, b: Policy) -> bool:
+    """Two different policies whose relative order the policy API leaves undefined."""
+    return (
+        a is not b
+        and Dialect.POLICY_API in (a.dialect, b.dialect)
+        and a.tier == b.tier
+        and a.order is not None
+        and a.order == b.order
+    )
 
 
 def _finding(
@@ -384,3 +400,197 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
     for f in findings:
         seen.setdefault((f.obj, f.path, str(f.location)), f)
     return list(seen.values())
+
+
+KZT604 = RuleSpec(
+    id="KZT604",
+    name="PassToAllowAll",
+    title="Pass falls through to allow-all",
+    severity=FindingSeverity.MEDIUM,
+    principle=Principle.DENY_ALL_BY_DEFAULT,
+    help=(
+        "An Admin-tier Pass hands the connection to the namespace's NetworkPolicies and the "
+        "Baseline tier, but nothing there selects the pod, so Kubernetes' default allows it: "
+        "the Pass delegates to nobody. Add a namespace default deny or a Baseline "
+        "ClusterNetworkPolicy, or Deny instead of Pass."
+    ),
+)
+KZT605 = RuleSpec(
+    id="KZT605",
+    name="EqualPriorityOverlap",
+    title="Equal priorities with overlapping rules",
+    severity=FindingSeverity.MEDIUM,
+    principle=Principle.LEAST_PRIVILEGE,
+    help=(
+        "Two cluster policies of the same tier and priority select the same pods and have rules "
+        "with different actions for the same traffic. The API leaves their order undefined, so "
+        "implementations may decide either way (kubezt reports the deny-safe answer). Give the "
+        "policies distinct priorities."
+    ),
+)
+
+
+# --- KZT604 ------------------------------------------------------------------------------------
+
+
+def check_pass_to_allow_all(model: Model, reach: Reachability) -> list[Finding]:
+    """KZT604: policy-API Pass rules after which no later tier decides for some workload, so the
+    connection is allowed by default."""
+    view = l4_view(reach)
+    names = Workloads(reach)
+    findings: list[Finding] = []
+    seen: set[tuple[str, str, int | None, Direction]] = set()
+    for direction in (Direction.INGRESS, Direction.EGRESS):
+        ingress = direction is Direction.INGRESS
+        per_class = view.chains(direction)
+        for ci in iter_bits(view.real & view.endpoints):
+            chain = per_class[ci]
+            for policy in chain.policies:
+                if policy.dialect is not Dialect.POLICY_API:
+                    continue
+                for index, rule in enumerate(policy.rules(direction)):
+                    key = (policy.kind, policy.name, rule.index, direction)
+                    if rule.action is not Action.PASS or key in seen:
+                        continue
+                    port = _probe_port(rule)
+                    side = rule.source if ingress else rule.destination
+                    peers, _ = view.matcher.side(side, None, not ingress, port)
+                    for peer in iter_bits(peers & view.real & ~(1 << ci)):
+                        trace: list[Step] = []
+                        allowed = decide(view.matcher, chain, direction, ci, port, 1 << peer, trace)
+                        if not allowed or trace[-1].reason != "profile-allow":
+                            continue
+                        seen.add(key)
+                        findings.append(
+                            _pass_finding(names, policy, rule, index, direction, ci, peer)
+                        )
+                        break
+    return _dedupe(findings)
+
+
+def _probe_port(rule: Rule) -> PortKey:
+    protocol = Protocol.TCP
+    for p in Protocol:
+        if p.number == rule.protocol:
+            protocol = p
+    ports = rule.destination.ports
+    if ports is not None and ports.ranges:
+        return PortKey(ports.ranges[0].first, protocol)
+    return PortKey(65432, protocol)
+
+
+def _pass_finding(
+    names: Workloads,
+    policy: Policy,
+    rule: Rule,
+    index: int,
+    direction: Direction,
+    own: int,
+    peer: int,
+) -> Finding:
+    loc, path = rule_place(policy, rule, direction, index)
+    mine = names.members(own)[0].id
+    other = names.members(peer)[0].id
+    word = direction.value.lower()
+    toward = f"from {other}" if direction is Direction.INGRESS else f"to {other}"
+    return KZT604.finding(
+        obj=policy_ref(policy),
+        namespace=None,
+        location=loc,
+        path=path,
+        message=(
+            f"{word} rule (Pass) hands {mine}'s {word} {toward} to the next tiers, where no "
+            "NetworkPolicy or Baseline policy decides: Kubernetes' default allows it"
+        ),
+        remediation=(
+            "Add a default deny in the namespace (or a Baseline ClusterNetworkPolicy), or use "
+            "Deny instead of Pass when nothing is meant to allow it."
+        ),
+    )
+
+
+# --- KZT605 ------------------------------------------------------------------------------------
+
+
+def check_equal_priority_overlap(model: Model, reach: Reachability) -> list[Finding]:
+    """KZT605: policy-API policies of equal tier and priority that select common workloads and
+    have rules of different actions matching common traffic."""
+    view = l4_view(reach)
+    policies = sorted(
+        (p for p in enforced_policies(model) if p.dialect is Dialect.POLICY_API),
+        key=lambda p: (p.tier, p.order if p.order is not None else -1.0, p.kind, p.name),
+    )
+    findings: list[Finding] = []
+    for i, first in enumerate(policies):
+        for second in policies[i + 1 :]:
+            if (second.tier, second.order) != (first.tier, first.order) or second.order is None:
+                continue
+            if (second.kind, second.name) == (first.kind, first.name):
+                continue  # one policy lowered per subject namespace
+            common = view.selected(first) & view.selected(second) & view.real
+            if not common:
+                continue
+            clash = _clash(view, first, second)
+            if clash is None:
+                continue
+            direction, rule, index, other_rule = clash
+            loc, path = rule_place(second, rule, direction, index)
+            findings.append(
+                KZT605.finding(
+                    obj=policy_ref(second),
+                    namespace=None,
+                    location=loc,
+                    path=path,
+                    message=(
+                        f"{policy_ref(first)} and {policy_ref(second)} both have priority "
+                        f"{second.order:g} in tier {second.tier!r} and select the same pods; "
+                        f"this {direction.value.lower()} rule ({rule.action.value}) and "
+                        f"{policy_ref(first)}'s ({other_rule.action.value}) match common traffic, "
+                        "so the verdict depends on an order the API leaves undefined"
+                    ),
+                    remediation=(
+                        f"Give {policy_ref(first)} and {policy_ref(second)} distinct priorities."
+                    ),
+                )
+            )
+    return _dedupe(findings)
+
+
+def _clash(view: L4View, first: Policy, second: Policy) -> tuple[Direction, Rule, int, Rule] | None:
+    for direction in (Direction.INGRESS, Direction.EGRESS):
+        ingress = direction is Direction.INGRESS
+        for index, rule in enumerate(second.rules(direction)):
+            for other in first.rules(direction):
+                if other.action is rule.action:
+                    continue
+                if None not in (rule.protocol, other.protocol) and rule.protocol != other.protocol:
+                    continue
+                a = rule.source if ingress else rule.destination
+                b = other.source if ingress else other.destination
+                if not _ports_meet(rule.destination.ports, other.destination.ports):
+                    continue
+                if _peers_meet(view, a, b):
+                    return direction, rule, index, other
+    return None
+
+
+def _ports_meet(a: PortSet | None, b: PortSet | None) -> bool:
+    if a is None or b is None:
+        return True
+    if a.names & b.names or (a.names and b.names):
+        return True
+    return any(x.first <= y.last and y.first <= x.last for x in a.ranges for y in b.ranges)
+
+
+def _peers_meet(view: L4View, a: EntityMatch, b: EntityMatch) -> bool:
+    if (
+        a.nets is not None
+        and b.nets is not None
+        and any(x.version == y.version and x.overlaps(y) for x in a.nets for y in b.nets)
+    ):
+        return True
+    if a.unresolved is not None or b.unresolved is not None:
+        return True
+    _, maybe_a = view.matcher.base(a, None)
+    _, maybe_b = view.matcher.base(b, None)
+    return bool(maybe_a & maybe_b)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from kubezt.analysis.audit._facts import (
     L4View,
     Workloads,
+    anchor,
     any_address,
     enforced_policies,
     l4_view,
@@ -34,7 +35,7 @@ from kubezt.engine.l4 import Matcher, TierChain, chains, decide
 from kubezt.engine.reach import Reachability
 from kubezt.errors import Location
 from kubezt.ir.model import Model
-from kubezt.ir.policy import Action, Direction, Policy
+from kubezt.ir.policy import Action, Dialect, Direction, Policy
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.topology import Workload
 
@@ -125,9 +126,12 @@ class Isolation:
         return not self.chain.empty and self.open_by is None
 
 
-def isolation(reach: Reachability, direction: Direction) -> list[Isolation]:
+def isolation(
+    reach: Reachability, direction: Direction, cluster_only: bool = False
+) -> list[Isolation]:
     """For every pod-network workload of the input, whether its own policy chain denies a
-    connection from (ingress) or to (egress) an address and port that no policy names."""
+    connection from (ingress) or to (egress) an address and port that no policy names.
+    `cluster_only` keeps only the cluster-scoped policies of each chain."""
     model = reach.model
     view: L4View = l4_view(reach)
     outsider = external_peer(residual_address(model), model.policies)
@@ -141,6 +145,14 @@ def isolation(reach: Reachability, direction: Direction) -> list[Isolation]:
     out: list[Isolation] = []
     for ci in iter_bits(view.real & view.endpoints):
         chain = per_class[ci]
+        if cluster_only:
+            chain = TierChain(
+                tuple(
+                    (tier, kept)
+                    for tier, policies in chain.tiers
+                    if (kept := tuple(p for p in policies if p.namespace is None))
+                )
+            )
         open_by: Step | None = None
         if not chain.empty:
             trace: list[Step] = []
@@ -283,3 +295,77 @@ def check_egress_to_internet(model: Model, reach: Reachability) -> list[Finding]
             )
         )
     return findings
+
+
+KZT104 = RuleSpec(
+    id="KZT104",
+    name="ClusterDefaultDeny",
+    title="No cluster-wide default deny",
+    severity=FindingSeverity.MEDIUM,
+    principle=Principle.DENY_ALL_BY_DEFAULT,
+    help=(
+        "Neither a cluster-wide policy (a ClusterNetworkPolicy in tier Admin or Baseline, a "
+        "BaselineAdminNetworkPolicy, or a Calico GlobalNetworkPolicy) nor a per-namespace "
+        "policy denies ingress by default for some namespaces, so a new namespace (or a "
+        "forgotten one) starts open. Add a Baseline ClusterNetworkPolicy that denies by default "
+        "and lets namespace owners allow what they need (`kubezt compile --cluster-policy`)."
+    ),
+)
+
+
+def check_cluster_default_deny(model: Model, reach: Reachability) -> list[Finding]:
+    """KZT104: no cluster-scoped policy denies by default anywhere (no Admin/Baseline policy
+    with a Deny for every namespace, no cluster-scoped Calico policy that isolates a pod), and
+    some namespaces have no default deny of their own: one finding for the cluster."""
+    items = isolation(reach, Direction.INGRESS)
+    open_ns = sorted({i.workload.namespace for i in items if not i.isolated})
+    if not open_ns:
+        return []
+    if any(i.isolated for i in isolation(reach, Direction.INGRESS, cluster_only=True)):
+        return []
+    if any(_denies_every_namespace(p) for p in enforced_policies(model)):
+        return []
+    return [
+        KZT104.finding(
+            obj="cluster",
+            namespace=None,
+            location=Workloads(reach).namespace_location(open_ns[0]) or anchor(model),
+            message=(
+                "no cluster-wide policy (ClusterNetworkPolicy Admin/Baseline, "
+                "BaselineAdminNetworkPolicy or Calico GlobalNetworkPolicy) denies ingress by "
+                f"default, and namespace{'s' if len(open_ns) > 1 else ''} {listing(open_ns)} "
+                "have no default deny of their own"
+            ),
+            remediation=(
+                "Apply a Baseline ClusterNetworkPolicy selecting every namespace with a final "
+                "Deny rule (and the platform allowances: DNS, kubelet probes, istiod, HBONE); "
+                "`kubezt compile INTENT --cluster-policy` writes one."
+            ),
+        )
+    ]
+
+
+_ANY_POD = {"projectcalico.org/orchestrator": "k8s"}
+
+
+def _denies_every_namespace(policy: Policy) -> bool:
+    """A policy-API policy with a Deny rule for all pods of all namespaces (or all addresses)
+    on every port: a cluster default deny, even though ingress peers cannot name addresses."""
+    if policy.dialect is not Dialect.POLICY_API:
+        return False
+    for rule in (*policy.ingress, *policy.egress):
+        if rule.action is not Action.DENY or rule.protocol is not None:
+            continue
+        for side in (rule.source, rule.destination):
+            if side.ports is not None:
+                break
+        else:
+            peer = rule.source if rule in policy.ingress else rule.destination
+            if peer.is_empty or (
+                peer.namespace_selector is not None
+                and peer.namespace_selector.matches({})
+                and (peer.selector is None or peer.selector.matches(_ANY_POD))
+                and peer.nets is None
+            ):
+                return True
+    return False

@@ -14,6 +14,7 @@ RULES: tuple[AuditRule, ...] = (
     AuditRule(isolation.KZT101, isolation.check_ingress_default_deny),
     AuditRule(isolation.KZT102, isolation.check_egress_default_deny),
     AuditRule(isolation.KZT103, isolation.check_egress_to_internet),
+    AuditRule(isolation.KZT104, isolation.check_cluster_default_deny),
     AuditRule(mtls.KZT201, mtls.check_mesh_wide_strict),
     AuditRule(mtls.KZT202, mtls.check_mtls_overrides),
     AuditRule(mtls.KZT203, mtls.check_outside_mesh),
@@ -33,6 +34,8 @@ RULES: tuple[AuditRule, ...] = (
     AuditRule(hygiene.KZT601, hygiene.check_policies_selecting_nothing),
     AuditRule(hygiene.KZT602, hygiene.check_shadowed_rules),
     AuditRule(hygiene.KZT603, hygiene.check_redundant_rules),
+    AuditRule(hygiene.KZT604, hygiene.check_pass_to_allow_all),
+    AuditRule(hygiene.KZT605, hygiene.check_equal_priority_overlap),
 )
 
 RETIRED: frozenset[str] = frozenset()
