@@ -24,6 +24,8 @@ CASES = [
     ("shop", "sidecar", ()),
     ("shop", "ambient", ()),
     ("shop-spire-platform", "sidecar", ("--spire", "--platform")),
+    ("shop-cluster-policy", "sidecar", ("--cluster-policy",)),
+    ("shop-cluster-policy", "ambient", ("--cluster-policy",)),
 ]
 
 
@@ -62,12 +64,15 @@ def test_golden_files_are_in_rollout_order() -> None:
     )
 
 
+@pytest.mark.parametrize("case", ["shop", "shop-cluster-policy"])
 @pytest.mark.parametrize("mode", list(Mode), ids=lambda m: m.value)
-def test_golden_manifests_allow_exactly_the_example_intent(tmp_path: Path, mode: Mode) -> None:
+def test_golden_manifests_allow_exactly_the_example_intent(
+    tmp_path: Path, mode: Mode, case: str
+) -> None:
     intent = load_intent(str(EXAMPLE))
     workloads = tmp_path / "workloads.yaml"
     workloads.write_text(yaml.safe_dump_all(workload_objects(intent, replicas=2)), "utf-8")
-    loaded = kubezt.load([str(GOLDEN / "shop" / mode.value), str(workloads)])
+    loaded = kubezt.load([str(GOLDEN / case / mode.value), str(workloads)])
     result = verify(intent, loaded.model, mode)
     assert result.ok, "\n".join(str(d) for d in result.differences)
     assert result.checked > 50

@@ -196,3 +196,24 @@ def test_compiled_manifests_allow_exactly_the_intent(
         )
         assert result.ok, "\n".join(str(d) for d in result.differences)
         assert result.checked > 0
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(document=intent_documents())
+def test_cluster_policy_default_deny_allows_exactly_the_intent(
+    tmp_path: Path, document: dict[str, Any]
+) -> None:
+    """`--cluster-policy`: the default deny as a Baseline ClusterNetworkPolicy, same proof."""
+    intent = parse_intent_data(document)
+    for mode in Mode:
+        compiled, result = compile_and_verify(
+            tmp_path, intent, mode, on_unsupported="warn", cluster_policy=True
+        )
+        kinds = {o["kind"] for o in compiled.objects()}
+        assert "ClusterNetworkPolicy" in kinds
+        assert result.ok, "\n".join(str(d) for d in result.differences)

@@ -64,6 +64,15 @@ def compile_command(
             "raise an error, or warn and generate the closest approximation.",
         ),
     ] = UnsupportedOption.RAISE,
+    cluster_policy: Annotated[
+        bool,
+        typer.Option(
+            "--cluster-policy",
+            help="Write the default deny and the platform allowances (DNS, istiod, HBONE) as a "
+            "Baseline ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2) instead of a "
+            "Calico GlobalNetworkPolicy.",
+        ),
+    ] = False,
 ) -> None:
     """Generate the Kubernetes, Calico and Istio manifests that enforce an intent, in both
     layers, in rollout order. Exit codes: 0 written, 2 invalid intent or unsupported."""
@@ -75,6 +84,7 @@ def compile_command(
             spire=spire,
             platform=platform,
             on_unsupported=on_unsupported.value,
+            cluster_policy=cluster_policy,
         )
     )
     for warning in compiled.warnings:

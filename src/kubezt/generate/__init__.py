@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from kubezt.errors import UnsupportedError
 from kubezt.generate.calico import generate_calico
+from kubezt.generate.cluster_policy import cluster_default_deny
 from kubezt.generate.istio import generate_istio
 from kubezt.generate.k8s import generate_k8s
 from kubezt.generate.plan import Manifest, Phase, Plan
@@ -54,6 +55,7 @@ def compile_intent(
     spire: bool = False,
     platform: bool = False,
     on_unsupported: OnUnsupported = "raise",
+    cluster_policy: bool = False,
 ) -> Compiled:
     """The manifests that realise `intent` in `mode` (default: the intent's own).
 
@@ -67,7 +69,12 @@ def compile_intent(
     problems: list[str] = []
     manifests: list[Manifest] = []
     manifests += generate_k8s(plan)
-    manifests += generate_calico(plan, problems.append)
+    calico = generate_calico(plan, problems.append)
+    if cluster_policy:
+        # The default deny as a Baseline ClusterNetworkPolicy instead of a GlobalNetworkPolicy.
+        calico = [m for m in calico if m.phase is not Phase.DEFAULT_DENY]
+        calico.extend(cluster_default_deny(plan))
+    manifests += calico
     manifests += generate_istio(plan)
     if spire:
         manifests += generate_spire(plan, problems.append)
