@@ -17,6 +17,7 @@ SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
 LAYERS = {
     "k8s-netpol",
     "calico",
+    "cluster-netpol",
     "peer-authentication",
     "tls-mismatch",
     "authz-sidecar",
