@@ -25,13 +25,16 @@ Decisions encoded here, each with its reference:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kubezt.ir.model import Model
 from kubezt.ir.policy import (
     Action,
+    Dialect,
     Direction,
     EntityMatch,
     NamespaceScope,
@@ -41,6 +44,7 @@ from kubezt.ir.policy import (
     PolicySet,
     Rule,
     Tier,
+    Unresolved,
 )
 from kubezt.ir.ports import PortSet, Protocol
 from kubezt.ir.selectors import All, Selector
@@ -232,7 +236,43 @@ def _tier_verdict(
     peer: _End,
     packet: _Packet,
 ) -> Action | None:
-    """Allow, Deny or Pass from the first matching rule of the tier, None if none decided."""
+    """Allow, Deny or Pass from the first matching rule of the tier, None if none decided.
+
+    Policy-API policies of equal priority have no defined order: every order is tried, and the
+    deny-safe outcome of all of them is the verdict (Deny, else Pass, else Allow)."""
+    runs: list[list[Policy]] = []
+    for policy in members:
+        if runs and _unordered(runs[-1][-1], policy, runs[-1]):
+            runs[-1].append(policy)
+        else:
+            runs.append([policy])
+    for run in runs:
+        outcomes = {
+            _first_verdict(cluster, list(order), own, direction, peer, packet)
+            for order in itertools.permutations(run)
+        }
+        for action in (Action.DENY, Action.PASS, Action.ALLOW):
+            if action in outcomes:
+                return action
+    return None
+
+
+def _unordered(last: Policy, policy: Policy, run: list[Policy]) -> bool:
+    return (
+        policy.order is not None
+        and policy.order == last.order
+        and any(p.dialect is Dialect.POLICY_API for p in (*run, policy))
+    )
+
+
+def _first_verdict(
+    cluster: _Cluster,
+    members: list[Policy],
+    own: _End,
+    direction: Direction,
+    peer: _End,
+    packet: _Packet,
+) -> Action | None:
     for policy in members:
         for rule in policy.rules(direction):
             matched = _rule_matches(cluster, rule, policy, direction, own, peer, packet)
@@ -331,6 +371,13 @@ def _side_matches(
     """Whether `end` satisfies every present criterion of a rule side; `packet` is given for
     the destination side only (source ports are ephemeral, hence unknown)."""
     results: list[Tri] = []
+    if side.unresolved is not None:
+        # Addresses the input cannot resolve (DNS names; nodes without known addresses, which
+        # are never pod-network endpoints): possibly the end, never certainly.
+        inside = _address_in(end, side.nets) if side.nets is not None else False
+        outside: Tri = False if side.unresolved is Unresolved.NODES and end.endpoint else None
+        results.append(True if inside is True else _any([inside, outside]))
+        side = dataclasses.replace(side, nets=None, unresolved=None)
     if side.nets is not None:
         results.append(_address_in(end, side.nets))
     if side.not_nets:
