@@ -10,6 +10,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_properties import assert_agrees_with_reference, load_model
 
 from kubezt.ir.ports import Protocol
 from strategies import (
@@ -20,7 +21,6 @@ from strategies import (
     k8s_clusters,
     probes,
 )
-from test_properties import assert_agrees_with_reference, load_model
 
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 Manifest = dict[str, Any]
