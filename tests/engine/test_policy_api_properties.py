@@ -38,7 +38,9 @@ _PROTOCOL = st.one_of(
         st.sampled_from(("tcp", "udp")),
         st.sampled_from((50, 60, 79, 81)),
     ),
-    st.builds(lambda name: {"destinationNamedPort": name}, st.sampled_from(("http", "dns", "https"))),
+    st.builds(
+        lambda name: {"destinationNamedPort": name}, st.sampled_from(("http", "dns", "https"))
+    ),
 )
 
 
