@@ -4,24 +4,13 @@ the tier, policy, priority and rule that decided; reach, audit and compile --clu
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
+from test_explain_and_reach_cli import kubezt
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cluster-policy"
 INTENT = Path(__file__).resolve().parents[2] / "examples" / "intent.yaml"
-
-
-def kubezt(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kubezt", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_explain_names_tier_policy_priority_and_rule() -> None:
