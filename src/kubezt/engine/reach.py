@@ -34,6 +34,7 @@ from kubezt.engine.connection import (
 )
 from kubezt.engine.index import ClassIndex, EndpointClass, build_classes, iter_bits
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
+from kubezt.engine.mesh_sets import MeshSets
 from kubezt.engine.mesh import (
     HBONE_PORT,
     WAYPOINT_GATEWAY_LABEL,
@@ -316,6 +317,17 @@ class _MeshView:
         self._decisions: dict[tuple[object, ...], RequestSet | bool] = {}
         self._paths: dict[tuple[object, ...], Path] = {}
         self._waypoint_sources = 0
+        # Sources that take the same path to any destination: the path depends on the client's
+        # mode, role, gateway name and, only through a DestinationRule there, its namespace.
+        dr_namespaces = {dr.namespace for dr in model.mesh.destination_rules}
+        buckets: dict[tuple[object, ...], int] = {}
+        for i, gkey in enumerate(self.group_of):
+            pkey = (gkey[0], gkey[1], gkey[2] if gkey[2] in dr_namespaces else "", gkey[6])
+            buckets[pkey] = buckets.get(pkey, 0) | 1 << i
+        self.path_buckets = list(buckets.items())
+        self.sets = MeshSets(model, classes, self.reps, self.services, authz_nets)
+        self._request_cache: dict[tuple[object, ...], list[HttpRequest]] = {}
+        self._summaries: dict[tuple[object, ...], tuple[HttpRequest, ...]] = {}
 
     def routes(self, d: int, key: PortKey) -> list[Service | None]:
         """How a client may address the destination: its pod IP, or a Service selecting it
@@ -380,39 +392,89 @@ class _MeshView:
         ):
             return direct, {}  # UDP/SCTP are never captured by the mesh
         candidates = direct | hbone | self._waypoint_sources
-        seen: set[tuple[object, ...]] = set()
         bits = 0
         partial: dict[int, tuple[HttpRequest, ...]] = {}
-        for c in iter_bits(candidates):
-            gkey = self.group_of[c]
-            if gkey in seen:
+        for pkey, pbits in self.path_buckets:
+            sources = pbits & candidates
+            if not sources:
                 continue
-            seen.add(gkey)
-            gbits = self.group_bits[gkey] & candidates
-            g = self.group_rep[gkey]
-            path = self._path(gkey, g, d, key, svc)
-            ok_bits = gbits
+            g = (sources & -sources).bit_length() - 1
+            path = self._path(pkey, g, d, key, svc)
+            ok_bits = sources
             for leg in path.legs:
-                ok_bits &= self._leg_bits(leg, key, d, path, gbits, l4)
+                ok_bits &= self._leg_bits(leg, key, d, path, sources, l4)
                 if not ok_bits:
                     break
             if not ok_bits:
                 continue
-            decision = self._mesh(gkey, g, d, key, svc, path)
-            if decision is False:
-                continue
-            bits |= ok_bits
-            if isinstance(decision, tuple):
+            if self._alp_applies(d, path):
+                # Calico application layer policy reads the source's L3/L4 identity: per group
                 for s in iter_bits(ok_bits):
-                    partial[s] = decision
+                    decision = self._mesh(self.group_of[s], s, d, key, svc, path)
+                    if decision is False:
+                        continue
+                    bits |= 1 << s
+                    if isinstance(decision, tuple):
+                        partial[s] = decision
+                continue
+            allowed, some = self._mesh_set(ok_bits, d, key, svc, path)
+            bits |= allowed
+            partial.update(some)
         return bits, partial
+
+    def _alp_applies(self, d: int, path: Path) -> bool:
+        if not self.alp or path.server is not MeshMode.SIDECAR:
+            return False
+        return "dikastes" in (self.reps[d].annotations.get("inject.istio.io/templates") or "")
+
+    def _mesh_set(
+        self, sources: int, d: int, key: PortKey, svc: Service | None, path: Path
+    ) -> tuple[int, dict[int, tuple[HttpRequest, ...]]]:
+        """The mesh decision for a set of sources that share `path`: the sources allowed for at
+        least one request, and for those allowed only some, the requests that pass."""
+        requests = self._cached_requests(d, key, svc, path)
+        if not requests:
+            return self.sets.allowed(sources, d, key, svc, path, None), {}
+        per_request = [self.sets.allowed(sources, d, key, svc, path, r) for r in requests]
+        every = sources
+        some = 0
+        for bits in per_request:
+            every &= bits
+            some |= bits
+        partial: dict[int, tuple[HttpRequest, ...]] = {}
+        for s in iter_bits(some & ~every):
+            passing = tuple(r for r, bits in zip(requests, per_request, strict=True) if bits >> s & 1)
+            skey = (tuple(requests), passing)
+            summary = self._summaries.get(skey)
+            if summary is None:
+                summary = summarize(requests, passing)
+                self._summaries[skey] = summary
+            partial[s] = summary
+        return some, partial
+
+    def _cached_requests(
+        self, d: int, key: PortKey, svc: Service | None, path: Path
+    ) -> list[HttpRequest]:
+        wp = path.waypoint
+        ckey = (
+            d,
+            key,
+            svc.namespace if svc else None,
+            svc.name if svc else None,
+            None if wp is None else (wp.namespace, wp.name),
+        )
+        cached = self._request_cache.get(ckey)
+        if cached is None:
+            cached = self._requests(d, key, svc, path)
+            self._request_cache[ckey] = cached
+        return cached
 
     def _path(
         self, gkey: tuple[object, ...], g: int, d: int, key: PortKey, svc: Service | None
     ) -> Path:
-        # The path depends on the client's mode, role and namespace (DestinationRule lookup),
-        # not on its service account or address.
-        cache_key = (gkey[0], gkey[1], gkey[2], gkey[6], d, key.port, key.protocol, svc)
+        # `gkey` is the client's path bucket: mode, role, namespace (when a DestinationRule
+        # there can apply) and gateway name; not its service account or address.
+        cache_key = (*gkey, d, key.port, key.protocol, svc)
         path = self._paths.get(cache_key)
         if path is None:
             server = self.reps[d]
