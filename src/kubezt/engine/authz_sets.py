@@ -82,7 +82,9 @@ class CompiledRule:
     reads_destination_ip: bool
 
 
-def _clause(obj: AuthzSource | AuthzOperation, names: tuple[str, ...], removed: frozenset[str]) -> Clause:
+def _clause(
+    obj: AuthzSource | AuthzOperation, names: tuple[str, ...], removed: frozenset[str]
+) -> Clause:
     out = []
     for name in names:
         value = getattr(obj, name)
@@ -204,7 +206,9 @@ class SourceSpace:
 
             def test(p: str | None, ip: str | None) -> bool:
                 request = AuthzRequest(p, ip, None, 0, None)
-                return _field_match(name, patterns, _Ctx(request, enforcer, self.config, policy_ns, strict))
+                return _field_match(
+                    name, patterns, _Ctx(request, enforcer, self.config, policy_ns, strict)
+                )
 
             bits = self._scan(test, by)
         self._fields[key] = bits
@@ -245,17 +249,31 @@ class SetAuthorizer:
     def __init__(self, space: SourceSpace, anonymous: SourceSpace, config: MeshConfig) -> None:
         self.spaces = {True: space, False: anonymous}
         self.config = config
-        self._compiled: dict[tuple[int, AuthzAction, Enforcer, bool], CompiledRule] = {}
-        self._keep: list[AuthzRule] = []
-        self._decisions: dict[tuple[object, ...], int] = {}
+        self._sets: dict[tuple[object, ...], _CompiledSet] = {}
+        self._keep: list[object] = []
+        self._sources: dict[tuple[int, bool], int] = {}
+        self._decisions: dict[tuple[object, ...], list[int]] = {}
 
-    def _compile(self, rule: AuthzRule, action: AuthzAction, enforcer: Enforcer, http: bool) -> CompiledRule:
-        key = (id(rule), action, enforcer, http)
-        compiled = self._compiled.get(key)
+    def _compiled(
+        self, policies: Sequence[AuthorizationPolicy], enforcer: Enforcer, http: bool
+    ) -> _CompiledSet:
+        key = (tuple(map(id, policies)), enforcer, http)
+        compiled = self._sets.get(key)
         if compiled is None:
-            compiled = compile_rule(rule, view(rule, action, enforcer, http))
-            self._compiled[key] = compiled
-            self._keep.append(rule)  # ids stay valid while the rule is alive
+            enforced = [p for p in policies if not p.dry_run and p.action is not AuthzAction.AUDIT]
+            if enforcer is Enforcer.ZTUNNEL:
+                enforced = [p for p in enforced if p.action is not AuthzAction.CUSTOM]
+            rules = tuple(
+                (p, tuple(compile_rule(r, view(r, p.action, enforcer, http)) for r in p.rules))
+                for p in enforced
+            )
+            compiled = _CompiledSet(
+                rules,
+                any(c.reads_destination_ip for _, rs in rules for c in rs),
+                any(p.action is AuthzAction.ALLOW for p, _ in rules),
+            )
+            self._sets[key] = compiled
+            self._keep.append(policies)  # the ids in the key stay valid
         return compiled
 
     def allowed(
@@ -266,77 +284,92 @@ class SetAuthorizer:
         target: Target,
     ) -> int:
         """Classes whose request (principal when `mtls`, address) is allowed at this point."""
-        http = target.http is not None
-        enforced = [p for p in policies if not p.dry_run and p.action is not AuthzAction.AUDIT]
-        if enforcer is Enforcer.ZTUNNEL:
-            enforced = [p for p in enforced if p.action is not AuthzAction.CUSTOM]
-        compiled = [
-            (p, [self._compile(r, p.action, enforcer, http) for r in p.rules]) for p in enforced
-        ]
-        reads_ip = any(c.reads_destination_ip for _, rules in compiled for c in rules)
-        key = (
-            tuple(id(p) for p in enforced),
-            enforcer,
-            mtls,
-            target.port,
-            target.http,
-            target.destination_ip if reads_ip else None,
-        )
-        cached = self._decisions.get(key)
-        if cached is not None:
-            return cached
+        return self.allowed_each(
+            policies, enforcer, mtls, target.destination_ip, target.port, [target.http]
+        )[0]
+
+    def allowed_each(
+        self,
+        policies: Sequence[AuthorizationPolicy],
+        enforcer: Enforcer,
+        mtls: bool,
+        destination_ip: str | None,
+        port: int,
+        requests: Sequence[HttpRequest | None],
+    ) -> list[int]:
+        """For each request (None: the connection handled as TCP), the classes allowed."""
+        out: list[int] = []
         space = self.spaces[mtls]
-        request = AuthzRequest(None, None, target.destination_ip, target.port, target.http)
+        by_kind: dict[bool, _CompiledSet] = {}
+        for http in requests:
+            is_http = http is not None
+            compiled = by_kind.get(is_http)
+            if compiled is None:
+                compiled = by_kind[is_http] = self._compiled(policies, enforcer, is_http)
+            key = (
+                id(compiled),
+                mtls,
+                port,
+                http,
+                destination_ip if compiled.reads_destination_ip else None,
+            )
+            cached = self._decisions.get(key)
+            if cached is None:
+                cached = [self._decide(compiled, space, enforcer, mtls, destination_ip, port, http)]
+                self._decisions[key] = cached
+            out.append(cached[0])
+        return out
+
+    def _decide(
+        self,
+        compiled: _CompiledSet,
+        space: SourceSpace,
+        enforcer: Enforcer,
+        mtls: bool,
+        destination_ip: str | None,
+        port: int,
+        http: HttpRequest | None,
+    ) -> int:
+        request = AuthzRequest(None, None, destination_ip, port, http)
         deny = 0
         allow = 0
-        any_allow = False
-        for policy, rules in compiled:
+        everyone = space.all
+        for policy, rules in compiled.rules:
             strict = policy.action is AuthzAction.ALLOW
             ctx = _Ctx(request, enforcer, self.config, policy.namespace, strict)
             bits = 0
             for rule in rules:
-                bits |= self._rule(rule, space, ctx)
-                if bits == space.all:
-                    break
-            if policy.action is AuthzAction.ALLOW:
-                any_allow = True
+                if rule.dropped:
+                    continue
+                sources = self._source_bits(rule, space, mtls, ctx)
+                if sources & ~bits and _request_matches(rule, ctx):
+                    bits |= sources
+                    if bits == everyone:
+                        break
+            if strict:
                 allow |= bits
             else:  # CUSTOM (the external answer is not modelled: a match denies) and DENY
                 deny |= bits
-        result = (allow if any_allow else space.all) & ~deny & space.all
-        self._decisions[key] = result
-        return result
+        return (allow if compiled.has_allow else everyone) & ~deny & everyone
 
-    def _rule(self, rule: CompiledRule, space: SourceSpace, ctx: _Ctx) -> int:
-        """Classes the rule matches (`authz.rule_matches`, over all sources)."""
-        if rule.dropped:
-            return 0
+    def _source_bits(self, rule: CompiledRule, space: SourceSpace, mtls: bool, ctx: _Ctx) -> int:
+        """Classes the rule's source items and `source.*` conditions hold for; 0 when a
+        condition the enforcement point removed makes the rule never match."""
+        key = (id(rule), mtls)
+        cached = self._sources.get(key)
+        if cached is not None:
+            return cached
+        self._keep.append(rule)
         bits = space.all
-        if rule.operations is not None:
-            hit = False
-            for clause in rule.operations:
-                if not clause:
-                    if rule.empty_never_matches:
-                        continue
-                    hit = True
-                    break
-                if all(_field_match(name, patterns, ctx) for name, patterns in clause):
-                    hit = True
-                    break
-            if not hit:
-                return 0
         for cond, removed in rule.conditions:
             if removed:
                 if rule.empty_never_matches:
-                    return 0
+                    bits = 0
+                    break
                 continue
             if cond.key in PRINCIPAL_CONDITIONS or cond.key in ADDRESS_CONDITIONS:
                 bits &= space.condition(cond, ctx.enforcer, ctx.policy_ns, ctx.strict)
-            elif not _condition_match(cond, ctx):
-                return 0
-            if not bits:
-                return 0
-        if rule.sources is not None:
+        if bits and rule.sources is not None:
             matched = 0
             for clause in rule.sources:
                 if not clause:
@@ -355,4 +388,35 @@ class SetAuthorizer:
                 if matched == space.all:
                     break
             bits &= matched
+        self._sources[key] = bits
         return bits
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledSet:
+    rules: tuple[tuple[AuthorizationPolicy, tuple[CompiledRule, ...]], ...]
+    reads_destination_ip: bool
+    has_allow: bool
+
+
+def _request_matches(rule: CompiledRule, ctx: _Ctx) -> bool:
+    """The rule's operation items and its conditions that do not read the source."""
+    if rule.operations is not None:
+        hit = False
+        for clause in rule.operations:
+            if not clause:
+                if rule.empty_never_matches:
+                    continue
+                hit = True
+                break
+            if all(_field_match(name, patterns, ctx) for name, patterns in clause):
+                hit = True
+                break
+        if not hit:
+            return False
+    for cond, removed in rule.conditions:
+        if removed or cond.key in PRINCIPAL_CONDITIONS or cond.key in ADDRESS_CONDITIONS:
+            continue
+        if not _condition_match(cond, ctx):
+            return False
+    return True

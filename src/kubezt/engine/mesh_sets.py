@@ -21,7 +21,7 @@ from kubezt.engine.authz import (
     waypoint_policies,
     workload_policies,
 )
-from kubezt.engine.authz_sets import SetAuthorizer, SourceSpace, Target
+from kubezt.engine.authz_sets import SetAuthorizer, SourceSpace
 from kubezt.engine.connection import Path
 from kubezt.engine.index import EndpointClass
 from kubezt.engine.mesh import WAYPOINT_GATEWAY_LABEL, effective_mtls, port_protocol, principal
@@ -93,7 +93,9 @@ class MeshSets:
             self._server_policies[d] = cached
         return cached
 
-    def waypoint_policies(self, waypoint: Workload, svc: Service | None) -> list[AuthorizationPolicy]:
+    def waypoint_policies(
+        self, waypoint: Workload, svc: Service | None
+    ) -> list[AuthorizationPolicy]:
         key = (
             waypoint.namespace,
             waypoint.name,
@@ -135,50 +137,57 @@ class MeshSets:
         key: PortKey,
         svc: Service | None,
         path: Path,
-        http: HttpRequest | None,
-    ) -> int:
-        """The sources (bitset) whose connection — or HTTP request `http` — to class `d` on
-        `key` along `path` passes mTLS admission and authorization (`mesh_decision`)."""
+        requests: Sequence[HttpRequest | None],
+    ) -> list[int]:
+        """For each request (None: the connection, no HTTP request), the sources (bitset)
+        that pass mTLS admission and authorization on the way to class `d` on `key` along
+        `path` (`mesh_decision`)."""
         if key.protocol is not Protocol.TCP:
-            return sources
+            return [sources] * len(requests)
         if path.tls_layer_fail:
-            return 0
+            return [0] * len(requests)
         if path.server in (MeshMode.SIDECAR, MeshMode.AMBIENT):
             mode = self._mtls_mode(d, key.port)
-            if mode is MtlsMode.STRICT and not path.mtls:
-                return 0
-            if mode is MtlsMode.DISABLE and path.mtls and path.server is MeshMode.SIDECAR:
-                return 0
+            if (mode is MtlsMode.STRICT and not path.mtls) or (
+                mode is MtlsMode.DISABLE and path.mtls and path.server is MeshMode.SIDECAR
+            ):
+                return [0] * len(requests)
         server = self.reps[d]
-        proto = self._protocol(d, key)
-        request_http = http if http is not None and proto in ("http", "sniff") else None
+        if self._protocol(d, key) not in ("http", "sniff"):
+            requests = [None] * len(requests)
         authorizer = self.authorizer
         if path.server is MeshMode.AMBIENT:
             if path.waypoint is None:
-                return sources & authorizer.allowed(
-                    self.server_policies(d),
-                    Enforcer.ZTUNNEL,
-                    path.mtls,
-                    Target(server.ip, key.port, None),
+                bits = (
+                    sources
+                    & authorizer.allowed_each(
+                        self.server_policies(d),
+                        Enforcer.ZTUNNEL,
+                        path.mtls,
+                        server.ip,
+                        key.port,
+                        [None],
+                    )[0]
                 )
+                return [bits] * len(requests)
             wp = path.waypoint
-            bits = sources & authorizer.allowed(
+            if not self._ztunnel_sees_waypoint(d, key.port, wp):
+                return [0] * len(requests)
+            each = authorizer.allowed_each(
                 self.waypoint_policies(wp, svc),
                 Enforcer.WAYPOINT,
                 path.mtls,
-                Target(server.ip, key.port, request_http),
+                server.ip,
+                key.port,
+                requests,
             )
-            if bits and not self._ztunnel_sees_waypoint(d, key.port, wp):
-                return 0
-            return bits
+            return [sources & bits for bits in each]
         if path.server is MeshMode.SIDECAR:
-            return sources & authorizer.allowed(
-                self.server_policies(d),
-                Enforcer.SIDECAR,
-                path.mtls,
-                Target(server.ip, key.port, request_http),
+            each = authorizer.allowed_each(
+                self.server_policies(d), Enforcer.SIDECAR, path.mtls, server.ip, key.port, requests
             )
-        return sources
+            return [sources & bits for bits in each]
+        return [sources] * len(requests)
 
     def _ztunnel_sees_waypoint(self, d: int, port: int, wp: Workload) -> bool:
         """The destination's ztunnel authorizes the waypoint's identity, not the client's."""
@@ -190,7 +199,11 @@ class MeshSets:
             cached = authorize(
                 self.server_policies(d),
                 AuthzRequest(
-                    principal(config, wp.namespace, wp.service_account), wp.ip, server.ip, port, None
+                    principal(config, wp.namespace, wp.service_account),
+                    wp.ip,
+                    server.ip,
+                    port,
+                    None,
                 ),
                 Enforcer.ZTUNNEL,
                 config,

@@ -20,8 +20,6 @@ from kubezt.engine.authz import (
     candidate_requests,
     mentions_http,
     summarize,
-    waypoint_policies,
-    workload_policies,
 )
 from kubezt.engine.connection import (
     End,
@@ -34,7 +32,6 @@ from kubezt.engine.connection import (
 )
 from kubezt.engine.index import ClassIndex, EndpointClass, build_classes, iter_bits
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
-from kubezt.engine.mesh_sets import MeshSets
 from kubezt.engine.mesh import (
     HBONE_PORT,
     WAYPOINT_GATEWAY_LABEL,
@@ -44,6 +41,7 @@ from kubezt.engine.mesh import (
     proxy_role,
     waypoint_workload,
 )
+from kubezt.engine.mesh_sets import MeshSets
 from kubezt.ir.mesh import TlsMode
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
@@ -434,22 +432,35 @@ class _MeshView:
         least one request, and for those allowed only some, the requests that pass."""
         requests = self._cached_requests(d, key, svc, path)
         if not requests:
-            return self.sets.allowed(sources, d, key, svc, path, None), {}
-        per_request = [self.sets.allowed(sources, d, key, svc, path, r) for r in requests]
+            return self.sets.allowed(sources, d, key, svc, path, [None])[0], {}
+        per_request = self.sets.allowed(sources, d, key, svc, path, requests)
         every = sources
         some = 0
         for bits in per_request:
             every &= bits
             some |= bits
         partial: dict[int, tuple[HttpRequest, ...]] = {}
-        for s in iter_bits(some & ~every):
-            passing = tuple(r for r, bits in zip(requests, per_request, strict=True) if bits >> s & 1)
-            skey = (tuple(requests), passing)
+        if some == every:
+            return some, partial
+        # sources with the same passing requests, split request by request
+        groups: dict[tuple[int, ...], int] = {(): some & ~every}
+        for i, bits in enumerate(per_request):
+            split: dict[tuple[int, ...], int] = {}
+            for passing, members in groups.items():
+                if members & bits:
+                    split[(*passing, i)] = members & bits
+                if members & ~bits:
+                    split[passing] = members & ~bits
+            groups = split
+        universe = tuple(requests)
+        for passing, members in groups.items():
+            skey = (universe, passing)
             summary = self._summaries.get(skey)
             if summary is None:
-                summary = summarize(requests, passing)
+                summary = summarize(requests, tuple(requests[i] for i in passing))
                 self._summaries[skey] = summary
-            partial[s] = summary
+            for s in iter_bits(members):
+                partial[s] = summary
         return some, partial
 
     def _cached_requests(
@@ -574,19 +585,9 @@ class _MeshView:
         proto = port_protocol(self.services[d], server, key.port, key.protocol)
         if proto == "tcp":
             return []
-        config = self.model.mesh_config
-        candidates = self.model.mesh.authorization_in(server.namespace, config.root_namespace)
-        policies = workload_policies(candidates, server, config)
+        policies = self.sets.server_policies(d)
         if path.waypoint is not None:
-            wp = path.waypoint
-            policies = policies + waypoint_policies(
-                self.model.mesh.authorization_policies,
-                wp.labels.get(WAYPOINT_GATEWAY_LABEL) or wp.name,
-                wp.namespace,
-                svc.name if svc else None,
-                svc.namespace if svc else None,
-                config,
-            )
+            policies = policies + self.sets.waypoint_policies(path.waypoint, svc)
         if not mentions_http(policies) and not self.alp:
             return []
         return candidate_requests(policies)
