@@ -169,9 +169,7 @@ def mesh_policies(draw: st.DrawFn) -> tuple[list, list[tuple[str, str]], MeshCon
         if bind == "app":
             policy = dataclasses.replace(policy, selector=Labels({"app": app}))
         elif bind == "service":
-            policy = dataclasses.replace(
-                policy, target_refs=(TargetRef("Service", app),)
-            )
+            policy = dataclasses.replace(policy, target_refs=(TargetRef("Service", app),))
         elif bind == "root":
             policy = dataclasses.replace(policy, namespace="istio-system")
         out.append(policy)
