@@ -17,9 +17,10 @@ from kubezt.report.documents import reach_document
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "engine"))
 
-from strategies import MixedCluster, mixed_clusters, probes  # noqa: E402
-from test_authz_sets import _with_mesh, base_model, mesh_policies  # noqa: E402
-from test_properties import load_model, with_calico  # noqa: E402
+from test_authz_sets import _with_mesh, base_model, mesh_policies
+from test_properties import load_model, with_calico
+
+from strategies import MixedCluster, mixed_clusters, probes
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
