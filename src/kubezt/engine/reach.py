@@ -261,6 +261,10 @@ def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, in
 class _MeshView:
     """Mesh facts per class and the composition of L3/L4 legs with mesh decisions."""
 
+    batched = True
+    """False: every source class through `mesh_decision` one by one, as `explain` decides
+    (the tests compare both)."""
+
     def __init__(self, model: Model, classes: tuple[EndpointClass, ...]) -> None:
         self.model = model
         self.classes = classes
@@ -326,6 +330,21 @@ class _MeshView:
         self.sets = MeshSets(model, classes, self.reps, self.services, authz_nets)
         self._request_cache: dict[tuple[object, ...], list[HttpRequest]] = {}
         self._summaries: dict[tuple[object, ...], tuple[HttpRequest, ...]] = {}
+        self._merged: dict[tuple[int, int], tuple[HttpRequest, ...]] = {}
+        self._keep: list[object] = []
+
+    def _merge(
+        self, a: tuple[HttpRequest, ...], b: tuple[HttpRequest, ...]
+    ) -> tuple[HttpRequest, ...]:
+        """The requests passing on either route (the tuples are kept by the caches, so their
+        ids stay valid)."""
+        key = (id(a), id(b))
+        merged = self._merged.get(key)
+        if merged is None:
+            merged = tuple(dict.fromkeys(a + b))
+            self._merged[key] = merged
+            self._keep.append((a, b))
+        return merged
 
     def routes(self, d: int, key: PortKey) -> list[Service | None]:
         """How a client may address the destination: its pod IP, or a Service selecting it
@@ -357,23 +376,25 @@ class _MeshView:
             per_dst: dict[int, int] = {}
             for d in iter_bits(dsts):
                 bits = 0
+                some: dict[int, tuple[HttpRequest, ...]] = {}
                 for svc in self.routes(d, key):
                     route_bits, route_partial = self._route(d, key, svc, l4)
+                    partial_bits = 0
                     for s, requests in route_partial.items():
-                        if bits >> s & 1 and (key, d, s) not in partial:
+                        partial_bits |= 1 << s
+                        if bits >> s & 1 and s not in some:
                             continue  # another route already lets every request through
-                        prev = partial.get((key, d, s))
-                        partial[(key, d, s)] = (
-                            requests if prev is None else tuple(dict.fromkeys(prev + requests))
-                        )
-                    full = route_bits
-                    for s in route_partial:
-                        full &= ~(1 << s)
-                    for s in iter_bits(full):
-                        partial.pop((key, d, s), None)
+                        prev = some.get(s)
+                        some[s] = requests if prev is None else self._merge(prev, requests)
+                    full = route_bits & ~partial_bits
+                    if some and full:
+                        for s in [s for s in some if full >> s & 1]:
+                            del some[s]
                     bits |= route_bits
                 if bits:
                     per_dst[d] = bits
+                for s, requests in some.items():
+                    partial[(key, d, s)] = requests
             allowed[key] = per_dst
         return allowed, partial
 
@@ -421,6 +442,8 @@ class _MeshView:
         return bits, partial
 
     def _alp_applies(self, d: int, path: Path) -> bool:
+        if not self.batched:
+            return True
         if not self.alp or path.server is not MeshMode.SIDECAR:
             return False
         return "dikastes" in (self.reps[d].annotations.get("inject.istio.io/templates") or "")
