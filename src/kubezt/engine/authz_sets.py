@@ -181,9 +181,9 @@ class SourceSpace:
                     candidates.add(f"{td}/{rest}")
             bits = 0
             for c in candidates:
-                pbits = self.by_principal.get(c)
-                if pbits and principal_match(pattern, c, enforcer, config):
-                    bits |= pbits
+                found = self.by_principal.get(c, 0)
+                if found and principal_match(pattern, c, enforcer, config):
+                    bits |= found
         self._patterns[key] = bits
         return bits
 

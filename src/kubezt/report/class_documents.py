@@ -37,19 +37,19 @@ def reach_class_document(
     classes: list[dict[str, Any]] = []
     ports_of: dict[int, list[str]] = {}
     for key, bits in result.plan.items():
-        for c in iter_bits(bits & result.reported):
-            ports_of.setdefault(c, []).append(f"{key.port}/{key.protocol.value}")
-    for c in result.classes:
-        if not result.reported >> c.index & 1:
+        for ci in iter_bits(bits & result.reported):
+            ports_of.setdefault(ci, []).append(f"{key.port}/{key.protocol.value}")
+    for cls in result.classes:
+        if not result.reported >> cls.index & 1:
             continue
-        members = [workloads[w] for w in c.members if not result._synthetic(w)]
+        members = [workloads[w] for w in cls.members if not result._synthetic(w)]
         if not members:
             continue
-        out_id[c.index] = len(classes)
+        out_id[cls.index] = len(classes)
         entry: dict[str, Any] = {
             "id": len(classes),
             "workloads": sorted(w.id for w in members),
-            "ports": ports_of.get(c.index, []),
+            "ports": ports_of.get(cls.index, []),
         }
         singles = sorted(w.id for w in members if is_single_pod(w))
         if singles:
