@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kubezt.engine.admission import RequestSet
 from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
 from kubezt.engine.explain import Effect, Layer, Step, Verdict
 from kubezt.engine.index import iter_bits
-from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, RequestSet
+from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress

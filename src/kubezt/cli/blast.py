@@ -22,7 +22,8 @@ from kubezt.cli.common import (
     out,
     usage_error,
 )
-from kubezt.engine.reach import RequestSet, evaluate
+from kubezt.engine.admission import RequestSet
+from kubezt.engine.reach import evaluate
 from kubezt.ir.requests import HttpRequest
 from kubezt.report.analysis_documents import blast_radius_document, ranking_document
 

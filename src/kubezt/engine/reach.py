@@ -12,9 +12,21 @@ requests, for some (listed), or for none.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple, assert_never
 
+from kubezt.engine.admission import (
+    ALL,
+    NONE,
+    Admission,
+    AllRequests,
+    NoRequest,
+    RequestSet,
+    SomeRequests,
+    admission,
+)
 from kubezt.engine.authz import (
     authz_networks,
     candidate_requests,
@@ -52,8 +64,25 @@ from kubezt.ir.topology import MeshMode, ProxyRole, Service, Topology, Workload
 
 SYNTHETIC_ANNOTATION = "kubezt.io/synthetic"
 
-RequestSet = tuple[HttpRequest, ...] | None
-"""None: every request passes; a tuple: only these representative requests pass."""
+
+class Connection(NamedTuple):
+    """One allowed connection at workload level: source and destination workload ids, the
+    destination port and its protocol."""
+
+    src: str
+    dst: str
+    port: int
+    protocol: str
+
+
+class AllowedConnection(NamedTuple):
+    """An allowed connection with the requests that pass on it (None: every request)."""
+
+    src: str
+    dst: str
+    port: int
+    protocol: str
+    requests: RequestSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +92,12 @@ class Reachability:
 
     model: Model
     classes: tuple[EndpointClass, ...]
-    plan: dict[PortKey, int]
+    plan: Mapping[PortKey, int]
     """Destination classes evaluated at each port."""
-    allowed: dict[PortKey, dict[int, int]] = field(repr=False)
+    allowed: Mapping[PortKey, Mapping[int, int]] = field(repr=False)
     """port → destination class → bitset of allowed source classes."""
-    partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = field(
-        default_factory=dict, repr=False
+    partial: Mapping[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
     )
     """(port, destination class, source class) → the representative requests that pass, when
     not all of them do."""
@@ -84,15 +113,26 @@ class Reachability:
     def _synthetic(self, wi: int) -> bool:
         return SYNTHETIC_ANNOTATION in self.model.topology.workloads[wi].annotations
 
-    def connections(self) -> Iterator[tuple[str, str, int, str]]:
-        """Allowed (src id, dst id, port, protocol), sorted, at workload level."""
-        for src, dst, port, protocol, _ in self.detailed():
-            yield src, dst, port, protocol
+    def sources(self, port: PortKey, dst_class: int) -> int:
+        """Bitset of the source classes allowed to connect to a destination class on a port
+        (for at least one request)."""
+        return self.allowed.get(port, {}).get(dst_class, 0)
 
-    def detailed(self) -> Iterator[tuple[str, str, int, str, RequestSet]]:
+    def admission(self, port: PortKey, dst_class: int, src_class: int) -> Admission:
+        """Which requests from a source class to a destination class on a port pass."""
+        if not self.sources(port, dst_class) >> src_class & 1:
+            return NONE
+        return admission(self.partial.get((port, dst_class, src_class)))
+
+    def connections(self) -> Iterator[Connection]:
+        """Allowed connections, sorted, at workload level."""
+        for src, dst, port, protocol, _ in self.detailed():
+            yield Connection(src, dst, port, protocol)
+
+    def detailed(self) -> Iterator[AllowedConnection]:
         """Like `connections()`, with the requests that pass (None = all requests)."""
         workloads = self.model.topology.workloads
-        rows: list[tuple[str, str, int, str, RequestSet]] = []
+        rows: list[AllowedConnection] = []
         for port, per_dst in self.allowed.items():
             for d, srcs in per_dst.items():
                 dst_ids = [
@@ -105,13 +145,17 @@ class Reachability:
                         for dst_id in dst_ids:
                             if src_id == dst_id and is_single_pod(workloads[wi]):
                                 continue
-                            rows.append((src_id, dst_id, port.port, port.protocol.value, requests))
+                            rows.append(
+                                AllowedConnection(
+                                    src_id, dst_id, port.port, port.protocol.value, requests
+                                )
+                            )
             # a single pod reaching itself never leaves its network namespace
             for d in iter_bits(self.plan.get(port, 0) & self.reported):
                 for wi in self.classes[d].members:
                     if is_single_pod(workloads[wi]) and not self._synthetic(wi):
                         rows.append(
-                            (
+                            AllowedConnection(
                                 workloads[wi].id,
                                 workloads[wi].id,
                                 port.port,
@@ -185,9 +229,30 @@ def evaluate(
             key: {d: l4[key][d] for d in iter_bits(dsts) if l4[key].get(d)}
             for key, dsts in plan.items()
         }
-        return Reachability(model, classes, plan, allowed, {}, reported, input_model=model)
+        return _frozen(model, classes, plan, allowed, {}, reported, model)
     allowed, partial = mesh.compose(plan, l4, reported)
-    return Reachability(work, classes, plan, allowed, partial, reported, input_model=model)
+    return _frozen(work, classes, plan, allowed, partial, reported, model)
+
+
+def _frozen(
+    model: Model,
+    classes: tuple[EndpointClass, ...],
+    plan: dict[PortKey, int],
+    allowed: dict[PortKey, dict[int, int]],
+    partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]],
+    reported: int,
+    input_model: Model,
+) -> Reachability:
+    """A reachability result over read-only views of the matrices just computed."""
+    return Reachability(
+        model,
+        classes,
+        MappingProxyType(plan),
+        MappingProxyType({key: MappingProxyType(per_dst) for key, per_dst in allowed.items()}),
+        MappingProxyType(partial),
+        reported,
+        input_model=input_model,
+    )
 
 
 def l4_matrix(
@@ -259,6 +324,21 @@ def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, in
     return out
 
 
+class GroupKey(NamedTuple):
+    """What makes source classes interchangeable for the mesh: the same identity and address
+    signature, and the same paths."""
+
+    mode: MeshMode
+    role: ProxyRole
+    namespace: str
+    service_account: str
+    host_network: bool
+    authz_ips: tuple[bool, ...] | None
+    """Which CIDRs of AuthorizationPolicies contain the address (None: no address)."""
+    waypoint: str | None
+    """The waypoint Gateway the class's pods serve, if they are a waypoint."""
+
+
 class _MeshView:
     """Mesh facts per class and the composition of L3/L4 legs with mesh decisions."""
 
@@ -286,12 +366,12 @@ class _MeshView:
         self.istio_mutual = istio_mutual
         authz_nets = authz_networks(model.mesh.authorization_policies)
         # sources that present the same identity and address and take the same paths
-        groups: dict[tuple[object, ...], int] = {}
-        self.group_of: list[tuple[object, ...]] = []
+        groups: dict[GroupKey, int] = {}
+        self.group_of: list[GroupKey] = []
         for i, rep in enumerate(self.reps):
             peer_ip = classes[i].peer.ip
             ip_signature = None if peer_ip is None else tuple(peer_ip in net for net in authz_nets)
-            key = (
+            key = GroupKey(
                 self.modes[i],
                 self.roles[i],
                 rep.namespace,
@@ -313,7 +393,7 @@ class _MeshView:
         self.alp = model.mesh_config.calico_alp and any(
             any(r.http is not None for r in p.ingress) for p in model.policies.policies
         )
-        self._decisions: dict[tuple[object, ...], RequestSet | bool] = {}
+        self._decisions: dict[tuple[object, ...], Admission] = {}
         self._paths: dict[tuple[object, ...], Path] = {}
         self._waypoint_sources = 0
 
@@ -380,7 +460,7 @@ class _MeshView:
         ):
             return direct, {}  # UDP/SCTP are never captured by the mesh
         candidates = direct | hbone | self._waypoint_sources
-        seen: set[tuple[object, ...]] = set()
+        seen: set[GroupKey] = set()
         bits = 0
         partial: dict[int, tuple[HttpRequest, ...]] = {}
         for c in iter_bits(candidates):
@@ -398,21 +478,32 @@ class _MeshView:
                     break
             if not ok_bits:
                 continue
-            decision = self._mesh(gkey, g, d, key, svc, path)
-            if decision is False:
-                continue
-            bits |= ok_bits
-            if isinstance(decision, tuple):
-                for s in iter_bits(ok_bits):
-                    partial[s] = decision
+            match self._mesh(gkey, g, d, key, svc, path):
+                case NoRequest():
+                    continue
+                case AllRequests():
+                    bits |= ok_bits
+                case SomeRequests(requests):
+                    bits |= ok_bits
+                    for s in iter_bits(ok_bits):
+                        partial[s] = requests
+                case decision:
+                    assert_never(decision)
         return bits, partial
 
-    def _path(
-        self, gkey: tuple[object, ...], g: int, d: int, key: PortKey, svc: Service | None
-    ) -> Path:
+    def _path(self, gkey: GroupKey, g: int, d: int, key: PortKey, svc: Service | None) -> Path:
         # The path depends on the client's mode, role and namespace (DestinationRule lookup),
         # not on its service account or address.
-        cache_key = (gkey[0], gkey[1], gkey[2], gkey[6], d, key.port, key.protocol, svc)
+        cache_key = (
+            gkey.mode,
+            gkey.role,
+            gkey.namespace,
+            gkey.waypoint,
+            d,
+            key.port,
+            key.protocol,
+            svc,
+        )
         path = self._paths.get(cache_key)
         if path is None:
             server = self.reps[d]
@@ -465,15 +556,14 @@ class _MeshView:
 
     def _mesh(
         self,
-        gkey: tuple[object, ...],
+        gkey: GroupKey,
         g: int,
         d: int,
         key: PortKey,
         svc: Service | None,
         path: Path,
-    ) -> RequestSet | bool:
-        """Mesh decision for a source group: True (all requests), False (none) or the
-        representative requests that pass."""
+    ) -> Admission:
+        """Mesh decision for a source group: which requests pass."""
         cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None)
         cached = self._decisions.get(cache_key)
         if cached is not None:
@@ -486,7 +576,7 @@ class _MeshView:
             verdict = mesh_decision(
                 self.model, src_end, dst_end, path, key.port, key.protocol, svc, None
             )
-            result: RequestSet | bool = verdict.allowed
+            result: Admission = ALL if verdict.allowed else NONE
         else:
             passing = tuple(
                 r
@@ -495,11 +585,12 @@ class _MeshView:
                     self.model, src_end, dst_end, path, key.port, key.protocol, svc, r
                 ).allowed
             )
-            result = (
-                True
-                if len(passing) == len(requests)
-                else (summarize(requests, passing) if passing else False)
-            )
+            if len(passing) == len(requests):
+                result = ALL
+            elif passing:
+                result = SomeRequests(summarize(requests, passing))
+            else:
+                result = NONE
         self._decisions[cache_key] = result
         return result
 
