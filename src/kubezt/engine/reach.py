@@ -4,7 +4,7 @@ class of workloads.
 L3/L4 runs as bitsets (`engine.l4.decide` over all peers at once) for every destination port
 and, when any workload is in the mesh, for the HBONE port 15008. Each pair then takes the path
 the mesh gives it (direct, HBONE, or two legs through a waypoint), and mesh pairs go through
-`engine.connection.mesh_decision` — once per source identity, destination class, port and route,
+`engine.connection.mesh_decision` (`engine.meshview`) — once per source identity, destination class, port and route,
 and for HTTP ports once per representative request, so a connection is allowed for all
 requests, for some (listed), or for none.
 """
@@ -15,52 +15,20 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple, assert_never
+from typing import NamedTuple
 
-from kubezt.engine.admission import (
-    ALL,
-    NONE,
-    Admission,
-    AllRequests,
-    NoRequest,
-    RequestSet,
-    SomeRequests,
-    admission,
-)
-from kubezt.engine.authz import (
-    authz_networks,
-    candidate_requests,
-    mentions_http,
-    summarize,
-    waypoint_policies,
-    workload_policies,
-)
-from kubezt.engine.connection import (
-    End,
-    EndKind,
-    Leg,
-    Path,
-    is_single_pod,
-    mesh_decision,
-    plan_path,
-)
+from kubezt.engine.admission import NONE, Admission, RequestSet, admission
+from kubezt.engine.authz import authz_networks
+from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import ClassIndex, EndpointClass, build_classes, iter_bits
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
-from kubezt.engine.mesh import (
-    HBONE_PORT,
-    WAYPOINT_GATEWAY_LABEL,
-    WaypointRef,
-    mesh_mode,
-    port_protocol,
-    proxy_role,
-    waypoint_workload,
-)
-from kubezt.ir.mesh import TlsMode
+from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, WaypointRef, waypoint_workload
+from kubezt.engine.meshview import MeshView
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.requests import HttpRequest
-from kubezt.ir.topology import MeshMode, ProxyRole, Service, Topology, Workload
+from kubezt.ir.topology import Topology, Workload
 
 SYNTHETIC_ANNOTATION = "kubezt.io/synthetic"
 
@@ -217,7 +185,7 @@ def evaluate(
         for key in keys:
             plan[key] = plan.get(key, 0) | 1 << c.index
     plan = dict(sorted(plan.items()))
-    mesh = _MeshView(work, classes)
+    mesh = MeshView(work, classes)
     l4_plan = dict(plan)
     if mesh.active:
         for c in classes:
@@ -322,310 +290,3 @@ def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, in
             bits |= 1 << ci
         out.append((reps[key], members[0], bits))
     return out
-
-
-class GroupKey(NamedTuple):
-    """What makes source classes interchangeable for the mesh: the same identity and address
-    signature, and the same paths."""
-
-    mode: MeshMode
-    role: ProxyRole
-    namespace: str
-    service_account: str
-    host_network: bool
-    authz_ips: tuple[bool, ...] | None
-    """Which CIDRs of AuthorizationPolicies contain the address (None: no address)."""
-    waypoint: str | None
-    """The waypoint Gateway the class's pods serve, if they are a waypoint."""
-
-
-class _MeshView:
-    """Mesh facts per class and the composition of L3/L4 legs with mesh decisions."""
-
-    def __init__(self, model: Model, classes: tuple[EndpointClass, ...]) -> None:
-        self.model = model
-        self.classes = classes
-        topology = model.topology
-        self.reps = [topology.workloads[c.members[0]] for c in classes]
-        self.modes: list[MeshMode] = []
-        self.roles: list[ProxyRole] = []
-        for rep in self.reps:
-            ns = topology.namespace(rep.namespace)
-            self.modes.append(mesh_mode(rep, ns, model.mesh))
-            self.roles.append(proxy_role(rep, model.mesh))
-        istio_mutual = any(
-            dr.tls_mode is TlsMode.ISTIO_MUTUAL
-            or any(m is TlsMode.ISTIO_MUTUAL for _, m in dr.port_tls)
-            for dr in model.mesh.destination_rules
-        )
-        self.active = (
-            istio_mutual
-            or any(m is not MeshMode.NONE for m in self.modes)
-            or any(r is not ProxyRole.NONE for r in self.roles)
-        )
-        self.istio_mutual = istio_mutual
-        authz_nets = authz_networks(model.mesh.authorization_policies)
-        # sources that present the same identity and address and take the same paths
-        groups: dict[GroupKey, int] = {}
-        self.group_of: list[GroupKey] = []
-        for i, rep in enumerate(self.reps):
-            peer_ip = classes[i].peer.ip
-            ip_signature = None if peer_ip is None else tuple(peer_ip in net for net in authz_nets)
-            key = GroupKey(
-                self.modes[i],
-                self.roles[i],
-                rep.namespace,
-                rep.service_account,
-                rep.host_network,
-                ip_signature,
-                rep.labels.get(WAYPOINT_GATEWAY_LABEL),
-            )
-            groups[key] = groups.get(key, 0) | 1 << i
-            self.group_of.append(key)
-        self.group_bits = groups
-        self.group_rep = {key: next(iter_bits(bits)) for key, bits in groups.items()}
-        self.by_name = {
-            (w.namespace, w.labels.get(WAYPOINT_GATEWAY_LABEL)): i
-            for i, w in enumerate(self.reps)
-            if self.roles[i] is ProxyRole.WAYPOINT
-        }
-        self.services = [topology.services_selecting(rep) for rep in self.reps]
-        self.alp = model.mesh_config.calico_alp and any(
-            any(r.http is not None for r in p.ingress) for p in model.policies.policies
-        )
-        self._decisions: dict[tuple[object, ...], Admission] = {}
-        self._paths: dict[tuple[object, ...], Path] = {}
-        self._waypoint_sources = 0
-
-    def routes(self, d: int, key: PortKey) -> list[Service | None]:
-        """How a client may address the destination: its pod IP, or a Service selecting it
-        with a port that targets this port."""
-        server = self.reps[d]
-        out: list[Service | None] = [None]
-        for svc in self.services[d]:
-            for sp in svc.ports:
-                target = sp.target_on(server)
-                if target == key.port and sp.protocol is key.protocol:
-                    out.append(svc)
-                    break
-        return out
-
-    def compose(
-        self, plan: dict[PortKey, int], l4: dict[PortKey, dict[int, int]], reported: int
-    ) -> tuple[
-        dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]]
-    ]:
-        self._waypoint_sources = 0
-        for w in self.by_name.values():
-            wkey = PortKey(
-                HBONE_PORT, Protocol.TCP, self.classes[w].peer.port_name(HBONE_PORT, Protocol.TCP)
-            )
-            self._waypoint_sources |= l4.get(wkey, {}).get(w, 0)
-        allowed: dict[PortKey, dict[int, int]] = {}
-        partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = {}
-        for key, dsts in plan.items():
-            per_dst: dict[int, int] = {}
-            for d in iter_bits(dsts):
-                bits = 0
-                for svc in self.routes(d, key):
-                    route_bits, route_partial = self._route(d, key, svc, l4)
-                    for s, requests in route_partial.items():
-                        if bits >> s & 1 and (key, d, s) not in partial:
-                            continue  # another route already lets every request through
-                        prev = partial.get((key, d, s))
-                        partial[(key, d, s)] = (
-                            requests if prev is None else tuple(dict.fromkeys(prev + requests))
-                        )
-                    full = route_bits
-                    for s in route_partial:
-                        full &= ~(1 << s)
-                    for s in iter_bits(full):
-                        partial.pop((key, d, s), None)
-                    bits |= route_bits
-                if bits:
-                    per_dst[d] = bits
-            allowed[key] = per_dst
-        return allowed, partial
-
-    def _route(
-        self, d: int, key: PortKey, svc: Service | None, l4: dict[PortKey, dict[int, int]]
-    ) -> tuple[int, dict[int, tuple[HttpRequest, ...]]]:
-        direct = l4.get(key, {}).get(d, 0)
-        hbone_key = PortKey(
-            HBONE_PORT, Protocol.TCP, self.classes[d].peer.port_name(HBONE_PORT, Protocol.TCP)
-        )
-        hbone = l4.get(hbone_key, {}).get(d, 0)
-        if key.protocol is not Protocol.TCP or (
-            self.modes[d] is MeshMode.NONE and not self.istio_mutual
-        ):
-            return direct, {}  # UDP/SCTP are never captured by the mesh
-        candidates = direct | hbone | self._waypoint_sources
-        seen: set[GroupKey] = set()
-        bits = 0
-        partial: dict[int, tuple[HttpRequest, ...]] = {}
-        for c in iter_bits(candidates):
-            gkey = self.group_of[c]
-            if gkey in seen:
-                continue
-            seen.add(gkey)
-            gbits = self.group_bits[gkey] & candidates
-            g = self.group_rep[gkey]
-            path = self._path(gkey, g, d, key, svc)
-            ok_bits = gbits
-            for leg in path.legs:
-                ok_bits &= self._leg_bits(leg, key, d, path, gbits, l4)
-                if not ok_bits:
-                    break
-            if not ok_bits:
-                continue
-            match self._mesh(gkey, g, d, key, svc, path):
-                case NoRequest():
-                    continue
-                case AllRequests():
-                    bits |= ok_bits
-                case SomeRequests(requests):
-                    bits |= ok_bits
-                    for s in iter_bits(ok_bits):
-                        partial[s] = requests
-                case decision:
-                    assert_never(decision)
-        return bits, partial
-
-    def _path(self, gkey: GroupKey, g: int, d: int, key: PortKey, svc: Service | None) -> Path:
-        # The path depends on the client's mode, role and namespace (DestinationRule lookup),
-        # not on its service account or address.
-        cache_key = (
-            gkey.mode,
-            gkey.role,
-            gkey.namespace,
-            gkey.waypoint,
-            d,
-            key.port,
-            key.protocol,
-            svc,
-        )
-        path = self._paths.get(cache_key)
-        if path is None:
-            server = self.reps[d]
-            path = plan_path(
-                self.model,
-                End(EndKind.WORKLOAD, workload=self.reps[g]),
-                End(EndKind.WORKLOAD, workload=server),
-                key.port,
-                key.protocol,
-                svc,
-                _service_port(svc, server, key),
-            )
-            self._paths[cache_key] = path
-        return path
-
-    def _leg_bits(
-        self,
-        leg: Leg,
-        key: PortKey,
-        d: int,
-        path: Path,
-        gbits: int,
-        l4: dict[PortKey, dict[int, int]],
-    ) -> int:
-        """Sources of the group for which this wire leg is allowed at L3/L4."""
-        waypoint = path.waypoint
-        wire = leg.wire_port
-        target = d
-        if waypoint is not None and leg.destination.workload is waypoint:
-            target = self._waypoint_class(waypoint)
-            if target < 0:
-                return 0
-        wire_key = (
-            key
-            if wire == key.port
-            else PortKey(
-                wire, Protocol.TCP, self.classes[target].peer.port_name(wire, Protocol.TCP)
-            )
-        )
-        allowed = l4.get(wire_key, {}).get(target, 0)
-        if waypoint is not None and leg.source.workload is waypoint:
-            source = self._waypoint_class(waypoint)
-            return gbits if source >= 0 and allowed >> source & 1 else 0
-        return allowed & gbits
-
-    def _waypoint_class(self, workload: Workload) -> int:
-        return self.by_name.get(
-            (workload.namespace, workload.labels.get(WAYPOINT_GATEWAY_LABEL)), -1
-        )
-
-    def _mesh(
-        self,
-        gkey: GroupKey,
-        g: int,
-        d: int,
-        key: PortKey,
-        svc: Service | None,
-        path: Path,
-    ) -> Admission:
-        """Mesh decision for a source group: which requests pass."""
-        cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None)
-        cached = self._decisions.get(cache_key)
-        if cached is not None:
-            return cached
-        server = self.reps[d]
-        src_end = End(EndKind.WORKLOAD, workload=self.reps[g])
-        dst_end = End(EndKind.WORKLOAD, workload=server)
-        requests = self._requests(d, key, svc, path)
-        if not requests:
-            verdict = mesh_decision(
-                self.model, src_end, dst_end, path, key.port, key.protocol, svc, None
-            )
-            result: Admission = ALL if verdict.allowed else NONE
-        else:
-            passing = tuple(
-                r
-                for r in requests
-                if mesh_decision(
-                    self.model, src_end, dst_end, path, key.port, key.protocol, svc, r
-                ).allowed
-            )
-            if len(passing) == len(requests):
-                result = ALL
-            elif passing:
-                result = SomeRequests(summarize(requests, passing))
-            else:
-                result = NONE
-        self._decisions[cache_key] = result
-        return result
-
-    def _requests(self, d: int, key: PortKey, svc: Service | None, path: Path) -> list[HttpRequest]:
-        """Representative requests when the destination's policies look at HTTP attributes
-        and the port carries HTTP; empty when the verdict cannot depend on the request."""
-        if key.protocol is not Protocol.TCP:
-            return []
-        server = self.reps[d]
-        proto = port_protocol(self.services[d], server, key.port, key.protocol)
-        if proto == "tcp":
-            return []
-        config = self.model.mesh_config
-        candidates = self.model.mesh.authorization_in(server.namespace, config.root_namespace)
-        policies = workload_policies(candidates, server, config)
-        if path.waypoint is not None:
-            wp = path.waypoint
-            policies = policies + waypoint_policies(
-                self.model.mesh.authorization_policies,
-                wp.labels.get(WAYPOINT_GATEWAY_LABEL) or wp.name,
-                wp.namespace,
-                svc.name if svc else None,
-                svc.namespace if svc else None,
-                config,
-            )
-        if not mentions_http(policies) and not self.alp:
-            return []
-        return candidate_requests(policies)
-
-
-def _service_port(svc: Service | None, server: Workload, key: PortKey) -> int | None:
-    if svc is None:
-        return None
-    for sp in svc.ports:
-        target = sp.target_on(server)
-        if target == key.port:
-            return sp.port
-    return None
