@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 from kubezt.engine.authz import (
@@ -54,6 +54,26 @@ class EndKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class MeshFacts:
+    """A workload's place in the mesh, resolved once from its labels and annotations, its
+    namespace's labels and the mesh resources."""
+
+    mode: MeshMode
+    role: ProxyRole
+    principal: str
+    """The SPIFFE identity of its ServiceAccount (without `spiffe://`)."""
+
+
+def mesh_facts(model: Model, workload: Workload) -> MeshFacts:
+    namespace = model.topology.namespace(workload.namespace)
+    return MeshFacts(
+        mesh_mode(workload, namespace, model.mesh),
+        proxy_role(workload, model.mesh),
+        principal(model.mesh_config, workload.namespace, workload.service_account),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """One end of a connection to explain: a workload, an external address, or the
     destination's own node (`node`, `kubelet-probe`)."""
@@ -61,6 +81,8 @@ class End:
     kind: EndKind
     workload: Workload | None = None
     ip: str | None = None
+    facts: MeshFacts | None = field(default=None, compare=False, repr=False)
+    """The workload's mesh facts when the caller resolved them already (else resolved here)."""
 
     @property
     def label(self) -> str:
@@ -69,6 +91,10 @@ class End:
         if self.kind is EndKind.EXTERNAL:
             return f"external:{self.ip}"
         return self.kind.value
+
+
+def _facts(model: Model, workload: Workload, end: End) -> MeshFacts:
+    return end.facts if end.facts is not None else mesh_facts(model, workload)
 
 
 def is_single_pod(workload: Workload) -> bool:
@@ -229,7 +255,6 @@ def plan_path(
     service: Service | None,
     service_port: int | None,
 ) -> Path:
-    topo = model.topology
     role = ProxyRole.NONE
     client = MeshMode.NONE
     if protocol is not Protocol.TCP:
@@ -246,11 +271,11 @@ def plan_path(
             legs=(Leg(source=src, destination=dst, wire_port=port),),
         )
     if src.workload is not None:
-        role = proxy_role(src.workload, model.mesh)
-        client = mesh_mode(src.workload, topo.namespace(src.workload.namespace), model.mesh)
+        src_facts = _facts(model, src.workload, src)
+        role, client = src_facts.role, src_facts.mode
     server = MeshMode.NONE
     if dst.workload is not None:
-        server = mesh_mode(dst.workload, topo.namespace(dst.workload.namespace), model.mesh)
+        server = _facts(model, dst.workload, dst).mode
     mesh_client = client is not MeshMode.NONE or role is not ProxyRole.NONE
     mtls, detail, mismatch = False, "the client is outside the mesh: plaintext", False
     host_source = src.kind in (EndKind.KUBELET_PROBE, EndKind.NODE)
@@ -456,7 +481,7 @@ def mesh_decision(
     config = model.mesh_config
     client_principal: str | None = None
     if path.mtls and src.workload is not None:
-        client_principal = principal(config, src.workload.namespace, src.workload.service_account)
+        client_principal = _facts(model, src.workload, src).principal
     client_ip = src.workload.ip if src.workload is not None else src.ip
     policies = model.mesh.authorization_policies
     proto = port_protocol(model.topology.services_selecting(server), server, port, protocol)

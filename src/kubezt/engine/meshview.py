@@ -17,14 +17,20 @@ from kubezt.engine.authz import (
     waypoint_policies,
     workload_policies,
 )
-from kubezt.engine.connection import End, EndKind, Leg, Path, mesh_decision, plan_path
+from kubezt.engine.connection import (
+    End,
+    EndKind,
+    Leg,
+    Path,
+    mesh_decision,
+    mesh_facts,
+    plan_path,
+)
 from kubezt.engine.index import EndpointClass, iter_bits
 from kubezt.engine.mesh import (
     HBONE_PORT,
     WAYPOINT_GATEWAY_LABEL,
-    mesh_mode,
     port_protocol,
-    proxy_role,
 )
 from kubezt.ir.mesh import TlsMode
 from kubezt.ir.model import Model
@@ -56,12 +62,14 @@ class MeshView:
         self.classes = classes
         topology = model.topology
         self.reps = [topology.workloads[c.members[0]] for c in classes]
-        self.modes: list[MeshMode] = []
-        self.roles: list[ProxyRole] = []
-        for rep in self.reps:
-            ns = topology.namespace(rep.namespace)
-            self.modes.append(mesh_mode(rep, ns, model.mesh))
-            self.roles.append(proxy_role(rep, model.mesh))
+        # mesh mode, proxy role and identity: resolved once per class
+        facts = [mesh_facts(model, rep) for rep in self.reps]
+        self.ends = [
+            End(EndKind.WORKLOAD, workload=rep, facts=f)
+            for rep, f in zip(self.reps, facts, strict=True)
+        ]
+        self.modes = [f.mode for f in facts]
+        self.roles = [f.role for f in facts]
         istio_mutual = any(
             dr.tls_mode is TlsMode.ISTIO_MUTUAL
             or any(m is TlsMode.ISTIO_MUTUAL for _, m in dr.port_tls)
@@ -218,8 +226,8 @@ class MeshView:
             server = self.reps[d]
             path = plan_path(
                 self.model,
-                End(EndKind.WORKLOAD, workload=self.reps[g]),
-                End(EndKind.WORKLOAD, workload=server),
+                self.ends[g],
+                self.ends[d],
                 key.port,
                 key.protocol,
                 svc,
@@ -277,9 +285,7 @@ class MeshView:
         cached = self._decisions.get(cache_key)
         if cached is not None:
             return cached
-        server = self.reps[d]
-        src_end = End(EndKind.WORKLOAD, workload=self.reps[g])
-        dst_end = End(EndKind.WORKLOAD, workload=server)
+        src_end, dst_end = self.ends[g], self.ends[d]
         requests = self._requests(d, key, svc, path)
         if not requests:
             verdict = mesh_decision(

@@ -4,9 +4,9 @@ class of workloads.
 L3/L4 runs as bitsets (`engine.l4.decide` over all peers at once) for every destination port
 and, when any workload is in the mesh, for the HBONE port 15008. Each pair then takes the path
 the mesh gives it (direct, HBONE, or two legs through a waypoint), and mesh pairs go through
-`engine.connection.mesh_decision` (`engine.meshview`) — once per source identity, destination class, port and route,
-and for HTTP ports once per representative request, so a connection is allowed for all
-requests, for some (listed), or for none.
+`engine.connection.mesh_decision` (`engine.meshview`) — once per source identity, destination
+class, port and route, and for HTTP ports once per representative request, so a connection is
+allowed for all requests, for some (listed), or for none.
 """
 
 from __future__ import annotations
