@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a virtualenv with the test extras and run every check CI runs:
-# import-layer contracts, ruff, mypy (strict on ir/ and engine/) and the test suite.
+# import-layer contracts, ruff, mypy (strict on ir/, engine/, analysis/ and api) and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"

@@ -172,22 +172,10 @@ def explain_l4(
             done = [dataclasses.replace(s, detail=f"[{leg}] {s.detail}") for s in done]
         return LayerVerdict(ok, tuple(done), layer)
 
-    if src_peer.kind is PeerKind.ENDPOINT:
-        trace: list[Step] = []
-        ok = _decide_side(matcher, Side.SOURCE, key, trace)
-        steps.extend(trace)
-        if not ok:
-            return finish(False, denying_layer(trace))
-    else:
-        steps.append(
-            Step(
-                layer=Layer.DATAPLANE,
-                reason="source-not-policed",
-                effect=Effect.CONTINUE,
-                detail=f"{src.label} is not a pod-network endpoint: no egress policy applies",
-                direction=Direction.EGRESS,
-            )
-        )
+    egress = _one_end(matcher, Side.SOURCE, src_peer, src, key)
+    steps.extend(egress.steps)
+    if not egress.allowed:
+        return finish(False, egress.denied_by)
     if host_to_local:
         steps.append(
             Step(
@@ -200,23 +188,28 @@ def explain_l4(
             )
         )
         return finish(True, None)
-    if dst_peer.kind is PeerKind.ENDPOINT:
-        trace = []
-        ok = _decide_side(matcher, Side.DESTINATION, key, trace)
-        steps.extend(trace)
-        if not ok:
-            return finish(False, denying_layer(trace))
-    else:
-        steps.append(
-            Step(
-                layer=Layer.DATAPLANE,
-                reason="destination-not-policed",
-                effect=Effect.CONTINUE,
-                detail=f"{dst.label} is not a pod-network endpoint: no ingress policy applies",
-                direction=Direction.INGRESS,
-            )
+    ingress = _one_end(matcher, Side.DESTINATION, dst_peer, dst, key)
+    steps.extend(ingress.steps)
+    return finish(ingress.allowed, ingress.denied_by)
+
+
+def _one_end(matcher: Matcher, side: Side, peer: Peer, end: End, key: PortKey) -> LayerVerdict:
+    """The policy of one end of a wire leg (egress of the source, ingress of the destination);
+    an end outside the pod network has none."""
+    if peer.kind is not PeerKind.ENDPOINT:
+        direction = side.direction
+        step = Step(
+            layer=Layer.DATAPLANE,
+            reason=f"{side.name.lower()}-not-policed",
+            effect=Effect.CONTINUE,
+            detail=f"{end.label} is not a pod-network endpoint: "
+            f"no {direction.value.lower()} policy applies",
+            direction=direction,
         )
-    return finish(True, None)
+        return LayerVerdict(True, (step,))
+    trace: list[Step] = []
+    ok = _decide_side(matcher, side, key, trace)
+    return LayerVerdict(ok, tuple(trace), None if ok else denying_layer(trace))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
