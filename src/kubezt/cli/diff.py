@@ -3,6 +3,8 @@ change explained by the policy that decided it on each side."""
 
 from __future__ import annotations
 
+import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -18,7 +20,6 @@ from kubezt.cli.common import (
     EXIT_OK,
     LoadOptions,
     Output,
-    OutputOpt,
     emit,
     guarded,
     load_options,
@@ -27,6 +28,24 @@ from kubezt.cli.common import (
 )
 from kubezt.engine.reach import evaluate
 from kubezt.report.analysis_documents import diff_document
+
+
+class DiffOutput(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+    HTML = "html"
+
+
+DiffOutputOpt = Annotated[
+    DiffOutput,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Output format; html: the report page of NEW with the changed edges highlighted "
+        "(a pull-request artefact), on stdout.",
+    ),
+]
 
 
 @load_options()
@@ -38,7 +57,7 @@ def diff_command(
         str,
         typer.Argument(help="Manifests after the change: a file or directory (e.g. the PR)."),
     ],
-    output: OutputOpt = Output.TABLE,
+    output: DiffOutputOpt = DiffOutput.TABLE,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Which connections NEW allows that OLD denied and the reverse, by workload pair, port
@@ -53,11 +72,18 @@ def diff_command(
     to), 2 invalid input."""
     before = load_paths([old], options)
     after = load_paths([new], options)
-    result = guarded(lambda: compare(evaluate(before.model), evaluate(after.model)))
-    if output is Output.TABLE:
+    old_reach = guarded(lambda: evaluate(before.model))
+    new_reach = guarded(lambda: evaluate(after.model))
+    result = guarded(lambda: compare(old_reach, new_reach))
+    if output is DiffOutput.TABLE:
         diff_table(out, result)
+    elif output is DiffOutput.HTML:
+        from kubezt.cli.report import page_for
+
+        page = page_for(new_reach, [new], f"kubezt diff: {old} → {new}", result, old)
+        sys.stdout.write(page)
     else:
-        emit(diff_document(result, before.warnings, after.warnings), output)
+        emit(diff_document(result, before.warnings, after.warnings), Output(output.value))
     raise typer.Exit(EXIT_FINDING if result.opens else EXIT_OK)
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from kubezt.cli import analyse, audit, blast, compile, diff, init, verify
+from kubezt.cli import analyse, audit, blast, compile, diff, init, report, verify
 from kubezt.cli.common import EXIT_OK, err, out
 
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
@@ -24,6 +24,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("diff", diff.diff_command),
     ("init", init.init_command),
     ("verify", verify.verify_command),
+    ("report", report.report_command),
 )
 
 
