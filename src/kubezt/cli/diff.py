@@ -26,6 +26,7 @@ from kubezt.cli.common import (
     load_paths,
     out,
 )
+from kubezt.cli.pipes import decided
 from kubezt.engine.reach import evaluate
 from kubezt.report.analysis_documents import diff_document
 
@@ -51,11 +52,16 @@ DiffOutputOpt = Annotated[
 @load_options()
 def diff_command(
     old: Annotated[
-        str, typer.Argument(help="Manifests before the change: a file or directory (e.g. main).")
+        str,
+        typer.Argument(
+            metavar="OLD", help="Manifests before the change: a file or directory (e.g. main)."
+        ),
     ],
     new: Annotated[
         str,
-        typer.Argument(help="Manifests after the change: a file or directory (e.g. the PR)."),
+        typer.Argument(
+            metavar="NEW", help="Manifests after the change: a file or directory (e.g. the PR)."
+        ),
     ],
     output: DiffOutputOpt = DiffOutput.TABLE,
     options: LoadOptions = LoadOptions(),
@@ -75,6 +81,7 @@ def diff_command(
     old_reach = guarded(lambda: evaluate(before.model))
     new_reach = guarded(lambda: evaluate(after.model))
     result = guarded(lambda: compare(old_reach, new_reach))
+    decided(EXIT_FINDING if result.opens else EXIT_OK)
     if output is DiffOutput.TABLE:
         diff_table(out, result)
     elif output is DiffOutput.HTML:

@@ -6,14 +6,17 @@ names and registers them (in the order `kubezt --help` lists them).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
-from kubezt.cli import analyse, audit, blast, compile, diff, init, report, verify
+from kubezt.cli import analyse, audit, blast, compile, completion, diff, init, report, verify
 from kubezt.cli.common import EXIT_OK, err, out
+from kubezt.cli.helptext import readable_help
+from kubezt.cli.pipes import closed_pipe_safe
 
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("reach", analyse.reach),
@@ -25,6 +28,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("init", init.init_command),
     ("verify", verify.verify_command),
     ("report", report.report_command),
+    ("completion", completion.completion_command),
 )
 
 
@@ -49,6 +53,8 @@ def root(
 
 def build_app() -> typer.Typer:
     """The `kubezt` app with every command of `COMMANDS` registered."""
+    readable_help()
+    completion.enable()
     application = typer.Typer(
         name="kubezt",
         help="Make a Kubernetes cluster zero-trust and prove it: analyse NetworkPolicy, Calico "
@@ -61,7 +67,7 @@ def build_app() -> typer.Typer:
     )
     application.callback()(root)
     for name, command in COMMANDS:
-        application.command(name)(command)
+        application.command(name)(closed_pipe_safe(command))
     return application
 
 
@@ -69,9 +75,10 @@ app = build_app()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (`kubezt`, and `kubectl-zt` for `kubectl zt ...`)."""
     try:
-        app()
+        plugin = os.path.basename(sys.argv[0]) == "kubectl-zt"
+        app(prog_name="kubectl zt" if plugin else "kubezt")
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         err.print("kubezt: interrupted", markup=False)
         sys.exit(130)

@@ -11,6 +11,22 @@ from rich.text import Text
 from kubezt.engine.explain import Effect, Verdict
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import Reachability
+from kubezt.ir.requests import HttpRequest
+
+MATRIX_LIMIT = 40
+"""Above this many workloads `reach` summarises by namespace instead of drawing matrices."""
+
+
+def requests_cell(requests: tuple[HttpRequest, ...] | None, wide: bool) -> str:
+    """`all`, or how many representative requests pass (wide: which)."""
+    if requests is None:
+        return "all"
+    if not wide:
+        return f"some ({len(requests)})"
+    return "; ".join(
+        f"{r.method} {r.path}" + (f" host={r.host}" if r.host else "") for r in requests
+    )
+
 
 EFFECT_STYLE = {
     Effect.ALLOW: "green",
