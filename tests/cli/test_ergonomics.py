@@ -169,3 +169,52 @@ def test_no_progress_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     result = kubezt_cli("report", SHOP, "-o", str(out))
     assert result.returncode == 0 and out.exists()
     assert "\r" not in result.stderr and "evaluating" not in result.stderr
+
+
+def test_explain_echoes_the_request_and_names_what_the_nearest_rule_required() -> None:
+    result = runner.invoke(
+        app, ["explain", "default/notsleep", "default/httpbin", "--port", "8080", SHOP]
+    )
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "request: default/notsleep → default/httpbin 8080/TCP, as "
+        "cluster.local/ns/default/sa/notsleep, to the pod address"
+    )
+    assert "nearest rule: AuthorizationPolicy default/httpbin spec.rules[0]" in result.stdout
+    assert (
+        "from.source.principals requires cluster.local/ns/default/sa/sleep; the caller had "
+        "cluster.local/ns/default/sa/notsleep"
+    ) in result.stdout
+    doc = yaml.safe_load(
+        runner.invoke(
+            app,
+            [
+                "explain",
+                "default/notsleep",
+                "default/httpbin",
+                "--port",
+                "8080",
+                SHOP,
+                "-o",
+                "json",
+            ],
+        ).stdout
+    )
+    assert doc["request"]["principal"] == "cluster.local/ns/default/sa/notsleep"
+    assert doc["nearestRule"]["mismatches"] == [
+        {
+            "field": "from.source.principals",
+            "required": ["cluster.local/ns/default/sa/sleep"],
+            "had": "cluster.local/ns/default/sa/notsleep",
+        }
+    ]
+
+
+def test_explain_a_plaintext_denial_says_mtls_was_required() -> None:
+    result = runner.invoke(
+        app, ["explain", "storefront/web", "shop/customer", "--port", "8080", SHOP]
+    )
+    assert result.exit_code == 1
+    assert "without a mesh identity" in result.stdout.splitlines()[0]
+    assert "the server requires mTLS; the caller sent plaintext" in result.stdout

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from kubezt.analysis.nearest import Caller, nearest_allow_rule
 from kubezt.analysis.summary import focused, namespace_pairs
 from kubezt.cli import render
 from kubezt.cli.common import (
@@ -27,11 +28,13 @@ from kubezt.cli.common import (
 from kubezt.cli.pipes import decided
 from kubezt.cli.progress import Progress, QuietOpt
 from kubezt.cli.tables import NoHeadersOpt, write_table
-from kubezt.engine.connection import End, EndKind, explain_connection
+from kubezt.engine.connection import End, EndKind, explain_connection, plan_path
+from kubezt.engine.explain import Layer
+from kubezt.engine.mesh import principal
 from kubezt.engine.reach import evaluate
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
-from kubezt.report.documents import explain_document, reach_document
+from kubezt.report.documents import explain_document, reach_document, request_document
 
 
 class ReachOutput(StrEnum):
@@ -213,15 +216,48 @@ def explain(
         )
     )
     decided(EXIT_OK if verdict.allowed else EXIT_FINDING)
+    model = loaded.model
+    path_taken = plan_path(model, src_end, dst_end, port, Protocol(protocol.value), None, None)
+    who = None
+    if path_taken.mtls and src_end.workload is not None:
+        w = src_end.workload
+        who = principal(model.mesh_config, w.namespace, w.service_account)
+    near = None
+    if verdict.denied_by in (Layer.AUTHZ_SIDECAR, Layer.ZTUNNEL) and dst_end.workload is not None:
+        near = nearest_allow_rule(model, dst_end.workload, Caller(who, port, http))
     if output is Output.TABLE:
-        render.explanation(out, src_end.label, dst_end.label, port, protocol.value, verdict)
-    else:
-        emit(
-            explain_document(
-                src_end.label, dst_end.label, port, protocol.value, verdict, loaded.warnings
+        out.print(
+            render.request_line(
+                src_end.label, dst_end.label, port, protocol.value, who, service, http
             ),
-            output,
+            markup=False,
         )
+        render.explanation(out, src_end.label, dst_end.label, port, protocol.value, verdict)
+        if near is not None:
+            render.nearest(out, near)
+        if verdict.denied_by is Layer.PEER_AUTHENTICATION and not path_taken.mtls:
+            out.print(
+                f"  the server requires mTLS; the caller sent plaintext ({path_taken.tls_detail})",
+                markup=False,
+            )
+    else:
+        doc = explain_document(
+            src_end.label, dst_end.label, port, protocol.value, verdict, loaded.warnings
+        )
+        doc["request"] = {"principal": who, "service": service}
+        if http is not None:
+            doc["request"]["http"] = request_document(http)
+        if near is not None:
+            doc["nearestRule"] = {
+                "policy": near.policy,
+                "rule": near.rule,
+                "location": near.location,
+                "mismatches": [
+                    {"field": m.field, "required": list(m.required), "had": m.had}
+                    for m in near.mismatches
+                ],
+            }
+        emit(doc, output)
     raise typer.Exit(EXIT_OK if verdict.allowed else EXIT_FINDING)
 
 

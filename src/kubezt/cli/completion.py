@@ -6,7 +6,8 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from typer.completion import completion_init, get_completion_script
+from typer._completion_classes import completion_init
+from typer._completion_shared import get_completion_script
 
 PROG = "kubezt"
 COMPLETE_VAR = "_KUBEZT_COMPLETE"
