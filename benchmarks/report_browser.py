@@ -64,9 +64,12 @@ def main() -> int:
     ap.add_argument("--pods", type=int, default=10_000)
     ap.add_argument("--policies", type=int, default=2_000)
     ap.add_argument("--out", type=Path, default=HERE / "out")
+    ap.add_argument(
+        "--page", type=Path, help="measure this page in the browser only (no kubezt report run)"
+    )
     args = ap.parse_args()
     directory = args.dir
-    if directory is None:
+    if directory is None and args.page is None:
         directory = args.out / f"report-{args.pods}"
         if not directory.is_dir():
             subprocess.run(
@@ -87,10 +90,12 @@ def main() -> int:
                 check=True,
             )
     args.out.mkdir(parents=True, exist_ok=True)
-    page = args.out / "report-browser.html"
-    gen_s, gen_mib = child(
-        [sys.executable, "-m", "kubezt", "report", str(directory), "-o", str(page), "--quiet"]
-    )
+    page = args.page or args.out / "report-browser.html"
+    gen_s = gen_mib = 0.0
+    if args.page is None:
+        gen_s, gen_mib = child(
+            [sys.executable, "-m", "kubezt", "report", str(directory), "-o", str(page), "--quiet"]
+        )
     driver = browser()
     try:
         start = time.perf_counter()
@@ -111,7 +116,7 @@ def main() -> int:
         start = time.perf_counter()
         driver.execute_script(
             f"document.querySelector('#graph g.node[data-id=\"ns:{ns}\"] circle')"
-            ".dispatchEvent(new MouseEvent('click', {{bubbles: true}}))"
+            ".dispatchEvent(new MouseEvent('click', {bubbles: true}))"
         )
         until(driver, "return document.querySelectorAll('#graph g.node.workload').length > 0")
         drill_s = time.perf_counter() - start
@@ -128,7 +133,7 @@ def main() -> int:
     finally:
         driver.quit()
     result = {
-        "cluster": str(directory.name),
+        "cluster": str(directory.name) if directory else str(page.name),
         "report_s": round(gen_s, 2),
         "report_peak_mib": round(gen_mib, 1),
         "page_mib": round(page.stat().st_size / 2**20, 2),

@@ -218,3 +218,9 @@ def test_explain_a_plaintext_denial_says_mtls_was_required() -> None:
     assert result.exit_code == 1
     assert "without a mesh identity" in result.stdout.splitlines()[0]
     assert "the server requires mTLS; the caller sent plaintext" in result.stdout
+
+
+def test_a_warning_both_sides_of_a_diff_share_is_said_once() -> None:
+    result = kubezt_cli("diff", SHOP, SHOP)
+    assert result.returncode == 0
+    assert result.stderr.count("W062") == 1

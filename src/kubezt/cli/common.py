@@ -162,6 +162,9 @@ def load_options(*, mesh: bool = True) -> Callable[[Command], Command]:
     return decorate
 
 
+_SAID: set[str] = set()
+
+
 def load_paths(paths: list[str], options: LoadOptions) -> LoadResult:
     """Load manifests with the options' mesh overrides; print warnings (and with --verbose the
     skipped objects) to stderr."""
@@ -174,7 +177,10 @@ def load_paths(paths: list[str], options: LoadOptions) -> LoadResult:
         )
     )
     for diag in result.warnings:
-        err.print(diag.render(), markup=False)
+        text = diag.render()
+        if text not in _SAID:  # diff loads twice: a warning both sides share is said once
+            _SAID.add(text)
+            err.print(text, markup=False)
     if options.verbose:
         for skipped in result.skipped:
             err.print(f"skipped (kind not read by kubezt): {skipped}", markup=False)

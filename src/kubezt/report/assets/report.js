@@ -181,7 +181,9 @@
       }
       const g = s("g", { class: cls.join(" "), "data-id": n.id, transform: `translate(${n.x},${n.y})` });
       const c = s("circle", { r: n.r }); g.append(c);
-      const t = s("text", { x: n.r + 3, y: 4 }); t.textContent = n.label; g.append(t);
+      // past 40 workloads only the selected one is labelled (the others on hover)
+      const crowded = nodes.length > 40 && n.kind === "workload" && state.selected !== n.id;
+      if (!crowded) { const t = s("text", { x: n.r + 3, y: 4 }); t.textContent = n.label; g.append(t); }
       const tt = s("title"); tt.textContent = n.title || n.label; g.append(tt);
       g.addEventListener("click", (ev) => { ev.stopPropagation(); n.open(); });
       gn.append(g);
