@@ -24,7 +24,8 @@ class NamespacePair:
     """`port/PROTOCOL` of the allowed connections, sorted by number."""
 
 
-def _members(reach: Reachability) -> list[list[int]]:
+def real_members(reach: Reachability) -> list[list[int]]:
+    """Per class, its workloads (topology indexes) without the waypoint pods the engine adds."""
     workloads = reach.model.topology.workloads
     return [
         [wi for wi in c.members if SYNTHETIC_ANNOTATION not in workloads[wi].annotations]
@@ -35,7 +36,7 @@ def _members(reach: Reachability) -> list[list[int]]:
 def namespace_pairs(reach: Reachability) -> list[NamespacePair]:
     """Allowed connections per (source namespace, destination namespace), sorted by names."""
     workloads = reach.model.topology.workloads
-    members = _members(reach)
+    members = real_members(reach)
     per_ns: list[dict[str, int]] = []
     singles: list[dict[str, int]] = []
     for ms in members:
@@ -87,7 +88,7 @@ def focused(
         w = workloads[wi]
         return w.id == workload if workload is not None else w.namespace == namespace
 
-    members = _members(reach)
+    members = real_members(reach)
     involved = [any(hit(wi) for wi in ms) for ms in members]
     rows: list[tuple[str, str, int, str, RequestSet]] = []
     for key, per_dst in reach.allowed.items():

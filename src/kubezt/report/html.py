@@ -27,10 +27,11 @@ from typing import Any
 from kubezt.analysis.audit import AuditReport
 from kubezt.analysis.blast_radius import Rank
 from kubezt.analysis.diff import Diff
+from kubezt.analysis.summary import real_members
 from kubezt.engine.connection import End, EndKind, explain_connection, plan_path
 from kubezt.engine.explain import Layer, Verdict
 from kubezt.engine.index import iter_bits
-from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability
+from kubezt.engine.reach import Reachability
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.report.analysis_documents import change_document
 from kubezt.report.audit import audit_document
@@ -102,14 +103,6 @@ def _status(verdict: Verdict) -> str:
     return LAYER_GROUP[verdict.denied_by or Layer.DATAPLANE]
 
 
-def _real_members(reach: Reachability) -> list[list[int]]:
-    workloads = reach.model.topology.workloads
-    return [
-        [wi for wi in c.members if SYNTHETIC_ANNOTATION not in workloads[wi].annotations]
-        for c in reach.classes
-    ]
-
-
 def _triples(reach: Reachability, members: list[list[int]]) -> Iterator[tuple[PortKey, int, int]]:
     """Every (port, destination class, source class) the matrix judged, reported classes only."""
     for key, dsts in reach.plan.items():
@@ -133,7 +126,7 @@ def report_data(
 ) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data (see the module docstring)."""
     topo = reach.model.topology
-    members = _real_members(reach)
+    members = real_members(reach)
     workloads = topo.workloads
     b = _Builder(reach, budget, progress, [], {}, {})
     ns_names = sorted({workloads[wi].namespace for ms in members for wi in ms})
