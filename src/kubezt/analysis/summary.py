@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kubezt.engine.admission import RequestSet
 from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import iter_bits
-from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, RequestSet
+from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability
 
 
 @dataclass(frozen=True, slots=True)
