@@ -385,7 +385,9 @@ class IncrementalReach:
             Direction.INGRESS: chains(self._matcher, Direction.INGRESS),
             Direction.EGRESS: chains(self._matcher, Direction.EGRESS),
         }
-        self._selected: dict[Policy, int] = {}
+        self._selected: dict[Policy, int] = {
+            p: self._matcher.selected_by(p) for p in work.policies.policies
+        }
         self._ingress_ok: dict[PortKey, dict[int, int]] = {k: {} for k in self._l4_plan}
         self._egress_ok: dict[PortKey, dict[int, int]] = {k: {} for k in self._l4_plan}
         self._l4: dict[PortKey, dict[int, int]] = {}
@@ -750,8 +752,12 @@ class IncrementalReach:
             target = self._class_of.get(class_key(peer, self._nets))
             if target is None or not self._classes[target].members:
                 return None  # a class of its own: the class structure moves
-            if self._index.peers[target] != peer:
-                return None
+            known = self._index.peers[target]
+            if (known.namespace_labels, known.service_account_labels) != (
+                peer.namespace_labels,
+                peer.service_account_labels,
+            ):
+                return None  # the namespace or service account changed under it
         old_rows: Rows = {}
         if before is not None:
             wi = self._position[before.id]
