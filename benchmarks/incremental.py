@@ -239,9 +239,7 @@ def main() -> int:
     out = HERE / "out" / f"incremental-{args.pods}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(
-        "| pods | policies | changes | median | p99 | max | full evaluation | ratio | peak RSS |"
-    )
+    print("| pods | policies | changes | median | p99 | max | full evaluation | ratio | peak RSS |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {args.pods:,} | {args.policies:,} | {len(every)} | {median:.1f} ms | {p99:.1f} ms "

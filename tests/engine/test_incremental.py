@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 from test_properties import load_model, with_calico
 
 from kubezt import evaluate
+from kubezt.analysis.diff import diff, diff_models
 from kubezt.engine.incremental import (
     Change,
     ConnectionChange,
     IncrementalReach,
     Path,
+    apply_change,
     changes_between,
     rows_of,
 )
@@ -260,3 +262,15 @@ def test_a_change_to_nothing_is_no_change() -> None:
     delta = state.apply(Change.upsert(pod))
     assert delta.path is Path.NONE
     assert delta.connections == ()
+
+
+@settings(PROPERTY, max_examples=40)
+@given(mixed=mixed_clusters(), mode=pick(MESH_MODES), data=st.data())
+def test_diff_of_models_equals_diff_of_full_evaluations(
+    mixed: MixedCluster, mode: str, data: st.DataObject
+) -> None:
+    old = with_mesh(with_calico(load_model(mixed.cluster.objects), mixed), mode, data.draw)
+    new = old
+    for _ in range(data.draw(st.integers(1, 3))):
+        new = apply_change(new, draw_change(data.draw, new, mixed.cluster.namespaces))
+    assert diff_models(old, new) == diff(evaluate(old), evaluate(new))

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kubezt.analysis.diff import Allowance, Decision, Diff
-from kubezt.analysis.diff import diff as compare
+from kubezt.analysis.diff import Allowance, Decision, Diff, diff_models
 from kubezt.cli.blast import request_text, requests_suffix
 from kubezt.cli.common import (
     EXIT_FINDING,
@@ -25,7 +24,6 @@ from kubezt.cli.common import (
     load_paths,
     out,
 )
-from kubezt.engine.reach import evaluate
 from kubezt.report.analysis_documents import diff_document
 
 
@@ -53,7 +51,7 @@ def diff_command(
     to), 2 invalid input."""
     before = load_paths([old], options)
     after = load_paths([new], options)
-    result = guarded(lambda: compare(evaluate(before.model), evaluate(after.model)))
+    result = guarded(lambda: diff_models(before.model, after.model))
     if output is Output.TABLE:
         diff_table(out, result)
     else:
