@@ -32,6 +32,7 @@ from kubezt.ir.mesh import (
     AuthzSource,
     MtlsMode,
     PeerAuthentication,
+    Waypoint,
 )
 from kubezt.ir.model import Model
 from kubezt.ir.topology import Labels, Namespace, Topology
@@ -69,6 +70,16 @@ def with_mesh(model: Model, mode: str, draw: Any) -> Model:
         else:
             extra = draw(pick(tuple(range(3))).map(lambda i: MESH_LABELS[i]))
         namespaces[name] = dataclasses.replace(ns, labels=ns.labels.merged(extra))
+    waypoints: tuple[Waypoint, ...] = ()
+    if mode in ("ambient", "mixed") and draw(st.booleans()):
+        # a waypoint in the first namespace, which sends its traffic through it
+        first = min(namespaces)
+        waypoints = (Waypoint("waypoint", first, draw(pick(("service", "workload", "all")))),)
+        ns = namespaces[first]
+        labels = ns.labels.merged(
+            {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"}
+        )
+        namespaces[first] = dataclasses.replace(ns, labels=labels)
     t = model.topology
     topology = Topology(namespaces, t.service_accounts, t.workloads, t.services)
     mesh = dataclasses.replace(
@@ -76,6 +87,7 @@ def with_mesh(model: Model, mode: str, draw: Any) -> Model:
         peer_authentications=(
             PeerAuthentication("default", "istio-system", None, MtlsMode.STRICT),
         ),
+        waypoints=waypoints,
     )
     return Model(topology, model.policies, model.mesh_config, mesh)
 

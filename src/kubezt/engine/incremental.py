@@ -25,6 +25,7 @@ final objects (the property tests prove it); a rebuild only costs time. Pure: no
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -90,6 +91,7 @@ Obj = (
 ObjectKey = tuple[str, ...]
 Key = tuple[str, str, int, str]
 T = TypeVar("T")
+_WAYPOINT_LABEL = re.compile(r"istio\.io/(ingress-)?use-waypoint")
 """A connection: (source id, destination id, port, protocol)."""
 
 
@@ -377,6 +379,7 @@ class IncrementalReach:
         mesh = MeshView(work, classes)
         self._mesh: MeshView | None = mesh if mesh.active else None
         self._l4_plan = dict(self._plan)
+        self._users: int | None = None
         if self._mesh is not None:
             for c in classes:
                 key = self._hbone_key(c.index)
@@ -621,15 +624,15 @@ class IncrementalReach:
             return []
         cells: set[tuple[PortKey, int]] = set()
         if everything:
-            cells = {(k, d) for k, bits in self._plan.items() for d in iter_bits(bits)}
-        else:
-            for key, d in changed_cells:
-                if self._mesh is not None and key == self._hbone_key(d):
-                    for pkey, bits in self._plan.items():
-                        if bits >> d & 1:
-                            cells.add((pkey, d))
-                elif self._plan.get(key, 0) >> d & 1:
-                    cells.add((key, d))
+            users = self._waypoint_users()
+            cells = {(k, d) for k, bits in self._plan.items() for d in iter_bits(bits & users)}
+        for key, d in changed_cells:
+            if self._mesh is not None and key == self._hbone_key(d):
+                for pkey, bits in self._plan.items():
+                    if bits >> d & 1:
+                        cells.add((pkey, d))
+            elif self._plan.get(key, 0) >> d & 1:
+                cells.add((key, d))
         if self._mesh is not None:
             self._mesh.refresh_waypoint_sources(self._l4)
         out: list[ConnectionChange] = []
@@ -698,7 +701,7 @@ class IncrementalReach:
                 members &= self._classes_matching_labels(selector)
             affected |= members
         if affected & self._waypoint_bits():
-            affected = self._index.all
+            affected |= self._waypoint_users()
         self._work = dataclasses.replace(self._work, mesh=model.mesh)
         mesh = self._mesh
         mesh.model = self._work
@@ -726,6 +729,26 @@ class IncrementalReach:
             if selector.matches(rep.labels):  # type: ignore[attr-defined]
                 bits |= 1 << c.index
         return bits
+
+    def _waypoint_users(self) -> int:
+        """Classes whose traffic may pass a waypoint (the waypoints, and every class that it,
+        its namespace or a Service selecting it labels with `istio.io/use-waypoint*` or
+        `istio.io/ingress-use-waypoint`): the destinations a waypoint's verdicts reach."""
+        if self._users is None:
+            assert self._mesh is not None
+            bits = self._waypoint_bits()
+            topology = self._work.topology
+            for c in self._classes:
+                rep = self._mesh.reps[c.index]
+                label_sets = [
+                    rep.labels,
+                    topology.namespace(rep.namespace).labels,
+                    *(svc.labels for svc in self._mesh.services[c.index]),
+                ]
+                if any(_WAYPOINT_LABEL.match(k) for labels in label_sets for k in labels):
+                    bits |= 1 << c.index
+            self._users = bits
+        return self._users
 
     def _waypoint_bits(self) -> int:
         bits = 0
