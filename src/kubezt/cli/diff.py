@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kubezt.analysis.diff import Allowance, Decision, Diff
+from kubezt.analysis.diff import Allowance, Decision, Diff, diff_models
 from kubezt.analysis.diff import diff as compare
 from kubezt.cli.blast import request_text, requests_suffix
 from kubezt.cli.common import (
@@ -78,9 +78,13 @@ def diff_command(
     to), 2 invalid input."""
     before = load_paths([old], options)
     after = load_paths([new], options)
-    old_reach = guarded(lambda: evaluate(before.model))
-    new_reach = guarded(lambda: evaluate(after.model))
-    result = guarded(lambda: compare(old_reach, new_reach))
+    if output is DiffOutput.HTML:
+        # The page draws the new side's whole matrix, so both sides are evaluated in full.
+        old_reach = guarded(lambda: evaluate(before.model))
+        new_reach = guarded(lambda: evaluate(after.model))
+        result = guarded(lambda: compare(old_reach, new_reach))
+    else:
+        result = guarded(lambda: diff_models(before.model, after.model))
     decided(EXIT_FINDING if result.opens else EXIT_OK)
     if output is DiffOutput.TABLE:
         diff_table(out, result)

@@ -132,37 +132,53 @@ class MeshView:
     ) -> tuple[
         dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]]
     ]:
+        self.refresh_waypoint_sources(l4)
+        allowed: dict[PortKey, dict[int, int]] = {}
+        partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = {}
+        for key, dsts in plan.items():
+            per_dst: dict[int, int] = {}
+            for d in iter_bits(dsts):
+                bits = self.compose_cell(key, d, l4, partial)
+                if bits:
+                    per_dst[d] = bits
+            allowed[key] = per_dst
+        return allowed, partial
+
+    def refresh_waypoint_sources(self, l4: dict[PortKey, dict[int, int]]) -> None:
+        """Record the classes L3/L4 lets reach a waypoint (on HBONE), before `compose_cell`."""
         self._waypoint_sources = 0
         for w in self.by_name.values():
             wkey = PortKey(
                 HBONE_PORT, Protocol.TCP, self.classes[w].peer.port_name(HBONE_PORT, Protocol.TCP)
             )
             self._waypoint_sources |= l4.get(wkey, {}).get(w, 0)
-        allowed: dict[PortKey, dict[int, int]] = {}
-        partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = {}
-        for key, dsts in plan.items():
-            per_dst: dict[int, int] = {}
-            for d in iter_bits(dsts):
-                bits = 0
-                for svc in self.routes(d, key):
-                    route_bits, route_partial = self._route(d, key, svc, l4)
-                    for s, requests in route_partial.items():
-                        if bits >> s & 1 and (key, d, s) not in partial:
-                            continue  # another route already lets every request through
-                        prev = partial.get((key, d, s))
-                        partial[(key, d, s)] = (
-                            requests if prev is None else tuple(dict.fromkeys(prev + requests))
-                        )
-                    full = route_bits
-                    for s in route_partial:
-                        full &= ~(1 << s)
-                    for s in iter_bits(full):
-                        partial.pop((key, d, s), None)
-                    bits |= route_bits
-                if bits:
-                    per_dst[d] = bits
-            allowed[key] = per_dst
-        return allowed, partial
+
+    def compose_cell(
+        self,
+        key: PortKey,
+        d: int,
+        l4: dict[PortKey, dict[int, int]],
+        partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]],
+    ) -> int:
+        """The source classes allowed to reach destination class `d` on `key` over any route;
+        records in `partial` those for which only some requests pass."""
+        bits = 0
+        for svc in self.routes(d, key):
+            route_bits, route_partial = self._route(d, key, svc, l4)
+            for s, requests in route_partial.items():
+                if bits >> s & 1 and (key, d, s) not in partial:
+                    continue  # another route already lets every request through
+                prev = partial.get((key, d, s))
+                partial[(key, d, s)] = (
+                    requests if prev is None else tuple(dict.fromkeys(prev + requests))
+                )
+            full = route_bits
+            for s in route_partial:
+                full &= ~(1 << s)
+            for s in iter_bits(full):
+                partial.pop((key, d, s), None)
+            bits |= route_bits
+        return bits
 
     def _route(
         self, d: int, key: PortKey, svc: Service | None, l4: dict[PortKey, dict[int, int]]

@@ -228,8 +228,8 @@ def l4_matrix(
 ) -> dict[PortKey, dict[int, int]]:
     """For each port and destination class in `plan`, the source classes whose egress policy
     and the destination's ingress policy both allow the connection."""
-    ingress = _grouped(matcher, Direction.INGRESS)
-    egress = _grouped(matcher, Direction.EGRESS)
+    ingress = grouped_chains(matcher, Direction.INGRESS)
+    egress = grouped_chains(matcher, Direction.EGRESS)
     allowed: dict[PortKey, dict[int, int]] = {}
     for key, dsts in plan.items():
         egress_ok: dict[int, int] = {}
@@ -259,7 +259,7 @@ def l4_matrix(
     return allowed
 
 
-def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, int, int]]:
+def grouped_chains(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, int, int]]:
     """Classes that share a chain and see every rule's own side alike: (chain, representative,
     member bitset)."""
     per_class = chains(matcher, direction)
