@@ -13,7 +13,18 @@ from typing import Annotated
 
 import typer
 
-from kubezt.cli import analyse, audit, blast, compile, completion, diff, init, report, verify
+from kubezt.cli import (
+    analyse,
+    audit,
+    blast,
+    compile,
+    completion,
+    diff,
+    init,
+    learn,
+    report,
+    verify,
+)
 from kubezt.cli.common import EXIT_OK, err, out
 from kubezt.cli.helptext import readable_help
 from kubezt.cli.pipes import closed_pipe_safe
@@ -27,6 +38,8 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("diff", diff.diff_command),
     ("init", init.init_command),
     ("verify", verify.verify_command),
+    ("learn", learn.learn_command),
+    ("replay", learn.replay_command),
     ("report", report.report_command),
     ("completion", completion.completion_command),
 )
