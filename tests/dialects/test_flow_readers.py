@@ -68,7 +68,9 @@ def summary(path: Path, flow_format: FlowFormat | None = None) -> dict[str, Any]
         "lines": stats.lines,
         "skipped": stats.skipped,
         "records": records,
-        "bad": [{"line": d.location.line, "message": d.message} for d in stats.diagnostics if d.location],
+        "bad": [
+            {"line": d.location.line, "message": d.message} for d in stats.diagnostics if d.location
+        ],
     }
 
 
