@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from roundtrip import learn_compile_replay
 
 from flowkit import FORMATS
+from generate.test_compile_proof import intent_documents
 from intentkit import EXAMPLE
 from kubezt.dialects.intent import load_intent, parse_intent_data
 from kubezt.ir.intent import Mode
-from roundtrip import learn_compile_replay
-from generate.test_compile_proof import intent_documents
 
 
 @pytest.mark.parametrize("mode", list(Mode), ids=lambda m: m.value)

@@ -17,6 +17,7 @@ Results are grouped by caller, callee, port, request and deciding policy.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -26,9 +27,11 @@ from kubezt.engine.explain import Effect, Verdict
 from kubezt.engine.flowjoin import EndClass, FlowJoin, Resolved
 from kubezt.engine.mesh import find_service
 from kubezt.ir.flows import FlowRecord, Observed
+from kubezt.ir.config import MeshConfig
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
+from kubezt.ir.topology import Topology
 
 
 class Outcome(StrEnum):
@@ -209,6 +212,35 @@ class Replayer:
             key=lambda g: (g.outcome, g.src, g.dst, g.port, g.protocol.value, g.request, g.policy),
         )
         return self.result
+
+
+def with_workloads(policies: Model, workloads: Model) -> Model:
+    """The policies (L3/L4 and mesh) of `policies` applied to the workloads of `workloads`:
+    its pods, controllers, Services and ServiceAccounts, with the namespaces of both (labels of
+    a namespace `policies` declares — mesh enrolment — laid over the workloads' own). This is
+    how a new policy set (`kubezt compile` output) is replayed against the running workloads
+    without their current policies."""
+    namespaces = dict(workloads.topology.namespaces)
+    for name, ns in policies.topology.namespaces.items():
+        current = namespaces.get(name)
+        if current is None or not current.declared:
+            namespaces[name] = ns
+        elif ns.declared:
+            namespaces[name] = dataclasses.replace(current, labels=current.labels.merged(ns.labels))
+    accounts = dict(workloads.topology.service_accounts)
+    for key, sa in policies.topology.service_accounts.items():
+        if sa.declared or key not in accounts:
+            accounts[key] = sa
+    topology = Topology(
+        namespaces=namespaces,
+        service_accounts=accounts,
+        workloads=workloads.topology.workloads + policies.topology.workloads,
+        services=workloads.topology.services + policies.topology.services,
+    )
+    mesh_config = (
+        workloads.mesh_config if policies.mesh_config == MeshConfig() else policies.mesh_config
+    )
+    return dataclasses.replace(policies, topology=topology, mesh_config=mesh_config)
 
 
 def replay(model: Model, records: Iterable[FlowRecord]) -> ReplayResult:

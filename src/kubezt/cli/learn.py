@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kubezt.analysis.replay import Replayer, ReplayResult
+from kubezt.analysis.replay import Replayer, ReplayResult, with_workloads
 from kubezt.cli.common import (
     EXIT_FINDING,
     EXIT_INPUT,
@@ -204,6 +204,16 @@ def replay_command(
             "arguments that are directories or YAML/JSON manifests are taken as manifests.",
         ),
     ] = None,
+    workloads: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--workloads",
+            "-w",
+            help="Take the workloads (pods, controllers, Services, ServiceAccounts, "
+            "namespaces) from these manifests, ignoring their policies: replay a new policy "
+            "set (kubezt compile output) against the running workloads; repeatable.",
+        ),
+    ] = None,
     output: Annotated[
         ReplayOutput, typer.Option("-o", "--output", help="Output format.")
     ] = ReplayOutput.TABLE,
@@ -222,7 +232,10 @@ def replay_command(
         err.print("kubezt: no flow logs given", markup=False)
         raise typer.Exit(EXIT_INPUT)
     loaded = load_paths(manifest_paths, options)
-    replayer = Replayer(loaded.model)
+    model = loaded.model
+    if workloads:
+        model = with_workloads(model, load_paths(workloads, options).model)
+    replayer = Replayer(model)
     stats = FlowStats()
     _stream(flow_paths, flow_format, stats, replayer.add)
     result = replayer.finish()
