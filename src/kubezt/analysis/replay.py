@@ -26,8 +26,8 @@ from kubezt.engine.connection import End, EndKind, explain_connection
 from kubezt.engine.explain import Effect, Verdict
 from kubezt.engine.flowjoin import EndClass, FlowJoin, Resolved
 from kubezt.engine.mesh import find_service
-from kubezt.ir.flows import FlowRecord, Observed
 from kubezt.ir.config import MeshConfig
+from kubezt.ir.flows import FlowRecord, Observed
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
