@@ -160,7 +160,7 @@ def generate_flows(
                     "type": "REQUEST",
                     "http": {
                         "method": method,
-                        "url": f"http://{dst[1]}.{dst[0]}/api/{resource}/{rng.randrange(50)}",
+                        "url": f"http://{dst[1]}.{dst[0]}/api/{resource}/{rng.randrange(1000, 1005)}",
                         "protocol": "HTTP/1.1",
                     },
                 },

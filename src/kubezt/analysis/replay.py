@@ -22,16 +22,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kubezt.engine.authz import authz_networks
 from kubezt.engine.connection import End, EndKind, explain_connection
-from kubezt.engine.explain import Effect, Verdict
+from kubezt.engine.explain import Effect, LayerVerdict, Verdict
 from kubezt.engine.flowjoin import EndClass, FlowJoin, Resolved
+from kubezt.engine.index import build_classes
 from kubezt.engine.mesh import find_service
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.flows import FlowRecord, Observed
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
-from kubezt.ir.topology import Topology
+from kubezt.ir.topology import Topology, Workload
 
 
 class Outcome(StrEnum):
@@ -93,8 +95,18 @@ class Replayer:
         self.join = FlowJoin(model)
         self.result = ReplayResult()
         self._verdicts: dict[tuple[object, ...], tuple[Verdict, str]] = {}
+        self._legs: dict[tuple[object, ...], LayerVerdict] = {}
         self._groups: dict[tuple[object, ...], ReplayGroup] = {}
         self._unresolved_examples = 0
+        # Workloads no policy can tell apart (the engine's classes) share verdicts: each is
+        # evaluated as its class's first member (another member when both ends fall in one
+        # class, so that two pods never become one pod talking to itself).
+        self._class_of: dict[str, tuple[Workload, ...]] = {}
+        workloads = model.topology.workloads
+        for c in build_classes(model, authz_networks(model.mesh.authorization_policies)):
+            members = tuple(workloads[i] for i in c.members)
+            for w in members:
+                self._class_of[w.id] = members
 
     def add_all(self, records: Iterable[FlowRecord]) -> ReplayResult:
         for record in records:
@@ -117,23 +129,25 @@ class Replayer:
         if src_end is None or dst_end is None or (dst.workload is None and dst_end.ip is None):
             result.skipped += 1
             return
+        src_eval, dst_eval = self._representatives(src_end, dst_end)
         service = self._service(record, dst)
         http = (
             HttpRequest(record.method.upper() or "GET", record.path or "/", record.host)
             if record.is_http
             else None
         )
-        key = (src_end, dst_end, record.port, record.protocol, service, http)
+        key = (src_eval, dst_eval, record.port, record.protocol, service, http)
         cached = self._verdicts.get(key)
         if cached is None:
             verdict = explain_connection(
                 self.model,
-                src_end,
-                dst_end,
+                src_eval,
+                dst_eval,
                 record.port,
                 record.protocol,
                 service=service,
                 http=http,
+                legs_memo=self._legs,
             )
             cached = self._verdicts[key] = (verdict, _deciding(verdict))
             result.distinct += 1
@@ -175,6 +189,17 @@ class Replayer:
             )
         group.count += record.count
         group.lines += 1
+
+    def _representatives(self, src: End, dst: End) -> tuple[End, End]:
+        if src.workload is not None and src.workload == dst.workload:
+            return src, dst  # one workload to itself: its own replica count decides
+        src_class = self._class_of.get(src.workload.id) if src.workload else None
+        dst_class = self._class_of.get(dst.workload.id) if dst.workload else None
+        src_rep = dataclasses.replace(src, workload=src_class[0]) if src_class else src
+        if not dst_class:
+            return src_rep, dst
+        others = [w for w in dst_class if w != src_rep.workload]
+        return src_rep, dataclasses.replace(dst, workload=others[0])
 
     def _service(self, record: FlowRecord, dst: Resolved) -> ServiceAddress | None:
         """The Service the client addressed, when the log names one the manifests have; a log

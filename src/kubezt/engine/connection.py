@@ -353,10 +353,12 @@ def explain_connection(
     *,
     service: ServiceAddress | None = None,
     http: HttpRequest | None = None,
+    legs_memo: dict[tuple[object, ...], LayerVerdict] | None = None,
 ) -> Verdict:
     """The verdict of one connection (or one HTTP request on it), with every step that decided
     it. `port` is the destination container port; `service` says the client addressed a
-    Service (its port) rather than the pod IP."""
+    Service (its port) rather than the pod IP. `legs_memo`, when given, keeps the L3/L4
+    verdict of each wire leg across calls on one model (many requests on one connection)."""
     steps: list[Step] = []
     if src.workload is not None and src.workload == dst.workload and is_single_pod(src.workload):
         steps.append(
@@ -381,7 +383,12 @@ def explain_connection(
                     "(HBONE); L3/L4 policy sees that port, not the application port",
                 )
             )
-        l4 = explain_l4(model, leg.source, leg.destination, leg.wire_port, protocol, leg.label)
+        memo_key = (leg.source, leg.destination, leg.wire_port, protocol, leg.label)
+        l4 = legs_memo.get(memo_key) if legs_memo is not None else None
+        if l4 is None:
+            l4 = explain_l4(model, leg.source, leg.destination, leg.wire_port, protocol, leg.label)
+            if legs_memo is not None:
+                legs_memo[memo_key] = l4
         steps.extend(l4.steps)
         if not l4.allowed:
             return Verdict(False, l4.denied_by, tuple(steps))
