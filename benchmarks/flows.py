@@ -160,7 +160,8 @@ def generate_flows(
                     "type": "REQUEST",
                     "http": {
                         "method": method,
-                        "url": f"http://{dst[1]}.{dst[0]}/api/{resource}/{rng.randrange(1000, 1005)}",
+                        "url": f"http://{dst[1]}.{dst[0]}/api/{resource}/"
+                        f"{rng.randrange(1000, 1005)}",
                         "protocol": "HTTP/1.1",
                     },
                 },
@@ -226,9 +227,7 @@ def main() -> int:
     cluster = str(OUT / "cluster")
     intent = OUT / "intent.yaml"
     compiled = OUT / "compiled"
-    rows = [
-        measure("read only (parse every line)", [python, "-c", READ_ONLY, *flows], args.lines)
-    ]
+    rows = [measure("read only (parse every line)", [python, "-c", READ_ONLY, *flows], args.lines)]
     rows.append(
         measure(
             "kubezt learn (end to end)",
@@ -278,7 +277,8 @@ def main() -> int:
     failed = False
     for row in rows:
         print(
-            f"| {row['phase']} | {row['seconds']} s | {row['lines_per_second']:,} | {row['peak_mib']} MiB |"
+            f"| {row['phase']} | {row['seconds']} s | {row['lines_per_second']:,} "
+            f"| {row['peak_mib']} MiB |"
         )
         if "stderr" in row:
             failed = True
