@@ -32,7 +32,7 @@ from kubezt.report.documents import explain_document, reach_document
 
 @load_options()
 def reach(
-    paths: PathsArg,
+    paths: PathsArg = None,
     port: Annotated[
         int | None,
         typer.Option(
@@ -89,7 +89,7 @@ def explain(
         str, typer.Argument(help="Source: ns/name, external:<ip>, node or kubelet-probe.")
     ],
     dst: Annotated[str, typer.Argument(help="Destination: ns/name or external:<ip>.")],
-    paths: PathsArg,
+    paths: PathsArg = None,
     port: Annotated[
         int, typer.Option(help="Destination (container) port.", min=1, max=65535)
     ] = ...,  # type: ignore[assignment]

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from kubezt.cli import analyse, audit, blast, compile, diff, init, verify
+from kubezt.cli import analyse, apply, audit, blast, compile, diff, init, probe, rbac, verify
 from kubezt.cli.common import EXIT_OK, err, out
 
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
@@ -24,7 +24,10 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("diff", diff.diff_command),
     ("init", init.init_command),
     ("verify", verify.verify_command),
+    ("apply", apply.apply_command),
+    ("rbac", rbac.rbac_command),
 )
+SUBCOMMANDS: tuple[tuple[str, typer.Typer], ...] = (("probe", probe.probe_app),)
 
 
 def version_callback(value: bool) -> None:
@@ -61,6 +64,8 @@ def build_app() -> typer.Typer:
     application.callback()(root)
     for name, command in COMMANDS:
         application.command(name)(command)
+    for name, group in SUBCOMMANDS:
+        application.add_typer(group, name=name)
     return application
 
 
