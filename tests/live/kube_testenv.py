@@ -42,6 +42,7 @@ CRD_FILES = (
     "calico-projectcalico.org-v3.yaml",
     "istio.yaml",
     "gateway-api-standard.yaml",
+    "policy-api-clusternetworkpolicies.yaml",
     "tigera-operator.yaml",
     "spire-controller-manager.yaml",
 )
@@ -477,7 +478,11 @@ class TestCluster:
         if obj.get("apiVersion") == "v1" and obj.get("kind") == "Namespace":
             self.delete_namespace(obj["metadata"]["name"])
             return
-        status, body = self.request("DELETE", resource_path(self, obj))
+        # Background propagation: the default for some kinds (orphan) adds a finalizer that
+        # only the garbage collector of kube-controller-manager (not run here) removes.
+        status, body = self.request(
+            "DELETE", resource_path(self, obj), query="propagationPolicy=Background"
+        )
         if status >= 300 and status != 404:
             raise RuntimeError(f"delete {obj.get('kind')} {obj['metadata']}: {status} {body}")
 

@@ -190,6 +190,9 @@ def apply_objects(
 
 
 VOLATILE = ("resourceVersion", "managedFields", "generation")
+BACKGROUND = {"propagationPolicy": "Background"}
+"""Delete dependents in the background, as kubectl does (the API's default for some kinds,
+orphan, leaves a finalizer for the garbage collector)."""
 
 
 def _content(obj: Any) -> Any:
@@ -213,7 +216,7 @@ def _restore(
         obj, path, before = objects[i], paths[i], saved[i]
         try:
             if before is None:
-                session.request("DELETE", path, verb="delete", resource=ref(obj))
+                session.request("DELETE", path, BACKGROUND, verb="delete", resource=ref(obj))
                 report.restored.append(Outcome(ref(obj), "deleted (was created)"))
             else:
                 body = copy.deepcopy(before)
@@ -251,7 +254,7 @@ def _prune(
             if (group, kind, meta.get("namespace") or "", meta.get("name", "")) in keep:
                 continue
             obj = {"apiVersion": api_version, "kind": kind, "metadata": meta}
-            delete_query = {"dryRun": "All"} if dry_run else None
+            delete_query = BACKGROUND | ({"dryRun": "All"} if dry_run else {})
             session.request(
                 "DELETE", resolver.path(obj), delete_query, verb="delete", resource=ref(obj)
             )
