@@ -42,8 +42,16 @@ def example_workloads(kube_apply: Any) -> list[dict[str, Any]]:
 
 
 def _cleanup_policies(cluster: TestCluster, objects: list[dict[str, Any]]) -> None:
+    """Undo an apply: delete what it created; on namespaces (which may have existed, like
+    `default`), give up the fields kubezt set, such as mesh enrolment labels."""
     for obj in reversed(objects):
-        if obj["kind"] not in ("Namespace", "ServiceAccount"):
+        if obj["kind"] == "Namespace":
+            name = obj["metadata"]["name"]
+            cluster.apply(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                manager="kubezt",
+            )
+        else:
             cluster.delete(obj)
 
 
