@@ -30,7 +30,7 @@ from test_matrix_agrees_with_explain import routes
 import kubezt
 from kubezt.engine.authz import AuthzRequest, Enforcer, authorize, candidate_requests
 from kubezt.engine.authz_sets import SetAuthorizer, SourceSpace
-from kubezt.engine.reach import _MeshView
+from kubezt.engine.meshview import MeshView
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import MeshPolicies, MtlsMode, PeerAuthentication, TargetRef
 from kubezt.ir.topology import Labels
@@ -204,11 +204,11 @@ def _with_mesh(model: kubezt.Model, policies: list, modes, config: MeshConfig) -
 @contextlib.contextmanager
 def one_by_one() -> Iterator[None]:
     """The matrix with every source class decided by `mesh_decision` (explain's code)."""
-    _MeshView.batched = False
+    MeshView.batched = False
     try:
         yield
     finally:
-        _MeshView.batched = True
+        MeshView.batched = True
 
 
 @pytest.mark.parametrize("mode", ["sidecar", "ambient"])

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kubezt.engine.admission import RequestSet
 from kubezt.engine.mesh import principal
-from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, RequestSet
+from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability
 from kubezt.errors import KubeztError, did_you_mean
 from kubezt.ir.topology import Workload
 

@@ -20,6 +20,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from kubezt.engine.admission import (
+    NONE,
+    Admission,
+    AllRequests,
+    NoRequest,
+    admission,
+    request_set,
+)
 from kubezt.engine.authz import path_match, string_match
 from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
 from kubezt.engine.index import iter_bits
@@ -30,7 +38,6 @@ from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.ir.topology import Workload
 
-RequestSet = tuple[HttpRequest, ...] | None
 EXTERNAL_CANDIDATES = ("203.0.113.10", "198.51.100.10", "192.0.2.10", "100.64.0.10")
 """Addresses (documentation ranges first) used as "somewhere outside the cluster"."""
 PROBE_METHODS = ("GET", "POST", "DELETE")
@@ -244,7 +251,7 @@ class _Verifier:
 
     def _matrix(self) -> None:
         result = evaluate(self.model)
-        actual: dict[tuple[str, str, int, str], RequestSet] = {}
+        actual: dict[tuple[str, str, int, str], Admission] = {}
         planned: set[tuple[str, int, str]] = set()
         self._collect(result, actual, planned)
         # Ports the intent names that some in-scope workload does not declare: evaluate them
@@ -269,14 +276,14 @@ class _Verifier:
                     continue
                 protocol = Protocol(proto)
                 expected = self.expect(src, dst, port, protocol)
-                got = actual.get((src.id, dst.id, port, proto), False)
+                got = actual.get((src.id, dst.id, port, proto), NONE)
                 self.checked += 1
                 self._compare(src, dst, port, protocol, expected, got)
 
     def _collect(
         self,
         result: Reachability,
-        actual: dict[tuple[str, str, int, str], RequestSet],
+        actual: dict[tuple[str, str, int, str], Admission],
         planned: set[tuple[str, int, str]],
     ) -> None:
         workloads = result.model.topology.workloads
@@ -285,7 +292,7 @@ class _Verifier:
                 for wi in result.classes[ci].members:
                     planned.add((workloads[wi].id, key.port, key.protocol.value))
         for src, dst, port, proto, requests in result.detailed():
-            actual.setdefault((src, dst, port, proto), requests)
+            actual.setdefault((src, dst, port, proto), admission(requests))
 
     def _compare(
         self,
@@ -294,13 +301,14 @@ class _Verifier:
         port: int,
         protocol: Protocol,
         expected: Expectation | None,
-        got: RequestSet | bool,
+        got: Admission,
     ) -> None:
-        allowed = got is not False
-        if expected is None and not allowed:
+        """Record how the cluster's answer for one connection differs from the intent's."""
+        if isinstance(got, NoRequest):
+            if expected is not None:
+                self._blocked(src, dst, port, protocol, expected)
             return
         if expected is None:
-            requests = None if got is None or got is False else got
             self.differences.append(
                 Difference(
                     DifferenceKind.NOT_GRANTED,
@@ -308,31 +316,33 @@ class _Verifier:
                     dst.id,
                     port,
                     protocol.value,
-                    requests if isinstance(requests, tuple) else None,
+                    request_set(got),
                     detail="no entry of the intent grants this connection",
                 )
             )
             return
-        if not allowed:
-            verdict = explain_connection(
-                self.model, _end(src), _end(dst), port, protocol, service=self._address(dst, port)
-            )
-            self.differences.append(
-                Difference(
-                    DifferenceKind.BLOCKED,
-                    src.id,
-                    dst.id,
-                    port,
-                    protocol.value,
-                    entry=", ".join(expected.entries),
-                    denied_by=verdict.denied_by.value if verdict.denied_by else "",
-                    detail="granted by the intent, denied by the cluster",
-                )
-            )
+        if expected.http is None and isinstance(got, AllRequests):
             return
-        if expected.http is None and got is None:
-            return
-        self._requests(src, dst, port, protocol, expected, got if isinstance(got, tuple) else None)
+        self._requests(src, dst, port, protocol, expected, request_set(got))
+
+    def _blocked(
+        self, src: Workload, dst: Workload, port: int, protocol: Protocol, expected: Expectation
+    ) -> None:
+        verdict = explain_connection(
+            self.model, _end(src), _end(dst), port, protocol, service=self._address(dst, port)
+        )
+        self.differences.append(
+            Difference(
+                DifferenceKind.BLOCKED,
+                src.id,
+                dst.id,
+                port,
+                protocol.value,
+                entry=", ".join(expected.entries),
+                denied_by=verdict.denied_by.value if verdict.denied_by else "",
+                detail="granted by the intent, denied by the cluster",
+            )
+        )
 
     def _address(self, dst: Workload, port: int) -> ServiceAddress | None:
         """A Service the destination is reached through on `port` (else its pod address)."""

@@ -22,7 +22,8 @@ from kubezt.cli.common import (
     out,
     usage_error,
 )
-from kubezt.engine.reach import RequestSet, evaluate
+from kubezt.engine.admission import RequestSet
+from kubezt.engine.reach import evaluate
 from kubezt.ir.requests import HttpRequest
 from kubezt.report.analysis_documents import blast_radius_document, ranking_document
 
@@ -40,7 +41,9 @@ def blast_radius_command(
     ],
     hops: Annotated[
         int | None,
-        typer.Option(help="Stop after this many hops (default: until nothing new).", min=1),
+        typer.Option(
+            metavar="N", help="Stop after this many hops (default: until nothing new).", min=1
+        ),
     ] = None,
     all_workloads: Annotated[
         bool,
@@ -66,7 +69,7 @@ def blast_radius_command(
             usage_error("--hops applies to one workload; --all ranks the full transitive reach")
         workload, paths = None, args
     else:
-        if len(args) < 2:
+        if len(args) < (1 if options.live else 2):
             usage_error(
                 "expected WORKLOAD then at least one PATH (or --all with paths only), e.g. "
                 "kubezt blast-radius shop/customer examples/shop"

@@ -4,55 +4,53 @@ class of workloads.
 L3/L4 runs as bitsets (`engine.l4.decide` over all peers at once) for every destination port
 and, when any workload is in the mesh, for the HBONE port 15008. Each pair then takes the path
 the mesh gives it (direct, HBONE, or two legs through a waypoint), and mesh pairs go through
-`engine.connection.mesh_decision` — once per source identity, destination class, port and route,
-and for HTTP ports once per representative request, so a connection is allowed for all
-requests, for some (listed), or for none.
+`engine.connection.mesh_decision` (`engine.meshview`) — once per source identity, destination
+class, port and route, and for HTTP ports once per representative request, so a connection is
+allowed for all requests, for some (listed), or for none.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
-from kubezt.engine.authz import (
-    authz_networks,
-    candidate_requests,
-    mentions_http,
-    summarize,
-)
-from kubezt.engine.connection import (
-    End,
-    EndKind,
-    Leg,
-    Path,
-    is_single_pod,
-    mesh_decision,
-    plan_path,
-)
+from kubezt.engine.admission import NONE, Admission, RequestSet, admission
+from kubezt.engine.authz import authz_networks
+from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import ClassIndex, EndpointClass, build_classes, iter_bits
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
-from kubezt.engine.mesh import (
-    HBONE_PORT,
-    WAYPOINT_GATEWAY_LABEL,
-    WaypointRef,
-    mesh_mode,
-    port_protocol,
-    proxy_role,
-    waypoint_workload,
-)
-from kubezt.engine.mesh_sets import MeshSets
-from kubezt.ir.mesh import TlsMode
+from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, WaypointRef, waypoint_workload
+from kubezt.engine.meshview import MeshView
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.requests import HttpRequest
-from kubezt.ir.topology import MeshMode, ProxyRole, Service, Topology, Workload
+from kubezt.ir.topology import Topology, Workload
 
 SYNTHETIC_ANNOTATION = "kubezt.io/synthetic"
 
-RequestSet = tuple[HttpRequest, ...] | None
-"""None: every request passes; a tuple: only these representative requests pass."""
+
+class Connection(NamedTuple):
+    """One allowed connection at workload level: source and destination workload ids, the
+    destination port and its protocol."""
+
+    src: str
+    dst: str
+    port: int
+    protocol: str
+
+
+class AllowedConnection(NamedTuple):
+    """An allowed connection with the requests that pass on it (None: every request)."""
+
+    src: str
+    dst: str
+    port: int
+    protocol: str
+    requests: RequestSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +60,12 @@ class Reachability:
 
     model: Model
     classes: tuple[EndpointClass, ...]
-    plan: dict[PortKey, int]
+    plan: Mapping[PortKey, int]
     """Destination classes evaluated at each port."""
-    allowed: dict[PortKey, dict[int, int]] = field(repr=False)
+    allowed: Mapping[PortKey, Mapping[int, int]] = field(repr=False)
     """port → destination class → bitset of allowed source classes."""
-    partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = field(
-        default_factory=dict, repr=False
+    partial: Mapping[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
     )
     """(port, destination class, source class) → the representative requests that pass, when
     not all of them do."""
@@ -83,15 +81,26 @@ class Reachability:
     def _synthetic(self, wi: int) -> bool:
         return SYNTHETIC_ANNOTATION in self.model.topology.workloads[wi].annotations
 
-    def connections(self) -> Iterator[tuple[str, str, int, str]]:
-        """Allowed (src id, dst id, port, protocol), sorted, at workload level."""
-        for src, dst, port, protocol, _ in self.detailed():
-            yield src, dst, port, protocol
+    def sources(self, port: PortKey, dst_class: int) -> int:
+        """Bitset of the source classes allowed to connect to a destination class on a port
+        (for at least one request)."""
+        return self.allowed.get(port, {}).get(dst_class, 0)
 
-    def detailed(self) -> Iterator[tuple[str, str, int, str, RequestSet]]:
+    def admission(self, port: PortKey, dst_class: int, src_class: int) -> Admission:
+        """Which requests from a source class to a destination class on a port pass."""
+        if not self.sources(port, dst_class) >> src_class & 1:
+            return NONE
+        return admission(self.partial.get((port, dst_class, src_class)))
+
+    def connections(self) -> Iterator[Connection]:
+        """Allowed connections, sorted, at workload level."""
+        for src, dst, port, protocol, _ in self.detailed():
+            yield Connection(src, dst, port, protocol)
+
+    def detailed(self) -> Iterator[AllowedConnection]:
         """Like `connections()`, with the requests that pass (None = all requests)."""
         workloads = self.model.topology.workloads
-        rows: list[tuple[str, str, int, str, RequestSet]] = []
+        rows: list[AllowedConnection] = []
         for port, per_dst in self.allowed.items():
             for d, srcs in per_dst.items():
                 dst_ids = [
@@ -104,13 +113,17 @@ class Reachability:
                         for dst_id in dst_ids:
                             if src_id == dst_id and is_single_pod(workloads[wi]):
                                 continue
-                            rows.append((src_id, dst_id, port.port, port.protocol.value, requests))
+                            rows.append(
+                                AllowedConnection(
+                                    src_id, dst_id, port.port, port.protocol.value, requests
+                                )
+                            )
             # a single pod reaching itself never leaves its network namespace
             for d in iter_bits(self.plan.get(port, 0) & self.reported):
                 for wi in self.classes[d].members:
                     if is_single_pod(workloads[wi]) and not self._synthetic(wi):
                         rows.append(
-                            (
+                            AllowedConnection(
                                 workloads[wi].id,
                                 workloads[wi].id,
                                 port.port,
@@ -172,7 +185,7 @@ def evaluate(
         for key in keys:
             plan[key] = plan.get(key, 0) | 1 << c.index
     plan = dict(sorted(plan.items()))
-    mesh = _MeshView(work, classes)
+    mesh = MeshView(work, classes)
     l4_plan = dict(plan)
     if mesh.active:
         for c in classes:
@@ -184,9 +197,30 @@ def evaluate(
             key: {d: l4[key][d] for d in iter_bits(dsts) if l4[key].get(d)}
             for key, dsts in plan.items()
         }
-        return Reachability(model, classes, plan, allowed, {}, reported, input_model=model)
+        return _frozen(model, classes, plan, allowed, {}, reported, model)
     allowed, partial = mesh.compose(plan, l4, reported)
-    return Reachability(work, classes, plan, allowed, partial, reported, input_model=model)
+    return _frozen(work, classes, plan, allowed, partial, reported, model)
+
+
+def _frozen(
+    model: Model,
+    classes: tuple[EndpointClass, ...],
+    plan: dict[PortKey, int],
+    allowed: dict[PortKey, dict[int, int]],
+    partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]],
+    reported: int,
+    input_model: Model,
+) -> Reachability:
+    """A reachability result over read-only views of the matrices just computed."""
+    return Reachability(
+        model,
+        classes,
+        MappingProxyType(plan),
+        MappingProxyType({key: MappingProxyType(per_dst) for key, per_dst in allowed.items()}),
+        MappingProxyType(partial),
+        reported,
+        input_model=input_model,
+    )
 
 
 def l4_matrix(
@@ -194,8 +228,8 @@ def l4_matrix(
 ) -> dict[PortKey, dict[int, int]]:
     """For each port and destination class in `plan`, the source classes whose egress policy
     and the destination's ingress policy both allow the connection."""
-    ingress = _grouped(matcher, Direction.INGRESS)
-    egress = _grouped(matcher, Direction.EGRESS)
+    ingress = grouped_chains(matcher, Direction.INGRESS)
+    egress = grouped_chains(matcher, Direction.EGRESS)
     allowed: dict[PortKey, dict[int, int]] = {}
     for key, dsts in plan.items():
         egress_ok: dict[int, int] = {}
@@ -225,7 +259,7 @@ def l4_matrix(
     return allowed
 
 
-def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, int, int]]:
+def grouped_chains(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, int, int]]:
     """Classes that share a chain and see every rule's own side alike: (chain, representative,
     member bitset)."""
     per_class = chains(matcher, direction)
@@ -256,371 +290,3 @@ def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, in
             bits |= 1 << ci
         out.append((reps[key], members[0], bits))
     return out
-
-
-class _MeshView:
-    """Mesh facts per class and the composition of L3/L4 legs with mesh decisions."""
-
-    batched = True
-    """False: every source class through `mesh_decision` one by one, as `explain` decides
-    (the tests compare both)."""
-
-    def __init__(self, model: Model, classes: tuple[EndpointClass, ...]) -> None:
-        self.model = model
-        self.classes = classes
-        topology = model.topology
-        self.reps = [topology.workloads[c.members[0]] for c in classes]
-        self.modes: list[MeshMode] = []
-        self.roles: list[ProxyRole] = []
-        for rep in self.reps:
-            ns = topology.namespace(rep.namespace)
-            self.modes.append(mesh_mode(rep, ns, model.mesh))
-            self.roles.append(proxy_role(rep, model.mesh))
-        istio_mutual = any(
-            dr.tls_mode is TlsMode.ISTIO_MUTUAL
-            or any(m is TlsMode.ISTIO_MUTUAL for _, m in dr.port_tls)
-            for dr in model.mesh.destination_rules
-        )
-        self.active = (
-            istio_mutual
-            or any(m is not MeshMode.NONE for m in self.modes)
-            or any(r is not ProxyRole.NONE for r in self.roles)
-        )
-        self.istio_mutual = istio_mutual
-        authz_nets = authz_networks(model.mesh.authorization_policies)
-        # sources that present the same identity and address and take the same paths
-        groups: dict[tuple[object, ...], int] = {}
-        self.group_of: list[tuple[object, ...]] = []
-        for i, rep in enumerate(self.reps):
-            peer_ip = classes[i].peer.ip
-            ip_signature = None if peer_ip is None else tuple(peer_ip in net for net in authz_nets)
-            key = (
-                self.modes[i],
-                self.roles[i],
-                rep.namespace,
-                rep.service_account,
-                rep.host_network,
-                ip_signature,
-                rep.labels.get(WAYPOINT_GATEWAY_LABEL),
-            )
-            groups[key] = groups.get(key, 0) | 1 << i
-            self.group_of.append(key)
-        self.group_bits = groups
-        self.group_rep = {key: next(iter_bits(bits)) for key, bits in groups.items()}
-        self.by_name = {
-            (w.namespace, w.labels.get(WAYPOINT_GATEWAY_LABEL)): i
-            for i, w in enumerate(self.reps)
-            if self.roles[i] is ProxyRole.WAYPOINT
-        }
-        self.services = [topology.services_selecting(rep) for rep in self.reps]
-        self.alp = model.mesh_config.calico_alp and any(
-            any(r.http is not None for r in p.ingress) for p in model.policies.policies
-        )
-        self._decisions: dict[tuple[object, ...], RequestSet | bool] = {}
-        self._paths: dict[tuple[object, ...], Path] = {}
-        self._waypoint_sources = 0
-        # Sources that take the same path to any destination: the path depends on the client's
-        # mode, role, gateway name and, only through a DestinationRule there, its namespace.
-        dr_namespaces = {dr.namespace for dr in model.mesh.destination_rules}
-        buckets: dict[tuple[object, ...], int] = {}
-        for i, gkey in enumerate(self.group_of):
-            pkey = (gkey[0], gkey[1], gkey[2] if gkey[2] in dr_namespaces else "", gkey[6])
-            buckets[pkey] = buckets.get(pkey, 0) | 1 << i
-        self.path_buckets = list(buckets.items())
-        self.sets = MeshSets(model, classes, self.reps, self.services, authz_nets)
-        self._request_cache: dict[tuple[object, ...], list[HttpRequest]] = {}
-        self._summaries: dict[tuple[object, ...], tuple[HttpRequest, ...]] = {}
-        self._merged: dict[tuple[int, int], tuple[HttpRequest, ...]] = {}
-        self._keep: list[object] = []
-
-    def _merge(
-        self, a: tuple[HttpRequest, ...], b: tuple[HttpRequest, ...]
-    ) -> tuple[HttpRequest, ...]:
-        """The requests passing on either route (the tuples are kept by the caches, so their
-        ids stay valid)."""
-        key = (id(a), id(b))
-        merged = self._merged.get(key)
-        if merged is None:
-            merged = tuple(dict.fromkeys(a + b))
-            self._merged[key] = merged
-            self._keep.append((a, b))
-        return merged
-
-    def routes(self, d: int, key: PortKey) -> list[Service | None]:
-        """How a client may address the destination: its pod IP, or a Service selecting it
-        with a port that targets this port."""
-        server = self.reps[d]
-        out: list[Service | None] = [None]
-        for svc in self.services[d]:
-            for sp in svc.ports:
-                target = sp.target_on(server)
-                if target == key.port and sp.protocol is key.protocol:
-                    out.append(svc)
-                    break
-        return out
-
-    def compose(
-        self, plan: dict[PortKey, int], l4: dict[PortKey, dict[int, int]], reported: int
-    ) -> tuple[
-        dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]]
-    ]:
-        self._waypoint_sources = 0
-        for w in self.by_name.values():
-            wkey = PortKey(
-                HBONE_PORT, Protocol.TCP, self.classes[w].peer.port_name(HBONE_PORT, Protocol.TCP)
-            )
-            self._waypoint_sources |= l4.get(wkey, {}).get(w, 0)
-        allowed: dict[PortKey, dict[int, int]] = {}
-        partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = {}
-        for key, dsts in plan.items():
-            per_dst: dict[int, int] = {}
-            for d in iter_bits(dsts):
-                bits = 0
-                some: dict[int, tuple[HttpRequest, ...]] = {}
-                for svc in self.routes(d, key):
-                    route_bits, route_partial = self._route(d, key, svc, l4)
-                    partial_bits = 0
-                    for s, requests in route_partial.items():
-                        partial_bits |= 1 << s
-                        if bits >> s & 1 and s not in some:
-                            continue  # another route already lets every request through
-                        prev = some.get(s)
-                        some[s] = requests if prev is None else self._merge(prev, requests)
-                    full = route_bits & ~partial_bits
-                    if some and full:
-                        for s in [s for s in some if full >> s & 1]:
-                            del some[s]
-                    bits |= route_bits
-                if bits:
-                    per_dst[d] = bits
-                for s, requests in some.items():
-                    partial[(key, d, s)] = requests
-            allowed[key] = per_dst
-        return allowed, partial
-
-    def _route(
-        self, d: int, key: PortKey, svc: Service | None, l4: dict[PortKey, dict[int, int]]
-    ) -> tuple[int, dict[int, tuple[HttpRequest, ...]]]:
-        direct = l4.get(key, {}).get(d, 0)
-        hbone_key = PortKey(
-            HBONE_PORT, Protocol.TCP, self.classes[d].peer.port_name(HBONE_PORT, Protocol.TCP)
-        )
-        hbone = l4.get(hbone_key, {}).get(d, 0)
-        if key.protocol is not Protocol.TCP or (
-            self.modes[d] is MeshMode.NONE and not self.istio_mutual
-        ):
-            return direct, {}  # UDP/SCTP are never captured by the mesh
-        candidates = direct | hbone | self._waypoint_sources
-        bits = 0
-        partial: dict[int, tuple[HttpRequest, ...]] = {}
-        for pkey, pbits in self.path_buckets:
-            sources = pbits & candidates
-            if not sources:
-                continue
-            g = (sources & -sources).bit_length() - 1
-            path = self._path(pkey, g, d, key, svc)
-            ok_bits = sources
-            for leg in path.legs:
-                ok_bits &= self._leg_bits(leg, key, d, path, sources, l4)
-                if not ok_bits:
-                    break
-            if not ok_bits:
-                continue
-            if self._alp_applies(d, path):
-                # Calico application layer policy reads the source's L3/L4 identity: per group
-                for s in iter_bits(ok_bits):
-                    decision = self._mesh(self.group_of[s], s, d, key, svc, path)
-                    if decision is False:
-                        continue
-                    bits |= 1 << s
-                    if isinstance(decision, tuple):
-                        partial[s] = decision
-                continue
-            allowed, some = self._mesh_set(ok_bits, d, key, svc, path)
-            bits |= allowed
-            partial.update(some)
-        return bits, partial
-
-    def _alp_applies(self, d: int, path: Path) -> bool:
-        if not self.batched:
-            return True
-        if not self.alp or path.server is not MeshMode.SIDECAR:
-            return False
-        return "dikastes" in (self.reps[d].annotations.get("inject.istio.io/templates") or "")
-
-    def _mesh_set(
-        self, sources: int, d: int, key: PortKey, svc: Service | None, path: Path
-    ) -> tuple[int, dict[int, tuple[HttpRequest, ...]]]:
-        """The mesh decision for a set of sources that share `path`: the sources allowed for at
-        least one request, and for those allowed only some, the requests that pass."""
-        requests = self._cached_requests(d, key, svc, path)
-        if not requests:
-            return self.sets.allowed(sources, d, key, svc, path, [None])[0], {}
-        per_request = self.sets.allowed(sources, d, key, svc, path, requests)
-        every = sources
-        some = 0
-        for bits in per_request:
-            every &= bits
-            some |= bits
-        partial: dict[int, tuple[HttpRequest, ...]] = {}
-        if some == every:
-            return some, partial
-        # sources with the same passing requests, split request by request
-        groups: dict[tuple[int, ...], int] = {(): some & ~every}
-        for i, bits in enumerate(per_request):
-            split: dict[tuple[int, ...], int] = {}
-            for passing, members in groups.items():
-                if members & bits:
-                    split[(*passing, i)] = members & bits
-                if members & ~bits:
-                    split[passing] = members & ~bits
-            groups = split
-        universe = tuple(requests)
-        for passing, members in groups.items():
-            skey = (universe, passing)
-            summary = self._summaries.get(skey)
-            if summary is None:
-                summary = summarize(requests, tuple(requests[i] for i in passing))
-                self._summaries[skey] = summary
-            for s in iter_bits(members):
-                partial[s] = summary
-        return some, partial
-
-    def _cached_requests(
-        self, d: int, key: PortKey, svc: Service | None, path: Path
-    ) -> list[HttpRequest]:
-        wp = path.waypoint
-        ckey = (
-            d,
-            key,
-            svc.namespace if svc else None,
-            svc.name if svc else None,
-            None if wp is None else (wp.namespace, wp.name),
-        )
-        cached = self._request_cache.get(ckey)
-        if cached is None:
-            cached = self._requests(d, key, svc, path)
-            self._request_cache[ckey] = cached
-        return cached
-
-    def _path(
-        self, gkey: tuple[object, ...], g: int, d: int, key: PortKey, svc: Service | None
-    ) -> Path:
-        # `gkey` is the client's path bucket: mode, role, namespace (when a DestinationRule
-        # there can apply) and gateway name; not its service account or address.
-        cache_key = (*gkey, d, key.port, key.protocol, svc)
-        path = self._paths.get(cache_key)
-        if path is None:
-            server = self.reps[d]
-            path = plan_path(
-                self.model,
-                End(EndKind.WORKLOAD, workload=self.reps[g]),
-                End(EndKind.WORKLOAD, workload=server),
-                key.port,
-                key.protocol,
-                svc,
-                _service_port(svc, server, key),
-            )
-            self._paths[cache_key] = path
-        return path
-
-    def _leg_bits(
-        self,
-        leg: Leg,
-        key: PortKey,
-        d: int,
-        path: Path,
-        gbits: int,
-        l4: dict[PortKey, dict[int, int]],
-    ) -> int:
-        """Sources of the group for which this wire leg is allowed at L3/L4."""
-        waypoint = path.waypoint
-        wire = leg.wire_port
-        target = d
-        if waypoint is not None and leg.destination.workload is waypoint:
-            target = self._waypoint_class(waypoint)
-            if target < 0:
-                return 0
-        wire_key = (
-            key
-            if wire == key.port
-            else PortKey(
-                wire, Protocol.TCP, self.classes[target].peer.port_name(wire, Protocol.TCP)
-            )
-        )
-        allowed = l4.get(wire_key, {}).get(target, 0)
-        if waypoint is not None and leg.source.workload is waypoint:
-            source = self._waypoint_class(waypoint)
-            return gbits if source >= 0 and allowed >> source & 1 else 0
-        return allowed & gbits
-
-    def _waypoint_class(self, workload: Workload) -> int:
-        return self.by_name.get(
-            (workload.namespace, workload.labels.get(WAYPOINT_GATEWAY_LABEL)), -1
-        )
-
-    def _mesh(
-        self,
-        gkey: tuple[object, ...],
-        g: int,
-        d: int,
-        key: PortKey,
-        svc: Service | None,
-        path: Path,
-    ) -> RequestSet | bool:
-        """Mesh decision for a source group: True (all requests), False (none) or the
-        representative requests that pass."""
-        cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None)
-        cached = self._decisions.get(cache_key)
-        if cached is not None:
-            return cached
-        server = self.reps[d]
-        src_end = End(EndKind.WORKLOAD, workload=self.reps[g])
-        dst_end = End(EndKind.WORKLOAD, workload=server)
-        requests = self._requests(d, key, svc, path)
-        if not requests:
-            verdict = mesh_decision(
-                self.model, src_end, dst_end, path, key.port, key.protocol, svc, None
-            )
-            result: RequestSet | bool = verdict.allowed
-        else:
-            passing = tuple(
-                r
-                for r in requests
-                if mesh_decision(
-                    self.model, src_end, dst_end, path, key.port, key.protocol, svc, r
-                ).allowed
-            )
-            result = (
-                True
-                if len(passing) == len(requests)
-                else (summarize(requests, passing) if passing else False)
-            )
-        self._decisions[cache_key] = result
-        return result
-
-    def _requests(self, d: int, key: PortKey, svc: Service | None, path: Path) -> list[HttpRequest]:
-        """Representative requests when the destination's policies look at HTTP attributes
-        and the port carries HTTP; empty when the verdict cannot depend on the request."""
-        if key.protocol is not Protocol.TCP:
-            return []
-        server = self.reps[d]
-        proto = port_protocol(self.services[d], server, key.port, key.protocol)
-        if proto == "tcp":
-            return []
-        policies = self.sets.server_policies(d)
-        if path.waypoint is not None:
-            policies = policies + self.sets.waypoint_policies(path.waypoint, svc)
-        if not mentions_http(policies) and not self.alp:
-            return []
-        return candidate_requests(policies)
-
-
-def _service_port(svc: Service | None, server: Workload, key: PortKey) -> int | None:
-    if svc is None:
-        return None
-    for sp in svc.ports:
-        target = sp.target_on(server)
-        if target == key.port:
-            return sp.port
-    return None

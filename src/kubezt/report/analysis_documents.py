@@ -10,7 +10,7 @@ from typing import Any
 
 from kubezt.analysis.blast_radius import Access, BlastRadius, Rank
 from kubezt.analysis.diff import Allowance, Change, Decision, Diff, Presence
-from kubezt.engine.reach import RequestSet
+from kubezt.engine.admission import RequestSet
 from kubezt.errors import Diagnostic
 from kubezt.report.documents import request_document, step_document
 
