@@ -96,7 +96,7 @@ def apply_command(
     intent_path: Annotated[
         str | None,
         typer.Option(
-            "--intent", metavar="FILE", help="For a directory: the intent the result must match."
+            "--intent", metavar="INTENT", help="For a directory: the intent the result must match."
         ),
     ] = None,
     output: OutputOpt = Output.TABLE,

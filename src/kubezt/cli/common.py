@@ -71,7 +71,7 @@ ClusterOpt = Annotated[
 ContextOpt = Annotated[
     str | None,
     typer.Option(
-        "--context", metavar="NAME", help="Read the live cluster of this kubeconfig context."
+        "--context", metavar="CONTEXT", help="Read the live cluster of this kubeconfig context."
     ),
 ]
 KubeconfigOpt = Annotated[

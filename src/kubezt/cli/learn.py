@@ -112,14 +112,15 @@ def _stream(
 def learn_command(
     flows: FlowsArg,
     manifests: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--manifests",
             "-m",
             metavar="PATH",
-            help="Manifests of the workloads (files or directories); repeatable.",
+            help="Manifests of the workloads (files or directories); repeatable. With "
+            "--cluster/--context the workloads are read from the live cluster instead.",
         ),
-    ],
+    ] = None,
     output: Annotated[
         str,
         typer.Option(
