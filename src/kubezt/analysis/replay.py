@@ -18,7 +18,7 @@ Results are grouped by caller, callee, port, request and deciding policy.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -90,9 +90,9 @@ class ReplayResult:
 class Replayer:
     """Replays flows one at a time (streaming); `result` holds the totals and groups."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, api_server: Sequence[str] = ()) -> None:
         self.model = model
-        self.join = FlowJoin(model)
+        self.join = FlowJoin(model, api_server)
         self.result = ReplayResult()
         self._verdicts: dict[tuple[object, ...], tuple[Verdict, str]] = {}
         self._legs: dict[tuple[object, ...], LayerVerdict] = {}
@@ -268,8 +268,10 @@ def with_workloads(policies: Model, workloads: Model) -> Model:
     return dataclasses.replace(policies, topology=topology, mesh_config=mesh_config)
 
 
-def replay(model: Model, records: Iterable[FlowRecord]) -> ReplayResult:
-    return Replayer(model).add_all(records)
+def replay(
+    model: Model, records: Iterable[FlowRecord], api_server: Sequence[str] = ()
+) -> ReplayResult:
+    return Replayer(model, api_server).add_all(records)
 
 
 def _end(resolved: Resolved) -> End | None:

@@ -3,6 +3,7 @@ manifest set: what would break)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,15 @@ from kubezt.report.flows import learned_intent_text, replay_document, replay_sar
 FlowsArg = Annotated[
     list[str],
     typer.Argument(help="Flow-log files (plain or gzip), or - for stdin.", show_default=False),
+]
+ApiServerOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--api-server",
+        metavar="CIDR",
+        help="Address(es) of the Kubernetes API server: flows from them are its calls into "
+        "admission webhooks (Envoy and ztunnel logs name only addresses); repeatable.",
+    ),
 ]
 FormatOpt = Annotated[
     FlowFormat | None,
@@ -151,13 +161,14 @@ def learn_command(
         ),
     ] = DEFAULT_MAX_PATHS,
     flow_format: FormatOpt = None,
+    api_server: ApiServerOpt = None,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Write the least-privilege intent that admits the allowed flows of the flow logs:
     callers by identity, ports, HTTP methods and path templates, egress; every entry with
     its evidence. Exit codes: 0 written, 2 invalid input."""
     loaded = load_paths(manifests, options)
-    learner = Learner(loaded.model)
+    learner = Learner(loaded.model, _networks(api_server))
     stats = FlowStats()
     _stream(flows, flow_format, stats, learner.add)
     result = learner.finish(
@@ -230,6 +241,7 @@ def replay_command(
         ReplayOutput, typer.Option("-o", "--output", help="Output format.")
     ] = ReplayOutput.TABLE,
     flow_format: FormatOpt = None,
+    api_server: ApiServerOpt = None,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Replay observed flows against a manifest set with the exact evaluator: every flow that
@@ -247,7 +259,7 @@ def replay_command(
     model = loaded.model
     if workloads:
         model = with_workloads(model, load_paths(workloads, options).model)
-    replayer = Replayer(model)
+    replayer = Replayer(model, _networks(api_server))
     stats = FlowStats()
     _stream(flow_paths, flow_format, stats, replayer.add)
     result = replayer.finish()
@@ -261,6 +273,19 @@ def replay_command(
         warnings = [w.render() for w in loaded.warnings] + [d.render() for d in stats.diagnostics]
         emit(replay_document(result, warnings), Output(output.value))
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FINDING)
+
+
+def _networks(cidrs: list[str] | None) -> tuple[str, ...]:
+    """`--api-server` values, checked: exit 2 on one that is not an address or CIDR."""
+    for cidr in cidrs or ():
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            err.print(
+                f"kubezt: --api-server: expected an address or CIDR, got {cidr!r}", markup=False
+            )
+            raise typer.Exit(EXIT_INPUT) from None
+    return tuple(cidrs or ())
 
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")

@@ -7,7 +7,8 @@ is its longest prefix: Deployment → ReplicaSet → Pod names are built that wa
 addresses the manifests give pods), by Istio principal (`<td>/ns/<ns>/sa/<sa>`, when exactly one
 workload runs as that ServiceAccount), and by labels (the one workload of the namespace whose
 pod labels the end carries). An end outside the cluster (Calico `pub`/`pvt`/`net`, Hubble
-`reserved:world`, an address no pod has) is external; a host endpoint or the node is a node.
+`reserved:world`, an address no pod has) is external; a host endpoint or the node is a node;
+Hubble's `reserved:kube-apiserver`, or an address given as the API server's, is the API server.
 Pure: no I/O.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -55,8 +57,11 @@ class Resolved:
 class FlowJoin:
     """Resolves flow ends against one model; results are cached per distinct end."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, api_server: Sequence[str] = ()) -> None:
         self.model = model
+        self.api_server = tuple(ipaddress.ip_network(c, strict=False) for c in api_server)
+        """Addresses of the API server (`--api-server`): flow logs that name only addresses
+        (Envoy, ztunnel) show its calls into admission webhooks from these."""
         self._by_ns: dict[str, list[Workload]] = defaultdict(list)
         self._by_ip: dict[str, Workload] = {}
         self._by_sa: dict[tuple[str, str], list[Workload]] = defaultdict(list)
@@ -84,6 +89,8 @@ class FlowJoin:
                 return Resolved(EndClass.WORKLOAD, w, end.ip)
         if end.ip and end.ip in self._by_ip:
             return Resolved(EndClass.WORKLOAD, self._by_ip[end.ip], end.ip)
+        if end.ip and self.api_server and not end.name and _within(end.ip, self.api_server):
+            return Resolved(EndClass.API_SERVER, ip=end.ip)
         if end.principal:
             parts = end.principal.split("/")
             if len(parts) == 5 and parts[1] == "ns" and parts[3] == "sa":
@@ -137,6 +144,16 @@ INTERNAL_RANGES = tuple(
     for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
 """RFC 1918, CGNAT and ULA ranges: where cluster pod and service addresses live."""
+
+
+def _within(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks if net.version == ip.version)
 
 
 def _public(address: str) -> bool:

@@ -124,9 +124,9 @@ class LearnResult:
 class Learner:
     """Accumulates flows; `finish()` returns the intent."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, api_server: Sequence[str] = ()) -> None:
         self.model = model
-        self.join = FlowJoin(model)
+        self.join = FlowJoin(model, api_server)
         self.calls: dict[tuple[str, str, int, Protocol], _Call] = {}
         self.egress: dict[tuple[str, Protocol], dict[str, object]] = {}
         self.api_callers: dict[str, Evidence] = defaultdict(Evidence)

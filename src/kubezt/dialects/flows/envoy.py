@@ -21,7 +21,11 @@ log the peer's identity; a format that adds `%DOWNSTREAM_PEER_URI_SAN%` /
 Which proxy wrote the line follows from `upstream_cluster`: `inbound|8080||` is the server's
 sidecar (the client is `downstream_remote_address`, the server `downstream_local_address`);
 `outbound|80||summary.shop.svc.cluster.local` is the client's (the server is
-`upstream_host`, the Service is named by the cluster).
+`upstream_host`, the Service is named by the cluster; a cluster host that is not a Service's,
+`outbound|443||api.example.com`, is a ServiceEntry's: the destination's DNS name);
+`PassthroughCluster` is a client's connection to an address no Service names (its original
+destination `upstream_host`), `BlackHoleCluster` one refused by `outboundTrafficPolicy:
+REGISTRY_ONLY` (denied; the destination is `downstream_local_address`).
 
 An ambient waypoint (an Envoy that istiod configures) writes the same format; its clusters are
 named `inbound-vip|8000|http|probe.starfleet.svc.cluster.local` (a request to a
@@ -46,6 +50,7 @@ from kubezt.ir.flows import FlowEnd, FlowRecord, Observed
 from kubezt.ir.ports import Protocol
 
 WAYPOINT_CLUSTERS = frozenset({"inbound-vip", "inbound-pod"})
+PASSTHROUGH_CLUSTERS = frozenset({"PassthroughCluster", "BlackHoleCluster"})
 
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
 _TOKEN = r"(\S+)"
@@ -91,9 +96,19 @@ def parse_envoy_fields(doc: Any, file: str, line: int) -> FlowRecord | None:
         _internal(text(doc, "downstream_remote_address")), "downstream_remote_address"
     )
     upstream_ip, upstream_port = host_port(_internal(text(doc, "upstream_host")), "upstream_host")
-    svc_ns = svc_name = ""
+    svc_ns = svc_name = entry_host = ""
     svc_port = 0
-    if direction == "inbound":
+    if direction in PASSTHROUGH_CLUSTERS:
+        # Outbound to an address no Service or ServiceEntry names (the client's sidecar):
+        # PassthroughCluster forwards it to the original destination, BlackHoleCluster
+        # (outboundTrafficPolicy REGISTRY_ONLY) refuses it.
+        dst_ip, dst_port = (upstream_ip, upstream_port) if upstream_port else (local_ip, local_port)
+        if not dst_port:
+            raise BadLine(f"downstream_local_address: no destination address for {cluster}")
+        src = FlowEnd(ip=remote_ip)
+        dst = FlowEnd(ip=dst_ip, principal=_principal(text(doc, "upstream_peer_uri_san")))
+        reporter = "outbound"
+    elif direction == "inbound":
         dst_ip, dst_port = local_ip, local_port
         if not dst_port:
             parts = rest.split("|")
@@ -108,6 +123,8 @@ def parse_envoy_fields(doc: Any, file: str, line: int) -> FlowRecord | None:
         if len(labels) >= 3 and labels[2] == "svc":
             svc_name, svc_ns = labels[0], labels[1]
             svc_port = int(parts[0]) if parts[0].isdigit() else 0
+        else:
+            entry_host = host  # a ServiceEntry host: the destination's DNS name
         dst_ip, dst_port = upstream_ip, upstream_port
         src = FlowEnd(ip=remote_ip)
         dst = FlowEnd(ip=dst_ip, principal=_principal(text(doc, "upstream_peer_uri_san")))
@@ -147,7 +164,7 @@ def parse_envoy_fields(doc: Any, file: str, line: int) -> FlowRecord | None:
         + " "
         + _dash(text(doc, "connection_termination_details"))
     )
-    if "rbac_access_denied" in details:
+    if "rbac_access_denied" in details or direction == "BlackHoleCluster":
         observed = Observed.DENIED
     elif code and code != "0":
         observed = Observed.ALLOWED
@@ -173,7 +190,7 @@ def parse_envoy_fields(doc: Any, file: str, line: int) -> FlowRecord | None:
         service_port=svc_port,
         method=method,
         path=path,
-        host=_dash(text(doc, "authority")),
+        host=_dash(text(doc, "authority")) or entry_host,
         reporter=reporter,
     )
 

@@ -7,7 +7,8 @@ a `GetFlowsResponse` line `{"flow": {...}, "node_name", "time"}` or a bare `Flow
 skipped), `source`/`destination` (`Endpoint`: `ID`, `identity`, `namespace`, `labels` as
 `k8s:key=value`, `pod_name`, `workloads`), `destination_service` (`name`, `namespace`), `l7`
 (`type` `REQUEST`/`RESPONSE`, `http`: `code`, `method`, `url`, `protocol`, `headers`),
-`traffic_direction`, `is_reply`.
+`traffic_direction`, `is_reply`, `destination_names` (the DNS names Cilium's DNS proxy saw for
+the destination address: an outside destination's name).
 
 Replies (`is_reply: true`) and L7 responses are skipped (the request is the flow); a
 `FORWARDED` verdict is allowed, `DROPPED` denied, `AUDIT` (policy audit mode: would have been
@@ -74,6 +75,11 @@ def parse_hubble(doc: Any, file: str, line: int) -> FlowRecord | None:
             method = text(http, "method")
             url = urlsplit(text(http, "url"))
             path, host = url.path or "/", url.netloc
+    if not host:
+        names = field(flow, "destination_names") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BadLine(f"destination_names: expected a list of names, got {names!r}")
+        host = names[0].rstrip(".") if names else ""
     service = field(flow, "destination_service") or {}
     if not isinstance(service, Mapping):
         raise BadLine(f"destination_service: expected an object, got {service!r}")
