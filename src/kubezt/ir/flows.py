@@ -1,8 +1,8 @@
 """Observed traffic: one record per flow-log line, whatever tool wrote it.
 
 The readers in `kubezt.dialects.flows` turn Calico (Goldmane/Whisker), Istio/Envoy (sidecar
-and waypoint) access-log, ztunnel access-log and Hubble lines into `FlowRecord`s; `learn` folds them into an intent and `replay` puts each
-one through the evaluator. Pure, frozen data.
+and waypoint) access-log, ztunnel access-log and Hubble lines into `FlowRecord`s; `learn`
+folds them into an intent and `replay` puts each one through the evaluator. Pure, frozen data.
 """
 
 from __future__ import annotations

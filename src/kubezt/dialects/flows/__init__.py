@@ -3,7 +3,7 @@
 | module | format |
 |---|---|
 | `calico.py` | Calico open-source flow logs (Goldmane `Flow`, Whisker `/flows`), JSON lines |
-| `envoy.py` | Istio/Envoy access logs (sidecars and ambient waypoints), Istio's default text format and JSON encoding |
+| `envoy.py` | Istio/Envoy access logs of sidecars and waypoints, Istio's text format or JSON |
 | `hubble.py` | Cilium Hubble, `hubble observe -o jsonpb` / `-o json` lines |
 | `ztunnel.py` | Istio ambient ztunnel access logs, its text lines and JSON lines |
 
