@@ -65,8 +65,10 @@ class FlowJoin:
         self._by_ns: dict[str, list[Workload]] = defaultdict(list)
         self._by_ip: dict[str, Workload] = {}
         self._by_sa: dict[tuple[str, str], list[Workload]] = defaultdict(list)
+        self._named: dict[tuple[str, str], Workload] = {}
         for w in model.topology.workloads:
             self._by_ns[w.namespace].append(w)
+            self._named.setdefault((w.namespace, w.name), w)
             self._by_sa[(w.namespace, w.service_account)].append(w)
             for ip in w.ips:
                 self._by_ip[ip] = w
@@ -125,18 +127,22 @@ class FlowJoin:
         else (for an aggregate) the first Pod whose name the aggregate's prefix begins."""
         aggregate = name.endswith("*")
         stem = name.removesuffix("*")
-        best: Workload | None = None
-        pods: list[Workload] = []
-        for w in self._by_ns.get(namespace, ()):
-            if w.name == stem:
+        # The workload named `stem`, else the longest `-`-separated prefix of it that names one
+        # (the first workload of that name, in manifest order).
+        prefix = stem
+        while prefix:
+            w = self._named.get((namespace, prefix))
+            if w is not None and (prefix == stem or stem.startswith(prefix + "-")):
                 return w
-            if stem.startswith(w.name + "-") and (best is None or len(w.name) > len(best.name)):
-                best = w
-            elif aggregate and w.kind == "Pod" and w.name.startswith(stem):
-                pods.append(w)
-        if best is None and pods:
-            best = min(pods, key=lambda w: w.name)
-        return best
+            prefix = prefix.rpartition("-")[0]
+        if not aggregate:
+            return None
+        pods = [
+            w
+            for w in self._by_ns.get(namespace, ())
+            if w.kind == "Pod" and w.name.startswith(stem)
+        ]
+        return min(pods, key=lambda w: w.name) if pods else None
 
 
 INTERNAL_RANGES = tuple(

@@ -202,13 +202,13 @@ class Learner:
         if dst.kind is EndClass.EXTERNAL:
             dests = self.egress.setdefault((src.workload.id, record.protocol), {})
             host = record.host.rsplit(":", 1)[0] if record.host else ""
-            keys = [("cidr", dst.ip)] if dst.ip else []
+            targets = [("cidr", dst.ip)] if dst.ip else []
             if host and not _is_ip(host):
-                keys.append(("host", host))
-            for key in keys or [("", "")]:  # ("", ""): the log names no outside address
-                slot = dests.get(key)
+                targets.append(("host", host))
+            for dest in targets or [("", "")]:  # ("", ""): the log names no outside address
+                slot = dests.get(dest)
                 if slot is None:
-                    slot = dests[key] = _Outside()
+                    slot = dests[dest] = _Outside()
                 slot.ports.add(record.port)
                 slot.evidence.add(record)
             return
@@ -257,11 +257,17 @@ class Learner:
         evidence: dict[str, Evidence] = {}
         names: set[str] = set()
 
+        by_namespace: dict[str, list[Service]] = defaultdict(list)
+        for s in scaffold.services:
+            by_namespace[s.namespace].append(s)
+        service_cache: dict[str, Service | None] = {}
+
         def service_of(w: Workload) -> Service | None:
-            for s in scaffold.services:
-                if s.namespace == w.namespace and s.selector.matches(w.labels):
-                    return s
-            return None
+            if w.id not in service_cache:
+                service_cache[w.id] = next(
+                    (s for s in by_namespace[w.namespace] if s.selector.matches(w.labels)), None
+                )
+            return service_cache[w.id]
 
         def port_of(s: Service, number: int, protocol: Protocol) -> Port:
             found = s.port(number, protocol)
@@ -363,21 +369,21 @@ class Learner:
             # Destinations seen on the same ports share an entry: every (destination, port) an
             # entry grants was seen.
             by_ports: dict[frozenset[int], list[tuple[str, str]]] = defaultdict(list)
-            for key, slot in dests.items():
-                if key != ("", ""):
-                    by_ports[frozenset(slot.ports)].append(key)
-            for ports, keys in sorted(by_ports.items(), key=lambda kv: sorted(kv[0])):
+            for dest, slot in dests.items():
+                if dest != ("", ""):
+                    by_ports[frozenset(slot.ports)].append(dest)
+            for numbers, same in sorted(by_ports.items(), key=lambda kv: sorted(kv[0])):
                 ev = Evidence()
-                for key in keys:
-                    ev.merge(dests[key].evidence)
+                for dest in same:
+                    ev.merge(dests[dest].evidence)
                 entry = "egress/" + unique(f"{caller.name}-egress")
                 egress.append(
                     Egress(
                         entry=entry,
                         caller=caller.identity,
-                        ports=tuple(Port(p, protocol) for p in sorted(ports)),
-                        cidrs=tuple(sorted(_host_cidr(v) for k, v in keys if k == "cidr")),
-                        hosts=tuple(sorted(v for k, v in keys if k == "host")),
+                        ports=tuple(Port(n, protocol) for n in sorted(numbers)),
+                        cidrs=tuple(sorted(_host_cidr(v) for k, v in same if k == "cidr")),
+                        hosts=tuple(sorted(v for k, v in same if k == "host")),
                     )
                 )
                 evidence[entry] = ev

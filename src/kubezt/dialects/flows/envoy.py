@@ -42,7 +42,6 @@ A request Istio's RBAC filter refused
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from kubezt.dialects.flows._fields import BadLine, host_port, port, text, timestamp
@@ -85,7 +84,7 @@ def parse_envoy_text(line_text: str, file: str, line: int) -> FlowRecord | None:
 def parse_envoy_fields(doc: Any, file: str, line: int) -> FlowRecord | None:
     """One access-log entry as a mapping of Istio's JSON keys to values; None for a
     waypoint's HBONE `CONNECT` line or a request it refused before choosing a pod."""
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, dict):
         raise BadLine(f"expected a JSON object, got {type(doc).__name__}")
     cluster = _dash(text(doc, "upstream_cluster")).rstrip(";")
     direction, _, rest = cluster.partition("|")

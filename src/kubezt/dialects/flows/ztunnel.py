@@ -77,7 +77,7 @@ def parse_ztunnel_text(line_text: str, file: str, line: int) -> FlowRecord | Non
 
 def parse_ztunnel_fields(doc: Any, file: str, line: int) -> FlowRecord | None:
     """One ztunnel access-log entry as a mapping of its keys (its JSON form)."""
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, dict):
         raise BadLine(f"expected a JSON object, got {type(doc).__name__}")
     scope = doc.get("scope")
     if scope is not None and scope not in ACCESS_SCOPES:
