@@ -138,9 +138,7 @@ class FlowJoin:
         if not aggregate:
             return None
         pods = [
-            w
-            for w in self._by_ns.get(namespace, ())
-            if w.kind == "Pod" and w.name.startswith(stem)
+            w for w in self._by_ns.get(namespace, ()) if w.kind == "Pod" and w.name.startswith(stem)
         ]
         return min(pods, key=lambda w: w.name) if pods else None
 
