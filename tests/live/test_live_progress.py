@@ -1,0 +1,110 @@
+"""Progress while reading a real API server: the reader tells its callback of every kind and
+every object it reads, and a command reading the cluster shows it on a stderr that is a
+terminal (a pseudo-terminal here), never on stdout, and not with --quiet."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from typing import Any
+
+from kube_testenv import ROOT, TestCluster
+
+from kubezt.live.read import plan, read_objects
+from kubezt.live.session import Target, connect
+
+SHOP = ROOT / "examples" / "shop"
+
+
+def test_the_reader_reports_every_kind_and_every_object(
+    kube_cluster: TestCluster, kube_apply: Any
+) -> None:
+    kube_apply(SHOP)
+    session = connect(Target(kubeconfig=str(kube_cluster.kubeconfig)))
+    what = plan(session)
+    calls: list[tuple[str, int, int, int]] = []
+    objects = list(read_objects(session, what, lambda *call: calls.append(call)))
+    kinds = len(what.resources)
+    assert all(total == kinds for _, _, total, _ in calls)
+    # each kind is announced before its objects, in the plan's order
+    announced = [c for i, c in enumerate(calls) if i == 0 or c[1] != calls[i - 1][1]]
+    assert [(kind, done) for kind, done, _, _ in announced] == [
+        (res.plural, n) for n, (res, _) in enumerate(what.resources)
+    ]
+    counts = [count for _, _, _, count in calls]
+    assert counts == sorted(counts)
+    # one call per object read (the mesh ConfigMap, read after the kinds, is not counted)
+    listed = [
+        o for o in objects if (o["kind"], o["metadata"].get("name")) != ("ConfigMap", "istio")
+    ]
+    assert counts[-1] == len(listed) == len(calls) - kinds
+    pods = [c for c in calls if c[0] == "pods"]
+    assert pods[-1][3] - pods[0][3] == sum(1 for o in objects if o["kind"] == "Pod")
+
+
+def run_on_a_terminal(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run kubezt with stderr on a pseudo-terminal and stdout on a pipe."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubezt", *args],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env | {"TERM": "xterm"},
+    )
+    os.close(slave)
+    stdout = b""
+    terminal = b""
+    assert proc.stdout is not None
+    streams = {proc.stdout.fileno(): "out", master: "tty"}
+    while streams:
+        ready, _, _ = select.select(list(streams), [], [], 120)
+        assert ready, "kubezt did not finish in 120 s"
+        for fd in ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the terminal's other end closed
+                chunk = b""
+            if not chunk:
+                del streams[fd]
+            elif streams[fd] == "out":
+                stdout += chunk
+            else:
+                terminal += chunk
+    os.close(master)
+    return proc.wait(timeout=30), stdout.decode(), terminal.decode(errors="replace")
+
+
+def test_reading_a_cluster_shows_progress_on_a_terminal_and_not_on_stdout(
+    kube_cluster: TestCluster, kube_apply: Any, kube_env: dict[str, str]
+) -> None:
+    kube_apply(SHOP)
+    code, stdout, terminal = run_on_a_terminal("reach", "--cluster", "-o", "json", env=kube_env)
+    assert code == 0, terminal
+    assert "kubezt: reading the cluster: " in terminal
+    assert "kinds), " in terminal and " objects" in terminal
+    assert terminal.rstrip().endswith("\x1b[2K")  # the line is cleared at the end
+    on_files = subprocess.run(
+        [sys.executable, "-m", "kubezt", "reach", str(SHOP), "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # stdout holds the document only: the same workloads as the same objects in files
+    assert json.loads(stdout)["workloads"] == json.loads(on_files.stdout)["workloads"]
+    assert "\r" not in stdout and "reading the cluster" not in stdout
+
+
+def test_quiet_silences_the_progress_of_reading_a_cluster(
+    kube_cluster: TestCluster, kube_apply: Any, kube_env: dict[str, str]
+) -> None:
+    kube_apply(SHOP)
+    code, stdout, terminal = run_on_a_terminal(
+        "audit", "--cluster", "--quiet", "-o", "json", env=kube_env
+    )
+    assert code in (0, 1), terminal
+    assert "reading the cluster" not in terminal and "\x1b[2K" not in terminal
+    assert json.loads(stdout)["findings"]
