@@ -5,9 +5,6 @@ terminal (a pseudo-terminal here), never on stdout, and not with --quiet."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import subprocess
 import sys
 from typing import Any
@@ -16,6 +13,7 @@ from kube_testenv import ROOT, TestCluster
 
 from kubezt.live.read import plan, read_objects
 from kubezt.live.session import Target, connect
+from ttykit import run_on_a_terminal
 
 SHOP = ROOT / "examples" / "shop"
 
@@ -44,38 +42,6 @@ def test_the_reader_reports_every_kind_and_every_object(
     assert counts[-1] == len(listed) == len(calls) - kinds
     pods = [c for c in calls if c[0] == "pods"]
     assert pods[-1][3] - pods[0][3] == sum(1 for o in objects if o["kind"] == "Pod")
-
-
-def run_on_a_terminal(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    """Run kubezt with stderr on a pseudo-terminal and stdout on a pipe."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kubezt", *args],
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        env=env | {"TERM": "xterm"},
-    )
-    os.close(slave)
-    stdout = b""
-    terminal = b""
-    assert proc.stdout is not None
-    streams = {proc.stdout.fileno(): "out", master: "tty"}
-    while streams:
-        ready, _, _ = select.select(list(streams), [], [], 120)
-        assert ready, "kubezt did not finish in 120 s"
-        for fd in ready:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:  # the terminal's other end closed
-                chunk = b""
-            if not chunk:
-                del streams[fd]
-            elif streams[fd] == "out":
-                stdout += chunk
-            else:
-                terminal += chunk
-    os.close(master)
-    return proc.wait(timeout=30), stdout.decode(), terminal.decode(errors="replace")
 
 
 def test_reading_a_cluster_shows_progress_on_a_terminal_and_not_on_stdout(

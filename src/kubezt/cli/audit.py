@@ -30,6 +30,7 @@ from kubezt.cli.common import (
     out,
 )
 from kubezt.cli.pipes import decided
+from kubezt.cli.progress import shown
 from kubezt.cli.tables import Column, NoHeadersOpt, plain, write_listing
 from kubezt.engine.reach import evaluate
 from kubezt.report.audit import audit_document
@@ -91,7 +92,8 @@ def audit_command(
     Exit code 0 no finding at or above --fail-on, 1 such findings, 2 input error."""
     loaded = load_paths(paths, options)
     scope = frozenset(namespace) if namespace else None
-    report = guarded(lambda: audit(evaluate(loaded.model), namespaces=scope))
+    with shown(options.quiet, "evaluating and auditing"):
+        report = guarded(lambda: audit(evaluate(loaded.model), namespaces=scope))
     failing = report.at_least(FindingSeverity(fail_on.value))
     decided(EXIT_FINDING if failing else EXIT_OK)
     if plain(output, no_headers):

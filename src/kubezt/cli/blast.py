@@ -22,6 +22,7 @@ from kubezt.cli.common import (
     out,
     usage_error,
 )
+from kubezt.cli.progress import shown
 from kubezt.cli.render import requests_cell
 from kubezt.cli.tables import (
     Column,
@@ -88,7 +89,8 @@ def blast_radius_command(
             )
         workload, paths = args[0], args[1:]
     loaded = load_paths(paths, options)
-    reach = guarded(lambda: evaluate(loaded.model))
+    with shown(options.quiet, "evaluating every connection"):
+        reach = guarded(lambda: evaluate(loaded.model))
     wide = output is ListOutput.WIDE
     if workload is None:
         ranks = rank(reach)

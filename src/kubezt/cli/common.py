@@ -236,15 +236,18 @@ def load_paths(paths: list[str] | None, options: LoadOptions) -> LoadResult:
     elif not paths:
         usage_error("no input: give manifest files or directories, or --cluster/--context")
     else:
+        from kubezt.cli.progress import shown
+
         files = paths
-        result = guarded(
-            lambda: load(
-                files,
-                root_namespace=options.root_namespace,
-                trust_domain=options.trust_domain,
-                trust_domain_aliases=options.trust_domain_aliases,
+        with shown(options.quiet, "loading manifests"):
+            result = guarded(
+                lambda: load(
+                    files,
+                    root_namespace=options.root_namespace,
+                    trust_domain=options.trust_domain,
+                    trust_domain_aliases=options.trust_domain_aliases,
+                )
             )
-        )
     for diag in result.warnings:
         text = diag.render()
         if text not in _SAID:  # diff loads twice: a warning both sides share is said once

@@ -30,6 +30,7 @@ from kubezt.cli.common import (
     usage_error,
 )
 from kubezt.cli.pipes import decided
+from kubezt.cli.progress import shown
 from kubezt.cli.render import requests_cell
 from kubezt.cli.tables import Column, NoHeadersOpt, plain, write_listing
 from kubezt.dialects.registry import LoadResult
@@ -115,13 +116,14 @@ def diff_command(
 
     before = side(old, None)
     after = side(CLUSTER, new) if old == CLUSTER and new != CLUSTER else side(new, None)
-    if output is DiffOutput.HTML:
-        # The page draws the new side's whole matrix, so both sides are evaluated in full.
-        old_reach = guarded(lambda: evaluate(before.model))
-        new_reach = guarded(lambda: evaluate(after.model))
-        result = guarded(lambda: compare(old_reach, new_reach))
-    else:
-        result = guarded(lambda: diff_models(before.model, after.model))
+    with shown(options.quiet, "comparing every connection"):
+        if output is DiffOutput.HTML:
+            # The page draws the new side's whole matrix, so both sides are evaluated in full.
+            old_reach = guarded(lambda: evaluate(before.model))
+            new_reach = guarded(lambda: evaluate(after.model))
+            result = guarded(lambda: compare(old_reach, new_reach))
+        else:
+            result = guarded(lambda: diff_models(before.model, after.model))
     decided(EXIT_FINDING if result.opens else EXIT_OK)
     if plain(output, no_headers):
         wide = output is DiffOutput.WIDE

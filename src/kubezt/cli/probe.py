@@ -27,6 +27,7 @@ from kubezt.cli.common import (
     out,
     usage_error,
 )
+from kubezt.cli.progress import shown
 from kubezt.cli.tables import (
     Column,
     ListOutput,
@@ -70,7 +71,8 @@ def plan_command(
     `kubectl logs -n NS job/NAME` for each Job (or `-l kubezt.io/probe=true` per namespace),
     then `kubezt probe compare LOGS DIR`. Exit codes: 0 written, 2 invalid input."""
     loaded = load_paths(paths, options)
-    reach = guarded(lambda: evaluate(loaded.model))
+    with shown(options.quiet, "evaluating every connection"):
+        reach = guarded(lambda: evaluate(loaded.model))
     probes, unprobed = plan_probes(loaded.model, reach.connections())
     jobs = probe_jobs(loaded.model, probes, unprobed)
     directory = Path(output_dir)

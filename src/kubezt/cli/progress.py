@@ -4,12 +4,14 @@ stdout is never mixed with it and logs never fill with it."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 
 from kubezt.cli.common import QuietOpt, err
 
-__all__ = ["Progress", "QuietOpt"]
+__all__ = ["Progress", "QuietOpt", "shown"]
 
 
 class Progress:
@@ -54,3 +56,14 @@ class Progress:
         if self.enabled:
             self.console.file.write("\r\x1b[2K")
             self.console.file.flush()
+
+
+@contextmanager
+def shown(quiet: bool, text: str) -> Iterator[None]:
+    """Show one stage of work (`loading manifests…`, with the seconds spent) while it runs."""
+    progress = Progress(quiet)
+    progress.stage(text)
+    try:
+        yield
+    finally:
+        progress.done()

@@ -24,6 +24,7 @@ from kubezt.cli.common import (
 )
 from kubezt.cli.compile import IntentArg, ModeOpt
 from kubezt.cli.pipes import decided
+from kubezt.cli.progress import shown
 from kubezt.cli.render import requests_cell
 from kubezt.cli.tables import (
     Column,
@@ -63,7 +64,8 @@ def verify_command(
             options, root_namespace=intent.root_namespace, trust_domain=intent.trust_domain
         ),
     )
-    result = guarded(lambda: verify(intent, loaded.model, Mode(mode.value) if mode else None))
+    with shown(options.quiet, "checking every connection against the intent"):
+        result = guarded(lambda: verify(intent, loaded.model, Mode(mode.value) if mode else None))
     decided(EXIT_OK if result.ok else EXIT_FINDING)
     if plain(output, no_headers):
         wide = output is ListOutput.WIDE
