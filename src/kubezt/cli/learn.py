@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kubezt.analysis.replay import Replayer, ReplayResult, with_workloads
+from kubezt.analysis.replay import Replayer, ReplayGroup, ReplayResult, with_workloads
 from kubezt.cli.common import (
     EXIT_FINDING,
     EXIT_INPUT,
@@ -317,19 +317,24 @@ def group_rows(result: ReplayResult) -> list[list[str]]:
     """One row per group: the flows that would break, then those the cluster denied that the
     manifests allow (wide: the deciding layer and where the first flow was logged)."""
     return [
-        [
-            outcome,
-            g.src,
-            g.dst,
-            f"{g.port}/{g.protocol.value}",
-            g.request,
-            g.policy or g.denied_by,
-            str(g.count),
-            g.denied_by,
-            g.first,
-        ]
+        _group_cells(outcome, g)
         for outcome, groups in (("breaks", result.breaks), ("disagrees", result.disagreements))
         for g in groups
+    ]
+
+
+def _group_cells(outcome: str, g: ReplayGroup) -> list[str]:
+    """The cells of GROUP_COLUMNS for one group."""
+    return [
+        outcome,
+        g.src,
+        g.dst,
+        f"{g.port}/{g.protocol.value}",
+        g.request,
+        g.policy or g.denied_by,
+        str(g.count),
+        g.denied_by,
+        g.first,
     ]
 
 
@@ -365,15 +370,9 @@ def _table(result: ReplayResult) -> None:
         ):
             table.add_column(column)
         for g in groups:
-            table.add_row(
-                g.src,
-                g.dst,
-                f"{g.port}/{g.protocol.value}",
-                g.request,
-                g.policy or g.denied_by,
-                str(g.count),
-                g.first,
-            )
+            # the listing's cells without OUTCOME (the table's title) and LAYER
+            cells = _group_cells("", g)
+            table.add_row(*cells[1:7], cells[8])
         out.print(table)
     for note in result.notes:
         err.print(f"note: {note}", markup=False)
