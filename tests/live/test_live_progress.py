@@ -1,21 +1,26 @@
 """Progress while reading a real API server: the reader tells its callback of every kind and
 every object it reads, and a command reading the cluster shows it on a stderr that is a
-terminal (a pseudo-terminal here), never on stdout, and not with --quiet."""
+terminal (a pseudo-terminal here), never on stdout, and not with --quiet. The report of a
+cluster shows what the report of the same objects in files shows."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from kube_testenv import ROOT, TestCluster
+from typer.testing import CliRunner
 
+from kubezt.cli.main import app
 from kubezt.live.read import plan, read_objects
 from kubezt.live.session import Target, connect
 from ttykit import run_on_a_terminal
 
 SHOP = ROOT / "examples" / "shop"
+runner = CliRunner()
 
 
 def test_the_reader_reports_every_kind_and_every_object(
@@ -74,3 +79,28 @@ def test_quiet_silences_the_progress_of_reading_a_cluster(
     assert code in (0, 1), terminal
     assert "reading the cluster" not in terminal and "\x1b[2K" not in terminal
     assert json.loads(stdout)["findings"]
+
+
+def page_data(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    start = text.index('<script type="application/json" id="data">') + len(
+        '<script type="application/json" id="data">'
+    )
+    return dict(json.loads(text[start : text.index("</script>", start)].replace("<\\/", "</")))
+
+
+def test_report_of_the_cluster_shows_what_the_report_of_the_same_files_shows(
+    kube_cluster: TestCluster, kube_apply: Any, tmp_path: Path
+) -> None:
+    kube_apply(SHOP)
+    on_cluster, on_files = tmp_path / "cluster.html", tmp_path / "files.html"
+    for args, page in (
+        (["--kubeconfig", str(kube_cluster.kubeconfig)], on_cluster),
+        ([str(SHOP)], on_files),
+    ):
+        result = runner.invoke(app, ["report", *args, "-o", str(page), "--quiet"])
+        assert result.exit_code == 0, result.output
+    cluster, files = page_data(on_cluster), page_data(on_files)
+    for key in ("namespaces", "workloads", "ports", "edges", "outsideEdges", "counts", "ranking"):
+        assert cluster[key] == files[key], key
+    assert cluster["audit"]["score"] == files["audit"]["score"]
