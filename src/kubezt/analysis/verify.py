@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -24,18 +23,23 @@ from kubezt.engine.authz import path_match, string_match
 from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
+from kubezt.engine.requests import (
+    ALL,
+    NONE,
+    NoRequests,
+    RequestSet,
+    RequestSpace,
+    Some,
+    intent_space,
+)
 from kubezt.ir.intent import Grant, HttpMatch, Identity, Intent, Mode, Service
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.ir.topology import Workload
 
-RequestSet = tuple[HttpRequest, ...] | None
 EXTERNAL_CANDIDATES = ("203.0.113.10", "198.51.100.10", "192.0.2.10", "100.64.0.10")
 """Addresses (documentation ranges first) used as "somewhere outside the cluster"."""
-PROBE_METHODS = ("GET", "POST", "DELETE")
-PROBE_PATHS = ("/", "/kubezt-unlisted")
-MAX_PROBES = 96
 
 
 class DifferenceKind(StrEnum):
@@ -269,7 +273,7 @@ class _Verifier:
                     continue
                 protocol = Protocol(proto)
                 expected = self.expect(src, dst, port, protocol)
-                got = actual.get((src.id, dst.id, port, proto), False)
+                got = actual.get((src.id, dst.id, port, proto), NONE)
                 self.checked += 1
                 self._compare(src, dst, port, protocol, expected, got)
 
@@ -294,13 +298,13 @@ class _Verifier:
         port: int,
         protocol: Protocol,
         expected: Expectation | None,
-        got: RequestSet | bool,
+        got: RequestSet,
     ) -> None:
-        allowed = got is not False
+        allowed = not isinstance(got, NoRequests)
         if expected is None and not allowed:
             return
         if expected is None:
-            requests = None if got is None or got is False else got
+            requests = got.summary if isinstance(got, Some) else None
             self.differences.append(
                 Difference(
                     DifferenceKind.NOT_GRANTED,
@@ -308,7 +312,7 @@ class _Verifier:
                     dst.id,
                     port,
                     protocol.value,
-                    requests if isinstance(requests, tuple) else None,
+                    requests,
                     detail="no entry of the intent grants this connection",
                 )
             )
@@ -330,9 +334,9 @@ class _Verifier:
                 )
             )
             return
-        if expected.http is None and got is None:
+        if expected.http is None and got is ALL:
             return
-        self._requests(src, dst, port, protocol, expected, got if isinstance(got, tuple) else None)
+        self._requests(src, dst, port, protocol, expected, got if isinstance(got, Some) else None)
 
     def _address(self, dst: Workload, port: int) -> ServiceAddress | None:
         """A Service the destination is reached through on `port` (else its pod address)."""
@@ -360,10 +364,19 @@ class _Verifier:
         port: int,
         protocol: Protocol,
         expected: Expectation,
-        engine: tuple[HttpRequest, ...] | None,
+        engine: Some | None,
     ) -> None:
-        """Settle an HTTP-level comparison on concrete requests."""
-        probes = _probes(expected.http or (), engine or ())
+        """Settle an HTTP-level comparison on one witness request per cell of the patterns of
+        both the intent's grants and the cluster's policies."""
+        grants = expected.http or ()
+        space: RequestSpace = intent_space(
+            (m for g in grants for m in g.methods),
+            (p for g in grants for p in g.paths),
+            (h for g in grants for h in g.hosts),
+        )
+        if engine is not None:
+            space = space.merged(engine.space)
+        probes = space.witnesses()
         routes = self._routes(dst, port, protocol)
         too_many: list[HttpRequest] = []
         blocked: list[HttpRequest] = []
@@ -528,53 +541,6 @@ def _grants(match: HttpMatch, request: HttpRequest) -> bool:
         return False
     host = request.host.lower() if request.host else None
     return not (match.hosts and not any(string_match(h, host) for h in match.hosts))
-
-
-def _instances(pattern: str, fill: str) -> list[str]:
-    if pattern == "*":
-        return [fill]
-    if pattern.startswith("*"):
-        return [fill + pattern[1:]]
-    if pattern.endswith("*"):
-        return [pattern[:-1], pattern[:-1] + fill]
-    return [pattern]
-
-
-def _concrete(value: str, fallback: str) -> str:
-    return fallback if value == "*" else value
-
-
-def _probes(matches: Iterable[HttpMatch], engine: Iterable[HttpRequest]) -> list[HttpRequest]:
-    """Concrete requests that tell the intent's grants apart (each listed value, a value no
-    grant lists), plus the engine's representative requests made concrete."""
-    methods: dict[str, None] = dict.fromkeys(PROBE_METHODS)
-    paths: dict[str, None] = dict.fromkeys(PROBE_PATHS)
-    hosts: dict[str, None] = {"": None}
-    for m in matches:
-        for v in m.methods:
-            methods.update(dict.fromkeys(_instances(v, "X")))
-        for v in m.paths:
-            paths.update(dict.fromkeys(_instances(v, "x")))
-        for v in m.hosts:
-            hosts.update(dict.fromkeys(_instances(v, "x")))
-    out = [HttpRequest(m, p, h) for m in methods for p in paths for h in hosts]
-    if len(out) > MAX_PROBES:
-        out = (
-            [HttpRequest(m, "/", "") for m in methods]
-            + [HttpRequest("GET", p, "") for p in paths]
-            + [HttpRequest("GET", "/", h) for h in hosts]
-        )
-    for r in engine:
-        headers = () if r.headers == (("*", "*"),) else r.headers
-        out.append(
-            HttpRequest(
-                _concrete(r.method, "PATCH"),
-                _concrete(r.path, "/kubezt-unlisted"),
-                _concrete(r.host, ""),
-                headers,
-            )
-        )
-    return list(dict.fromkeys(out))
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from kubezt.cli.common import (
     out,
 )
 from kubezt.engine.reach import evaluate
+from kubezt.engine.requests import AllRequests
 from kubezt.report.analysis_documents import diff_document
 
 
@@ -108,7 +109,7 @@ def diff_table(console: Console, result: Diff) -> None:
 def _allowance(allowance: Allowance) -> Text:
     if not allowance.allowed:
         text = Text("denied")
-    elif allowance.requests is None:
+    elif isinstance(allowance.requests, AllRequests):
         text = Text("all requests")
     else:
         text = Text("only" + requests_suffix(allowance.requests).removeprefix(":"))

@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 
 from kubezt.engine.authz import (
     authz_networks,
-    candidate_requests,
     mentions_http,
-    summarize,
     waypoint_policies,
     workload_policies,
 )
@@ -43,17 +41,24 @@ from kubezt.engine.mesh import (
     proxy_role,
     waypoint_workload,
 )
+from kubezt.engine.requests import (
+    ALL,
+    NONE,
+    NoRequests,
+    RequestSet,
+    RequestSpace,
+    Some,
+    requests_passing,
+    space_of,
+    union,
+)
 from kubezt.ir.mesh import TlsMode
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
 from kubezt.ir.ports import PortKey, Protocol
-from kubezt.ir.requests import HttpRequest
 from kubezt.ir.topology import MeshMode, ProxyRole, Service, Topology, Workload
 
 SYNTHETIC_ANNOTATION = "kubezt.io/synthetic"
-
-RequestSet = tuple[HttpRequest, ...] | None
-"""None: every request passes; a tuple: only these representative requests pass."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +72,9 @@ class Reachability:
     """Destination classes evaluated at each port."""
     allowed: dict[PortKey, dict[int, int]] = field(repr=False)
     """port → destination class → bitset of allowed source classes."""
-    partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = field(
-        default_factory=dict, repr=False
-    )
-    """(port, destination class, source class) → the representative requests that pass, when
-    not all of them do."""
+    partial: dict[tuple[PortKey, int, int], Some] = field(default_factory=dict, repr=False)
+    """(port, destination class, source class) → the witness requests that pass, when not all
+    of them do."""
     reported: int = -1
     """Bitset of classes of real workloads (synthetic waypoint pods are not reported)."""
     input_model: Model = field(kw_only=True, repr=False)
@@ -90,7 +93,7 @@ class Reachability:
             yield src, dst, port, protocol
 
     def detailed(self) -> Iterator[tuple[str, str, int, str, RequestSet]]:
-        """Like `connections()`, with the requests that pass (None = all requests)."""
+        """Like `connections()`, with the requests that pass (`ALL` or `Some`)."""
         workloads = self.model.topology.workloads
         rows: list[tuple[str, str, int, str, RequestSet]] = []
         for port, per_dst in self.allowed.items():
@@ -99,7 +102,7 @@ class Reachability:
                     workloads[wj].id for wj in self.classes[d].members if not self._synthetic(wj)
                 ]
                 for s in iter_bits(srcs & self.reported):
-                    requests = self.partial.get((port, d, s))
+                    requests: RequestSet = self.partial.get((port, d, s), ALL)
                     for wi in self.classes[s].members:
                         src_id = workloads[wi].id
                         for dst_id in dst_ids:
@@ -116,7 +119,7 @@ class Reachability:
                                 workloads[wi].id,
                                 port.port,
                                 port.protocol.value,
-                                None,
+                                ALL,
                             )
                         )
         rows.sort(key=lambda r: r[:4])
@@ -299,6 +302,7 @@ class _MeshView:
                 rep.host_network,
                 ip_signature,
                 rep.labels.get(WAYPOINT_GATEWAY_LABEL),
+                _outbound_capture(rep),
             )
             groups[key] = groups.get(key, 0) | 1 << i
             self.group_of.append(key)
@@ -310,10 +314,14 @@ class _MeshView:
             if self.roles[i] is ProxyRole.WAYPOINT
         }
         self.services = [topology.services_selecting(rep) for rep in self.reps]
-        self.alp = model.mesh_config.calico_alp and any(
-            any(r.http is not None for r in p.ingress) for p in model.policies.policies
+        self.alp_matches = tuple(
+            r.http
+            for p in model.policies.policies
+            for r in p.ingress
+            if r.http is not None and model.mesh_config.calico_alp
         )
-        self._decisions: dict[tuple[object, ...], RequestSet | bool] = {}
+        self.alp = bool(self.alp_matches)
+        self._decisions: dict[tuple[object, ...], RequestSet] = {}
         self._paths: dict[tuple[object, ...], Path] = {}
         self._waypoint_sources = 0
 
@@ -332,9 +340,7 @@ class _MeshView:
 
     def compose(
         self, plan: dict[PortKey, int], l4: dict[PortKey, dict[int, int]], reported: int
-    ) -> tuple[
-        dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]]
-    ]:
+    ) -> tuple[dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], Some]]:
         self._waypoint_sources = 0
         for w in self.by_name.values():
             wkey = PortKey(
@@ -342,26 +348,21 @@ class _MeshView:
             )
             self._waypoint_sources |= l4.get(wkey, {}).get(w, 0)
         allowed: dict[PortKey, dict[int, int]] = {}
-        partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = {}
+        partial: dict[tuple[PortKey, int, int], Some] = {}
         for key, dsts in plan.items():
             per_dst: dict[int, int] = {}
             for d in iter_bits(dsts):
-                bits = 0
+                answers: dict[int, RequestSet] = {}
                 for svc in self.routes(d, key):
-                    route_bits, route_partial = self._route(d, key, svc, l4)
-                    for s, requests in route_partial.items():
-                        if bits >> s & 1 and (key, d, s) not in partial:
-                            continue  # another route already lets every request through
-                        prev = partial.get((key, d, s))
-                        partial[(key, d, s)] = (
-                            requests if prev is None else tuple(dict.fromkeys(prev + requests))
-                        )
-                    full = route_bits
-                    for s in route_partial:
-                        full &= ~(1 << s)
-                    for s in iter_bits(full):
-                        partial.pop((key, d, s), None)
-                    bits |= route_bits
+                    for s, answer in self._route(d, key, svc, l4).items():
+                        answers[s] = union(answers.get(s, NONE), answer)
+                bits = 0
+                for s, answer in answers.items():
+                    if isinstance(answer, NoRequests):
+                        continue
+                    bits |= 1 << s
+                    if isinstance(answer, Some):
+                        partial[(key, d, s)] = answer
                 if bits:
                     per_dst[d] = bits
             allowed[key] = per_dst
@@ -369,7 +370,8 @@ class _MeshView:
 
     def _route(
         self, d: int, key: PortKey, svc: Service | None, l4: dict[PortKey, dict[int, int]]
-    ) -> tuple[int, dict[int, tuple[HttpRequest, ...]]]:
+    ) -> dict[int, RequestSet]:
+        """Source class → the requests that pass on this route (classes absent: none)."""
         direct = l4.get(key, {}).get(d, 0)
         hbone_key = PortKey(
             HBONE_PORT, Protocol.TCP, self.classes[d].peer.port_name(HBONE_PORT, Protocol.TCP)
@@ -378,11 +380,10 @@ class _MeshView:
         if key.protocol is not Protocol.TCP or (
             self.modes[d] is MeshMode.NONE and not self.istio_mutual
         ):
-            return direct, {}  # UDP/SCTP are never captured by the mesh
+            return dict.fromkeys(iter_bits(direct), ALL)  # UDP/SCTP are never captured
         candidates = direct | hbone | self._waypoint_sources
         seen: set[tuple[object, ...]] = set()
-        bits = 0
-        partial: dict[int, tuple[HttpRequest, ...]] = {}
+        out: dict[int, RequestSet] = {}
         for c in iter_bits(candidates):
             gkey = self.group_of[c]
             if gkey in seen:
@@ -399,20 +400,18 @@ class _MeshView:
             if not ok_bits:
                 continue
             decision = self._mesh(gkey, g, d, key, svc, path)
-            if decision is False:
+            if isinstance(decision, NoRequests):
                 continue
-            bits |= ok_bits
-            if isinstance(decision, tuple):
-                for s in iter_bits(ok_bits):
-                    partial[s] = decision
-        return bits, partial
+            for s in iter_bits(ok_bits):
+                out[s] = decision
+        return out
 
     def _path(
         self, gkey: tuple[object, ...], g: int, d: int, key: PortKey, svc: Service | None
     ) -> Path:
         # The path depends on the client's mode, role and namespace (DestinationRule lookup),
         # not on its service account or address.
-        cache_key = (gkey[0], gkey[1], gkey[2], gkey[6], d, key.port, key.protocol, svc)
+        cache_key = (gkey[0], gkey[1], gkey[2], gkey[6], gkey[7], d, key.port, key.protocol, svc)
         path = self._paths.get(cache_key)
         if path is None:
             server = self.reps[d]
@@ -471,9 +470,9 @@ class _MeshView:
         key: PortKey,
         svc: Service | None,
         path: Path,
-    ) -> RequestSet | bool:
-        """Mesh decision for a source group: True (all requests), False (none) or the
-        representative requests that pass."""
+    ) -> RequestSet:
+        """Mesh decision for a source group: on every witness request of the destination's
+        request space when the verdict can depend on the request."""
         cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None)
         cached = self._decisions.get(cache_key)
         if cached is not None:
@@ -481,37 +480,35 @@ class _MeshView:
         server = self.reps[d]
         src_end = End(EndKind.WORKLOAD, workload=self.reps[g])
         dst_end = End(EndKind.WORKLOAD, workload=server)
-        requests = self._requests(d, key, svc, path)
-        if not requests:
+        space = self._space(d, key, svc, path)
+        result: RequestSet
+        if space is None:
             verdict = mesh_decision(
                 self.model, src_end, dst_end, path, key.port, key.protocol, svc, None
             )
-            result: RequestSet | bool = verdict.allowed
+            result = ALL if verdict.allowed else NONE
         else:
-            passing = tuple(
-                r
-                for r in requests
-                if mesh_decision(
-                    self.model, src_end, dst_end, path, key.port, key.protocol, svc, r
-                ).allowed
-            )
-            result = (
-                True
-                if len(passing) == len(requests)
-                else (summarize(requests, passing) if passing else False)
+            result = requests_passing(
+                space,
+                lambda r: (
+                    mesh_decision(
+                        self.model, src_end, dst_end, path, key.port, key.protocol, svc, r
+                    ).allowed
+                ),
             )
         self._decisions[cache_key] = result
         return result
 
-    def _requests(self, d: int, key: PortKey, svc: Service | None, path: Path) -> list[HttpRequest]:
-        """Representative requests when the destination's policies look at HTTP attributes
-        and the port carries HTTP; empty when the verdict cannot depend on the request."""
+    def _space(self, d: int, key: PortKey, svc: Service | None, path: Path) -> RequestSpace | None:
+        """The request space of the policies that apply at the destination (sidecar, waypoint,
+        Calico application layer) when the port carries HTTP; None when the verdict cannot
+        depend on the request."""
         if key.protocol is not Protocol.TCP:
-            return []
+            return None
         server = self.reps[d]
         proto = port_protocol(self.services[d], server, key.port, key.protocol)
         if proto == "tcp":
-            return []
+            return None
         config = self.model.mesh_config
         candidates = self.model.mesh.authorization_in(server.namespace, config.root_namespace)
         policies = workload_policies(candidates, server, config)
@@ -526,8 +523,19 @@ class _MeshView:
                 config,
             )
         if not mentions_http(policies) and not self.alp:
-            return []
-        return candidate_requests(policies)
+            return None
+        return space_of(policies, self.alp_matches)
+
+
+def _outbound_capture(workload: Workload) -> tuple[tuple[str, str], ...]:
+    """The client's outbound-capture annotations (they change the path it takes)."""
+    return tuple(
+        sorted(
+            (k, v)
+            for k, v in workload.annotations.items()
+            if k.startswith("traffic.sidecar.istio.io/") and "Outbound" in k
+        )
+    )
 
 
 def _service_port(svc: Service | None, server: Workload, key: PortKey) -> int | None:
