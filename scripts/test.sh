@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a virtualenv with the test extras and run every check CI runs:
-# import-layer contracts, ruff, mypy (strict on ir/ and engine/) and the test suite.
+# import-layer contracts, ruff, mypy (strict on ir/, engine/, analysis/ and api) and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -9,6 +9,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+# The browser tests drive the distribution's headless Chromium through its chromedriver.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium and chromium-driver (browser tests)"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; } \
+      >/tmp/kubezt-apt.log 2>&1 || echo "could not install chromium (see /tmp/kubezt-apt.log)"
+  fi
+fi
 echo "== import layers"
 .venv/bin/lint-imports
 echo "== ruff"

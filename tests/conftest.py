@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Properties are judged on what they find, never on how fast one example ran: a per-example
+# deadline only makes them flaky on a busy machine.
+settings.register_profile("kubezt", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("kubezt")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,7 +1,7 @@
 """Calico selector conformance: every row of tests/cases/calico/selectors.yaml, plus properties.
 
 One parametrized test per section of the conformance file (evaluation, invalid, valid,
-canonical, prefixVisitor, labelRestrictions, parseTrees, tokenizer), and hypothesis properties
+canonical, parseTrees, tokenizer), and hypothesis properties
 tying the parser to the AST printer.
 """
 
@@ -16,13 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubezt.dialects.calico.selector_lexer import MAX_LABEL_LENGTH, TokenKind, tokenize
-from kubezt.dialects.calico.selector_parser import (
-    LabelRestriction,
-    label_restrictions,
-    parse_selector,
-    prefix_labels,
-    unique_id,
-)
+from kubezt.dialects.calico.selector_parser import parse_selector
 from kubezt.errors import SelectorSyntaxError
 from kubezt.ir.selectors import (
     All,
@@ -62,8 +56,6 @@ def test_every_section_is_exercised() -> None:
         "invalid",
         "valid",
         "canonical",
-        "prefixVisitor",
-        "labelRestrictions",
         "parseTrees",
         "tokenizer",
     }
@@ -147,70 +139,6 @@ def test_valid(row: dict[str, Any]) -> None:
 def test_canonical(row: dict[str, Any]) -> None:
     selector = parse_selector(row["selector"])
     assert str(selector) == row["canonical"]
-    if "uniqueId" in row:
-        assert unique_id(selector) == row["uniqueId"]
-
-
-# --- prefixVisitor -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("row", _rows("prefixVisitor"))
-def test_prefix_visitor(row: dict[str, Any]) -> None:
-    selector = parse_selector(row["selector"])
-    assert str(prefix_labels(selector, row["prefix"])) == row["output"]
-
-
-# --- labelRestrictions ---------------------------------------------------------------------------
-
-
-def _restriction_to_yaml(restriction: LabelRestriction) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if restriction.must_be_present:
-        out["mustBePresent"] = True
-    if restriction.must_be_absent:
-        out["mustBeAbsent"] = True
-    if restriction.one_of_values is not None:
-        out["mustHaveOneOfValues"] = sorted(restriction.one_of_values)
-    return out
-
-
-def _restrictions_to_yaml(selector: Selector) -> dict[str, Any] | None:
-    result = label_restrictions(selector)
-    if not result:
-        return None
-    return {name: _restriction_to_yaml(r) for name, r in result.items()}
-
-
-def _normalise_expected(expected: dict[str, Any] | None) -> dict[str, Any] | None:
-    if expected is None:
-        return None
-    out: dict[str, Any] = {}
-    for name, fields in expected.items():
-        fields = {k: v for k, v in fields.items() if v is not False}
-        if "mustHaveOneOfValues" in fields:
-            fields["mustHaveOneOfValues"] = sorted(fields["mustHaveOneOfValues"])
-        out[name] = fields
-    return out
-
-
-@pytest.mark.parametrize("row", _rows("labelRestrictions"))
-def test_label_restrictions(row: dict[str, Any]) -> None:
-    expected = _normalise_expected(row["restrictions"])
-    assert _restrictions_to_yaml(parse_selector(row["selector"])) == expected
-    if row["selector"]:
-        # As upstream checks: an extra `all() &&` never changes the restrictions.
-        wrapped = parse_selector(f"all() && ({row['selector']})")
-        assert _restrictions_to_yaml(wrapped) == expected
-
-
-def test_label_restriction_satisfiability() -> None:
-    impossible = label_restrictions(parse_selector("a == 'v1' && a == 'v2'"))["a"]
-    contradictory = label_restrictions(parse_selector("has(a) && !has(a)"))["a"]
-    possible = label_restrictions(parse_selector("a in {'v1', 'v2'}"))["a"]
-    assert impossible.one_of_values == frozenset()
-    assert not impossible.possible_to_satisfy()
-    assert not contradictory.possible_to_satisfy()
-    assert possible.possible_to_satisfy()
 
 
 # --- parseTrees ----------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from enum import StrEnum
 
 from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
 from kubezt.engine.explain import Effect, Layer, Step, Verdict
+from kubezt.engine.incremental import IncrementalReach, changes_between, objects
 from kubezt.engine.index import iter_bits
-from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability
+from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
 from kubezt.engine.requests import ALL, AllRequests, RequestSet, Some
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
@@ -219,6 +220,26 @@ def diff(old: Reachability, new: Reachability) -> Diff:
         added=new_side.presence(new_side.workloads.keys() - common),
         removed=old_side.presence(old_side.workloads.keys() - common),
     )
+
+
+INCREMENTAL_SHARE = 0.5
+"""`diff_models` evaluates the new side incrementally when more than this share of the
+objects of the larger side are unchanged."""
+
+
+def diff_models(old: Model, new: Model) -> Diff:
+    """`diff(evaluate(old), evaluate(new))`; when the sides share most objects, the new side
+    is the old side's evaluation with the differing objects applied one by one
+    (`engine.incremental`), which re-evaluates only what they reach."""
+    before, after = objects(old), objects(new)
+    shared = sum(1 for k, v in before.items() if after.get(k) == v)
+    if shared <= INCREMENTAL_SHARE * max(len(before), len(after), 1):
+        return diff(evaluate(old), evaluate(new))
+    state = IncrementalReach(old)
+    old_reach = state.reachability()
+    for change in changes_between(old, new):
+        state.apply(change)
+    return diff(old_reach, state.reachability())
 
 
 def _change_key(change: Change) -> tuple[int, str, str]:

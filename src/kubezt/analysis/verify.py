@@ -24,8 +24,8 @@ from kubezt.engine.connection import End, EndKind, explain_connection, is_single
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
 from kubezt.engine.requests import (
-    ALL,
     NONE,
+    AllRequests,
     NoRequests,
     RequestSet,
     RequestSpace,
@@ -300,11 +300,12 @@ class _Verifier:
         expected: Expectation | None,
         got: RequestSet,
     ) -> None:
-        allowed = not isinstance(got, NoRequests)
-        if expected is None and not allowed:
+        """Record how the cluster's answer for one connection differs from the intent's."""
+        if isinstance(got, NoRequests):
+            if expected is not None:
+                self._blocked(src, dst, port, protocol, expected)
             return
         if expected is None:
-            requests = got.summary if isinstance(got, Some) else None
             self.differences.append(
                 Difference(
                     DifferenceKind.NOT_GRANTED,
@@ -312,31 +313,33 @@ class _Verifier:
                     dst.id,
                     port,
                     protocol.value,
-                    requests,
+                    got.summary if isinstance(got, Some) else None,
                     detail="no entry of the intent grants this connection",
                 )
             )
             return
-        if not allowed:
-            verdict = explain_connection(
-                self.model, _end(src), _end(dst), port, protocol, service=self._address(dst, port)
-            )
-            self.differences.append(
-                Difference(
-                    DifferenceKind.BLOCKED,
-                    src.id,
-                    dst.id,
-                    port,
-                    protocol.value,
-                    entry=", ".join(expected.entries),
-                    denied_by=verdict.denied_by.value if verdict.denied_by else "",
-                    detail="granted by the intent, denied by the cluster",
-                )
-            )
-            return
-        if expected.http is None and got is ALL:
+        if expected.http is None and isinstance(got, AllRequests):
             return
         self._requests(src, dst, port, protocol, expected, got if isinstance(got, Some) else None)
+
+    def _blocked(
+        self, src: Workload, dst: Workload, port: int, protocol: Protocol, expected: Expectation
+    ) -> None:
+        verdict = explain_connection(
+            self.model, _end(src), _end(dst), port, protocol, service=self._address(dst, port)
+        )
+        self.differences.append(
+            Difference(
+                DifferenceKind.BLOCKED,
+                src.id,
+                dst.id,
+                port,
+                protocol.value,
+                entry=", ".join(expected.entries),
+                denied_by=verdict.denied_by.value if verdict.denied_by else "",
+                detail="granted by the intent, denied by the cluster",
+            )
+        )
 
     def _address(self, dst: Workload, port: int) -> ServiceAddress | None:
         """A Service the destination is reached through on `port` (else its pod address)."""

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
+from kubezt.analysis.nearest import Caller, nearest_allow_rule
+from kubezt.analysis.summary import focused, namespace_pairs
 from kubezt.cli import render
 from kubezt.cli.common import (
     EXIT_FINDING,
     EXIT_OK,
     LoadOptions,
     Output,
-    OutputOpt,
     PathsArg,
     ProtocolOption,
     emit,
@@ -23,12 +25,30 @@ from kubezt.cli.common import (
     out,
     usage_error,
 )
-from kubezt.engine.connection import End, EndKind, explain_connection
+from kubezt.cli.pipes import decided
+from kubezt.cli.progress import Progress, QuietOpt
+from kubezt.cli.tables import NoHeadersOpt, write_table
+from kubezt.engine.connection import End, EndKind, explain_connection, plan_path
+from kubezt.engine.explain import Layer
+from kubezt.engine.mesh import principal
 from kubezt.engine.reach import evaluate
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.ir.topology import Topology
-from kubezt.report.documents import explain_document, reach_document
+from kubezt.report.documents import explain_document, reach_document, request_document
+
+
+class ReachOutput(StrEnum):
+    TABLE = "table"
+    WIDE = "wide"
+    JSON = "json"
+    YAML = "yaml"
+
+
+ReachOutputOpt = Annotated[
+    ReachOutput,
+    typer.Option("-o", "--output", help="Output format (wide: the table with more columns)."),
+]
 
 
 @load_options()
@@ -37,6 +57,7 @@ def reach(
     port: Annotated[
         int | None,
         typer.Option(
+            metavar="PORT",
             help="Only this destination port (for every pair), instead of each declared port.",
             min=1,
             max=65535,
@@ -45,18 +66,63 @@ def reach(
     protocol: Annotated[
         ProtocolOption, typer.Option(help="Protocol of --port.", case_sensitive=False)
     ] = ProtocolOption.TCP,
-    output: OutputOpt = Output.TABLE,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            metavar="NAMESPACE",
+            help="Table: list the connections from or to this namespace's workloads.",
+        ),
+    ] = None,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAMESPACE/NAME",
+            help="Table: list the connections from or to this workload.",
+        ),
+    ] = None,
+    output: ReachOutputOpt = ReachOutput.TABLE,
+    no_headers: NoHeadersOpt = False,
+    quiet: QuietOpt = False,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Which workload may connect to which, on every port the destination declares, through
     every layer (Kubernetes/Calico L3/L4, Istio mTLS and authorization); for HTTP ports whether
-    all, some (listed) or no requests are allowed."""
+    all, some (listed) or no requests are allowed.
+
+    The table is a matrix per port for up to 40 workloads; above that, one row per pair of
+    namespaces with counts (use --namespace or --workload for the connections themselves).
+    -o wide adds the requests that pass where only some do."""
+    progress = Progress(quiet)
+    progress.stage("loading manifests")
     loaded = load_paths(paths, options)
+    progress.stage("evaluating every connection")
     result = guarded(lambda: evaluate(loaded.model, port, Protocol(protocol.value)))
-    if output is Output.TABLE:
-        render.reach_tables(out, result)
+    progress.done()
+    if workload is not None and loaded.model.topology.workload(workload) is None:
+        usage_error(f"--workload {workload!r}: no workload with that namespace/name in the input")
+    wide = output is ReachOutput.WIDE
+    if output in (ReachOutput.JSON, ReachOutput.YAML):
+        emit(reach_document(result, loaded.warnings), Output(output.value))
+    elif workload is not None or namespace is not None:
+        rows = focused(result, namespace=namespace, workload=workload)
+        write_table(
+            ["SOURCE", "DESTINATION", "PORT", "REQUESTS"],
+            [[s, d, f"{p}/{proto}", render.requests_cell(r, wide)] for s, d, p, proto, r in rows],
+            no_headers=no_headers,
+        )
+    elif len(result.workload_ids) > render.MATRIX_LIMIT or wide or no_headers:
+        write_table(
+            ["SOURCE NAMESPACE", "DESTINATION NAMESPACE", "CONNECTIONS", "SOME REQUESTS", "PORTS"],
+            [
+                [p.src, p.dst, str(p.allowed), str(p.partial), ",".join(p.ports)]
+                for p in namespace_pairs(result)
+            ],
+            no_headers=no_headers,
+        )
     else:
-        emit(reach_document(result, loaded.warnings), output)
+        render.reach_tables(out, result)
 
 
 def parse_end(text: str, model_lookup: Callable[[str], object | None], role: str) -> End:
@@ -87,27 +153,39 @@ def parse_end(text: str, model_lookup: Callable[[str], object | None], role: str
 @load_options()
 def explain(
     src: Annotated[
-        str, typer.Argument(help="Source: ns/name, external:<ip>, node or kubelet-probe.")
+        str,
+        typer.Argument(
+            metavar="SRC", help="Source: ns/name, external:<ip>, node or kubelet-probe."
+        ),
     ],
-    dst: Annotated[str, typer.Argument(help="Destination: ns/name or external:<ip>.")],
+    dst: Annotated[
+        str, typer.Argument(metavar="DST", help="Destination: ns/name or external:<ip>.")
+    ],
     paths: PathsArg,
     port: Annotated[
-        int, typer.Option(help="Destination (container) port.", min=1, max=65535)
+        int, typer.Option(metavar="PORT", help="Destination (container) port.", min=1, max=65535)
     ] = ...,  # type: ignore[assignment]
     protocol: Annotated[
         ProtocolOption, typer.Option(help="Protocol.", case_sensitive=False)
     ] = ProtocolOption.TCP,
     service: Annotated[
         str | None,
-        typer.Option(help="The client addressed this Service, as ns/name:port (else the pod IP)."),
+        typer.Option(
+            metavar="NAMESPACE/NAME:PORT",
+            help="The client addressed this Service, as ns/name:port (else the pod IP).",
+        ),
     ] = None,
-    method: Annotated[str | None, typer.Option(help="HTTP method of the request.")] = None,
-    path: Annotated[str | None, typer.Option("--path", help="HTTP path of the request.")] = None,
-    host: Annotated[str | None, typer.Option(help="HTTP Host header.")] = None,
+    method: Annotated[
+        str | None, typer.Option(metavar="METHOD", help="HTTP method of the request.")
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option("--path", metavar="PATH", help="HTTP path of the request.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(metavar="HOST", help="HTTP Host header.")] = None,
     header: Annotated[
-        list[str] | None, typer.Option(help="HTTP header as NAME=VALUE; repeatable.")
+        list[str] | None, typer.Option(metavar="NAME=VALUE", help="HTTP header; repeatable.")
     ] = None,
-    output: OutputOpt = Output.TABLE,
+    output: Annotated[Output, typer.Option("-o", "--output", help="Output format.")] = Output.TABLE,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Whether one connection (or HTTP request) is allowed, and why, layer by layer.
@@ -140,15 +218,49 @@ def explain(
             http=http,
         )
     )
+    decided(EXIT_OK if verdict.allowed else EXIT_FINDING)
+    model = loaded.model
+    path_taken = plan_path(model, src_end, dst_end, port, Protocol(protocol.value), None, None)
+    who = None
+    if path_taken.mtls and src_end.workload is not None:
+        w = src_end.workload
+        who = principal(model.mesh_config, w.namespace, w.service_account)
+    near = None
+    if verdict.denied_by in (Layer.AUTHZ_SIDECAR, Layer.ZTUNNEL) and dst_end.workload is not None:
+        near = nearest_allow_rule(model, dst_end.workload, Caller(who, port, http))
     if output is Output.TABLE:
-        render.explanation(out, src_end.label, dst_end.label, port, protocol.value, verdict)
-    else:
-        emit(
-            explain_document(
-                src_end.label, dst_end.label, port, protocol.value, verdict, loaded.warnings
+        out.print(
+            render.request_line(
+                src_end.label, dst_end.label, port, protocol.value, who, service, http
             ),
-            output,
+            markup=False,
         )
+        render.explanation(out, src_end.label, dst_end.label, port, protocol.value, verdict)
+        if near is not None:
+            render.nearest(out, near)
+        if verdict.denied_by is Layer.PEER_AUTHENTICATION and not path_taken.mtls:
+            out.print(
+                f"  the server requires mTLS; the caller sent plaintext ({path_taken.tls_detail})",
+                markup=False,
+            )
+    else:
+        doc = explain_document(
+            src_end.label, dst_end.label, port, protocol.value, verdict, loaded.warnings
+        )
+        doc["request"] = {"principal": who, "service": service}
+        if http is not None:
+            doc["request"]["http"] = request_document(http)
+        if near is not None:
+            doc["nearestRule"] = {
+                "policy": near.policy,
+                "rule": near.rule,
+                "location": near.location,
+                "mismatches": [
+                    {"field": m.field, "required": list(m.required), "had": m.had}
+                    for m in near.mismatches
+                ],
+            }
+        emit(doc, output)
     raise typer.Exit(EXIT_OK if verdict.allowed else EXIT_FINDING)
 
 

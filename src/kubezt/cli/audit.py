@@ -28,6 +28,7 @@ from kubezt.cli.common import (
     load_paths,
     out,
 )
+from kubezt.cli.pipes import decided
 from kubezt.engine.reach import evaluate
 from kubezt.report.audit import audit_document
 from kubezt.report.sarif import render_sarif
@@ -67,6 +68,7 @@ def audit_command(
         typer.Option(
             "--namespace",
             "-n",
+            metavar="NAMESPACE",
             help="Report and score only these namespaces (repeatable; cluster-wide findings "
             "are always reported). The whole input is still analysed.",
         ),
@@ -81,6 +83,8 @@ def audit_command(
     loaded = load_paths(paths, options)
     scope = frozenset(namespace) if namespace else None
     report = guarded(lambda: audit(evaluate(loaded.model), namespaces=scope))
+    failing = report.at_least(FindingSeverity(fail_on.value))
+    decided(EXIT_FINDING if failing else EXIT_OK)
     if output is AuditOutput.TABLE:
         audit_tables(out, report)
     elif output is AuditOutput.SARIF:
@@ -89,7 +93,6 @@ def audit_command(
         emit(render_sarif(report, version=__version__, base=os.getcwd()), Output.JSON)
     else:
         emit(audit_document(report, loaded.warnings), Output(output.value))
-    failing = report.at_least(FindingSeverity(fail_on.value))
     raise typer.Exit(EXIT_FINDING if failing else EXIT_OK)
 
 

@@ -41,7 +41,9 @@ def blast_radius_command(
     ],
     hops: Annotated[
         int | None,
-        typer.Option(help="Stop after this many hops (default: until nothing new).", min=1),
+        typer.Option(
+            metavar="N", help="Stop after this many hops (default: until nothing new).", min=1
+        ),
     ] = None,
     all_workloads: Annotated[
         bool,

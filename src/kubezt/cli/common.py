@@ -31,7 +31,9 @@ EXIT_INPUT = 2
 MAX_SHOWN = 50
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+PIPE_WIDTH = 1 << 16
+"""Width of tables written to a pipe or file: wide enough that no name is ever cut."""
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
 T = TypeVar("T")
 KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -52,7 +54,9 @@ class ProtocolOption(StrEnum):
 PathsArg = Annotated[
     list[str],
     typer.Argument(
-        help="Manifest files or directories (recursive: *.yaml, *.yml, *.json), or - for stdin."
+        metavar="PATH",
+        show_default=False,
+        help="Manifest files or directories (recursive: *.yaml, *.yml, *.json), or - for stdin.",
     ),
 ]
 OutputOpt = Annotated[Output, typer.Option("-o", "--output", help="Output format.")]
@@ -90,6 +94,7 @@ RootNamespaceOpt = Annotated[
     str | None,
     typer.Option(
         "--root-namespace",
+        metavar="NAMESPACE",
         help="Istio root namespace (default: from the mesh ConfigMap, else istio-system).",
     ),
 ]
@@ -97,11 +102,13 @@ TrustDomainOpt = Annotated[
     str | None,
     typer.Option(
         "--trust-domain",
+        metavar="DOMAIN",
         help="Istio trust domain (default: from the mesh ConfigMap, else cluster.local).",
     ),
 ]
 AliasOpt = Annotated[
-    list[str] | None, typer.Option("--trust-domain-alias", help="Trust-domain alias; repeatable.")
+    list[str] | None,
+    typer.Option("--trust-domain-alias", metavar="DOMAIN", help="Trust-domain alias; repeatable."),
 ]
 
 
@@ -155,6 +162,9 @@ def load_options(*, mesh: bool = True) -> Callable[[Command], Command]:
     return decorate
 
 
+_SAID: set[str] = set()
+
+
 def load_paths(paths: list[str], options: LoadOptions) -> LoadResult:
     """Load manifests with the options' mesh overrides; print warnings (and with --verbose the
     skipped objects) to stderr."""
@@ -167,7 +177,10 @@ def load_paths(paths: list[str], options: LoadOptions) -> LoadResult:
         )
     )
     for diag in result.warnings:
-        err.print(diag.render(), markup=False)
+        text = diag.render()
+        if text not in _SAID:  # diff loads twice: a warning both sides share is said once
+            _SAID.add(text)
+            err.print(text, markup=False)
     if options.verbose:
         for skipped in result.skipped:
             err.print(f"skipped (kind not read by kubezt): {skipped}", markup=False)

@@ -27,7 +27,9 @@ class UnsupportedOption(StrEnum):
     WARN = "warn"
 
 
-IntentArg = Annotated[str, typer.Argument(help="The intent file (kubezt.io/v1alpha1), or -.")]
+IntentArg = Annotated[
+    str, typer.Argument(metavar="INTENT", help="The intent file (kubezt.io/v1alpha1), or -.")
+]
 ModeOpt = Annotated[
     ModeOption | None,
     typer.Option("--mode", help="Data-plane mode (default: the intent's spec.mesh.mode)."),
@@ -42,6 +44,7 @@ def compile_command(
         typer.Option(
             "-o",
             "--output",
+            metavar="DIR",
             help="A directory to write one file per rollout phase into (00-…, 10-…, … "
             "90-default-deny.yaml), or - for one YAML stream on stdout.",
         ),

@@ -3,6 +3,8 @@ change explained by the policy that decided it on each side."""
 
 from __future__ import annotations
 
+import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -10,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kubezt.analysis.diff import Allowance, Decision, Diff
+from kubezt.analysis.diff import Allowance, Decision, Diff, diff_models
 from kubezt.analysis.diff import diff as compare
 from kubezt.cli.blast import request_text, requests_suffix
 from kubezt.cli.common import (
@@ -18,28 +20,51 @@ from kubezt.cli.common import (
     EXIT_OK,
     LoadOptions,
     Output,
-    OutputOpt,
     emit,
     guarded,
     load_options,
     load_paths,
     out,
 )
+from kubezt.cli.pipes import decided
 from kubezt.engine.reach import evaluate
 from kubezt.engine.requests import AllRequests
 from kubezt.report.analysis_documents import diff_document
 
 
+class DiffOutput(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+    HTML = "html"
+
+
+DiffOutputOpt = Annotated[
+    DiffOutput,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Output format; html: the report page of NEW with the changed edges highlighted "
+        "(a pull-request artefact), on stdout.",
+    ),
+]
+
+
 @load_options()
 def diff_command(
     old: Annotated[
-        str, typer.Argument(help="Manifests before the change: a file or directory (e.g. main).")
+        str,
+        typer.Argument(
+            metavar="OLD", help="Manifests before the change: a file or directory (e.g. main)."
+        ),
     ],
     new: Annotated[
         str,
-        typer.Argument(help="Manifests after the change: a file or directory (e.g. the PR)."),
+        typer.Argument(
+            metavar="NEW", help="Manifests after the change: a file or directory (e.g. the PR)."
+        ),
     ],
-    output: OutputOpt = Output.TABLE,
+    output: DiffOutputOpt = DiffOutput.TABLE,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Which connections NEW allows that OLD denied and the reverse, by workload pair, port
@@ -54,11 +79,23 @@ def diff_command(
     to), 2 invalid input."""
     before = load_paths([old], options)
     after = load_paths([new], options)
-    result = guarded(lambda: compare(evaluate(before.model), evaluate(after.model)))
-    if output is Output.TABLE:
-        diff_table(out, result)
+    if output is DiffOutput.HTML:
+        # The page draws the new side's whole matrix, so both sides are evaluated in full.
+        old_reach = guarded(lambda: evaluate(before.model))
+        new_reach = guarded(lambda: evaluate(after.model))
+        result = guarded(lambda: compare(old_reach, new_reach))
     else:
-        emit(diff_document(result, before.warnings, after.warnings), output)
+        result = guarded(lambda: diff_models(before.model, after.model))
+    decided(EXIT_FINDING if result.opens else EXIT_OK)
+    if output is DiffOutput.TABLE:
+        diff_table(out, result)
+    elif output is DiffOutput.HTML:
+        from kubezt.cli.report import page_for
+
+        page = page_for(new_reach, [new], f"kubezt diff: {old} → {new}", result, old)
+        sys.stdout.write(page)
+    else:
+        emit(diff_document(result, before.warnings, after.warnings), Output(output.value))
     raise typer.Exit(EXIT_FINDING if result.opens else EXIT_OK)
 
 

@@ -36,13 +36,21 @@ HEADER = """\
 def init_command(
     paths: PathsArg,
     output: Annotated[
-        str, typer.Option("-o", "--output", help="Intent file to write, or - for stdout.")
+        str,
+        typer.Option(
+            "-o", "--output", metavar="FILE", help="Intent file to write, or - for stdout."
+        ),
     ] = "-",
-    name: Annotated[str, typer.Option(help="metadata.name of the intent.")] = "intent",
+    name: Annotated[
+        str, typer.Option(metavar="NAME", help="metadata.name of the intent.")
+    ] = "intent",
     mode: ModeOpt = None,
     namespace: Annotated[
         list[str] | None,
-        typer.Option(help="Namespace to take into scope; repeatable (default: all but system)."),
+        typer.Option(
+            metavar="NAMESPACE",
+            help="Namespace to take into scope; repeatable (default: all but system).",
+        ),
     ] = None,
     options: LoadOptions = LoadOptions(),
 ) -> None:

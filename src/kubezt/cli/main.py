@@ -6,14 +6,28 @@ names and registers them (in the order `kubezt --help` lists them).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
-from kubezt.cli import analyse, audit, blast, compile, diff, init, verify
+from kubezt.cli import (
+    analyse,
+    audit,
+    blast,
+    compile,
+    completion,
+    diff,
+    init,
+    learn,
+    report,
+    verify,
+)
 from kubezt.cli.common import EXIT_OK, err, out
+from kubezt.cli.helptext import readable_help
+from kubezt.cli.pipes import closed_pipe_safe
 
 COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("reach", analyse.reach),
@@ -24,6 +38,10 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("diff", diff.diff_command),
     ("init", init.init_command),
     ("verify", verify.verify_command),
+    ("learn", learn.learn_command),
+    ("replay", learn.replay_command),
+    ("report", report.report_command),
+    ("completion", completion.completion_command),
 )
 
 
@@ -48,6 +66,8 @@ def root(
 
 def build_app() -> typer.Typer:
     """The `kubezt` app with every command of `COMMANDS` registered."""
+    readable_help()
+    completion.enable()
     application = typer.Typer(
         name="kubezt",
         help="Make a Kubernetes cluster zero-trust and prove it: analyse NetworkPolicy, Calico "
@@ -60,7 +80,7 @@ def build_app() -> typer.Typer:
     )
     application.callback()(root)
     for name, command in COMMANDS:
-        application.command(name)(command)
+        application.command(name)(closed_pipe_safe(command))
     return application
 
 
@@ -68,9 +88,10 @@ app = build_app()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (`kubezt`, and `kubectl-zt` for `kubectl zt ...`)."""
     try:
-        app()
+        plugin = os.path.basename(sys.argv[0]) == "kubectl-zt"
+        app(prog_name="kubectl zt" if plugin else "kubezt")
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         err.print("kubezt: interrupted", markup=False)
         sys.exit(130)

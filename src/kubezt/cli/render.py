@@ -8,9 +8,30 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kubezt.analysis.nearest import NearestRule
 from kubezt.engine.explain import Effect, Verdict
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import Reachability
+from kubezt.engine.requests import AllRequests, NoRequests, RequestSet
+from kubezt.ir.requests import HttpRequest
+
+MATRIX_LIMIT = 40
+"""Above this many workloads `reach` summarises by namespace instead of drawing matrices."""
+
+
+def requests_cell(requests: RequestSet, wide: bool) -> str:
+    """`all`, `none`, or how many witness requests pass (wide: which, `*` = any value)."""
+    if isinstance(requests, AllRequests):
+        return "all"
+    if isinstance(requests, NoRequests):
+        return "none"
+    summary = requests.summary
+    if not wide:
+        return f"some ({len(summary)})"
+    return "; ".join(
+        f"{r.method} {r.path}" + (f" host={r.host}" if r.host else "") for r in summary
+    )
+
 
 EFFECT_STYLE = {
     Effect.ALLOW: "green",
@@ -58,6 +79,39 @@ def reach_tables(console: Console, result: Reachability) -> None:
         legend = "  ".join(f"{n}={dst}" for n, dst in enumerate(dsts, 1))
         console.print(Text(f"destinations: {legend}", style="dim"))
         console.print()
+
+
+def request_line(
+    src: str,
+    dst: str,
+    port: int,
+    protocol: str,
+    principal: str | None,
+    service: str | None,
+    http: HttpRequest | None,
+) -> str:
+    """The request as judged: ends, port, the source's identity, the address, the HTTP request."""
+    text = f"request: {src} → {dst} {port}/{protocol}"
+    text += f", as {principal}" if principal else ", without a mesh identity"
+    text += f", via Service {service}" if service else ", to the pod address"
+    if http is not None:
+        text += f", {http.method} {http.path}"
+        if http.host:
+            text += f" host={http.host}"
+        text += "".join(f" {k}={v}" for k, v in http.headers)
+    return text
+
+
+def nearest(console: Console, rule: NearestRule) -> None:
+    where = f" ({rule.location})" if rule.location else ""
+    console.print(
+        Text(f"  nearest rule: {rule.policy} spec.rules[{rule.rule}]{where}", style="bold"),
+    )
+    for m in rule.mismatches:
+        console.print(
+            f"    {m.field} requires {' or '.join(m.required)}; the caller had {m.had}",
+            markup=False,
+        )
 
 
 def explanation(

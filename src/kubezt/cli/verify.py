@@ -24,6 +24,7 @@ from kubezt.cli.common import (
     out,
 )
 from kubezt.cli.compile import IntentArg, ModeOpt
+from kubezt.cli.pipes import decided
 from kubezt.dialects.intent import load_intent
 from kubezt.errors import Diagnostic
 from kubezt.ir.intent import Mode
@@ -52,6 +53,7 @@ def verify_command(
         ),
     )
     result = guarded(lambda: verify(intent, loaded.model, Mode(mode.value) if mode else None))
+    decided(EXIT_OK if result.ok else EXIT_FINDING)
     if output is Output.TABLE:
         _table(result)
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
 from kubezt.engine import capture
@@ -55,6 +55,26 @@ class EndKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class MeshFacts:
+    """A workload's place in the mesh, resolved once from its labels and annotations, its
+    namespace's labels and the mesh resources."""
+
+    mode: MeshMode
+    role: ProxyRole
+    principal: str
+    """The SPIFFE identity of its ServiceAccount (without `spiffe://`)."""
+
+
+def mesh_facts(model: Model, workload: Workload) -> MeshFacts:
+    namespace = model.topology.namespace(workload.namespace)
+    return MeshFacts(
+        mesh_mode(workload, namespace, model.mesh),
+        proxy_role(workload, model.mesh),
+        principal(model.mesh_config, workload.namespace, workload.service_account),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """One end of a connection to explain: a workload, an external address, or the
     destination's own node (`node`, `kubelet-probe`)."""
@@ -62,6 +82,8 @@ class End:
     kind: EndKind
     workload: Workload | None = None
     ip: str | None = None
+    facts: MeshFacts | None = field(default=None, compare=False, repr=False)
+    """The workload's mesh facts when the caller resolved them already (else resolved here)."""
 
     @property
     def label(self) -> str:
@@ -70,6 +92,10 @@ class End:
         if self.kind is EndKind.EXTERNAL:
             return f"external:{self.ip}"
         return self.kind.value
+
+
+def _facts(model: Model, workload: Workload, end: End) -> MeshFacts:
+    return end.facts if end.facts is not None else mesh_facts(model, workload)
 
 
 def is_single_pod(workload: Workload) -> bool:
@@ -147,22 +173,10 @@ def explain_l4(
             done = [dataclasses.replace(s, detail=f"[{leg}] {s.detail}") for s in done]
         return LayerVerdict(ok, tuple(done), layer)
 
-    if src_peer.kind is PeerKind.ENDPOINT:
-        trace: list[Step] = []
-        ok = _decide_side(matcher, Side.SOURCE, key, trace)
-        steps.extend(trace)
-        if not ok:
-            return finish(False, denying_layer(trace))
-    else:
-        steps.append(
-            Step(
-                layer=Layer.DATAPLANE,
-                reason="source-not-policed",
-                effect=Effect.CONTINUE,
-                detail=f"{src.label} is not a pod-network endpoint: no egress policy applies",
-                direction=Direction.EGRESS,
-            )
-        )
+    egress = _one_end(matcher, Side.SOURCE, src_peer, src, key)
+    steps.extend(egress.steps)
+    if not egress.allowed:
+        return finish(False, egress.denied_by)
     if host_to_local:
         steps.append(
             Step(
@@ -175,23 +189,28 @@ def explain_l4(
             )
         )
         return finish(True, None)
-    if dst_peer.kind is PeerKind.ENDPOINT:
-        trace = []
-        ok = _decide_side(matcher, Side.DESTINATION, key, trace)
-        steps.extend(trace)
-        if not ok:
-            return finish(False, denying_layer(trace))
-    else:
-        steps.append(
-            Step(
-                layer=Layer.DATAPLANE,
-                reason="destination-not-policed",
-                effect=Effect.CONTINUE,
-                detail=f"{dst.label} is not a pod-network endpoint: no ingress policy applies",
-                direction=Direction.INGRESS,
-            )
+    ingress = _one_end(matcher, Side.DESTINATION, dst_peer, dst, key)
+    steps.extend(ingress.steps)
+    return finish(ingress.allowed, ingress.denied_by)
+
+
+def _one_end(matcher: Matcher, side: Side, peer: Peer, end: End, key: PortKey) -> LayerVerdict:
+    """The policy of one end of a wire leg (egress of the source, ingress of the destination);
+    an end outside the pod network has none."""
+    if peer.kind is not PeerKind.ENDPOINT:
+        direction = side.direction
+        step = Step(
+            layer=Layer.DATAPLANE,
+            reason=f"{side.name.lower()}-not-policed",
+            effect=Effect.CONTINUE,
+            detail=f"{end.label} is not a pod-network endpoint: "
+            f"no {direction.value.lower()} policy applies",
+            direction=direction,
         )
-    return finish(True, None)
+        return LayerVerdict(True, (step,))
+    trace: list[Step] = []
+    ok = _decide_side(matcher, side, key, trace)
+    return LayerVerdict(ok, tuple(trace), None if ok else denying_layer(trace))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,7 +249,6 @@ def plan_path(
     service: Service | None,
     service_port: int | None,
 ) -> Path:
-    topo = model.topology
     role = ProxyRole.NONE
     client = MeshMode.NONE
     if protocol is not Protocol.TCP:
@@ -247,11 +265,11 @@ def plan_path(
             legs=(Leg(source=src, destination=dst, wire_port=port),),
         )
     if src.workload is not None:
-        role = proxy_role(src.workload, model.mesh)
-        client = mesh_mode(src.workload, topo.namespace(src.workload.namespace), model.mesh)
+        src_facts = _facts(model, src.workload, src)
+        role, client = src_facts.role, src_facts.mode
     server = MeshMode.NONE
     if dst.workload is not None:
-        server = mesh_mode(dst.workload, topo.namespace(dst.workload.namespace), model.mesh)
+        server = _facts(model, dst.workload, dst).mode
     notes: list[str] = []
     if server is MeshMode.SIDECAR and dst.workload is not None:
         seen = capture.inbound(dst.workload, port)
@@ -358,10 +376,12 @@ def explain_connection(
     *,
     service: ServiceAddress | None = None,
     http: HttpRequest | None = None,
+    legs_memo: dict[tuple[object, ...], LayerVerdict] | None = None,
 ) -> Verdict:
     """The verdict of one connection (or one HTTP request on it), with every step that decided
     it. `port` is the destination container port; `service` says the client addressed a
-    Service (its port) rather than the pod IP."""
+    Service (its port) rather than the pod IP. `legs_memo`, when given, keeps the L3/L4
+    verdict of each wire leg across calls on one model (many requests on one connection)."""
     steps: list[Step] = []
     if src.workload is not None and src.workload == dst.workload and is_single_pod(src.workload):
         steps.append(
@@ -386,7 +406,12 @@ def explain_connection(
                     "(HBONE); L3/L4 policy sees that port, not the application port",
                 )
             )
-        l4 = explain_l4(model, leg.source, leg.destination, leg.wire_port, protocol, leg.label)
+        memo_key = (leg.source, leg.destination, leg.wire_port, protocol, leg.label)
+        l4 = legs_memo.get(memo_key) if legs_memo is not None else None
+        if l4 is None:
+            l4 = explain_l4(model, leg.source, leg.destination, leg.wire_port, protocol, leg.label)
+            if legs_memo is not None:
+                legs_memo[memo_key] = l4
         steps.extend(l4.steps)
         if not l4.allowed:
             return Verdict(False, l4.denied_by, tuple(steps))
@@ -479,7 +504,7 @@ def mesh_decision(
     config = model.mesh_config
     client_principal: str | None = None
     if path.mtls and src.workload is not None:
-        client_principal = principal(config, src.workload.namespace, src.workload.service_account)
+        client_principal = _facts(model, src.workload, src).principal
     client_ip = src.workload.ip if src.workload is not None else src.ip
     policies = model.mesh.authorization_policies
     proto = port_protocol(model.topology.services_selecting(server), server, port, protocol)

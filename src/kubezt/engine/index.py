@@ -161,6 +161,28 @@ def host_peer(ip: IpAddress | None) -> Peer:
     return Peer(PeerKind.HOST, ip=ip)
 
 
+def class_networks(model: Model, extra_networks: tuple[Network, ...] = ()) -> tuple[Network, ...]:
+    """The CIDRs that split workloads into classes: every policy CIDR, every Calico network
+    set's CIDRs, and `extra_networks`."""
+    set_nets = tuple(net for ns in model.policies.network_sets for net in ns.nets)
+    return tuple(dict.fromkeys(policy_networks(model.policies) + set_nets + extra_networks))
+
+
+def class_key(peer: Peer, nets: tuple[Network, ...]) -> tuple[object, ...]:
+    """What tells two workloads apart: equal keys, same class (`build_classes`)."""
+    # the family too: rules with ipVersion tell IPv4 and IPv6 workloads apart
+    ip_signature = None if peer.ip is None else (peer.ip.version, *(peer.ip in net for net in nets))
+    return (
+        peer.kind,
+        peer.namespace,
+        peer.labels.key,
+        peer.service_account,
+        peer.ports,
+        peer.mesh_annotations.key,
+        ip_signature,
+    )
+
+
 def build_classes(
     model: Model, extra_networks: tuple[Network, ...] = ()
 ) -> tuple[EndpointClass, ...]:
@@ -169,27 +191,12 @@ def build_classes(
     (`extra_networks`: CIDRs other layers match, e.g. AuthorizationPolicy ipBlocks)."""
     # Calico network sets split workloads too: a pod whose IP is inside a set is matched by
     # selectors that select the set.
-    set_nets = tuple(net for ns in model.policies.network_sets for net in ns.nets)
-    nets = tuple(dict.fromkeys(policy_networks(model.policies) + set_nets + extra_networks))
+    nets = class_networks(model, extra_networks)
     groups: dict[tuple[object, ...], list[int]] = {}
     peers: dict[tuple[object, ...], Peer] = {}
     for i, workload in enumerate(model.topology.workloads):
         peer = workload_peer(workload, model.topology)
-        ip_signature: tuple[int | bool, ...] | None
-        if peer.ip is None:
-            ip_signature = None
-        else:
-            # the family too: rules with ipVersion tell IPv4 and IPv6 workloads apart
-            ip_signature = (peer.ip.version, *(peer.ip in net for net in nets))
-        key = (
-            peer.kind,
-            peer.namespace,
-            peer.labels.key,
-            peer.service_account,
-            peer.ports,
-            peer.mesh_annotations.key,
-            ip_signature,
-        )
+        key = class_key(peer, nets)
         if key not in groups:
             groups[key] = []
             peers[key] = peer

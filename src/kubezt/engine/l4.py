@@ -336,11 +336,6 @@ def protocol_match(rule: Rule, port: PortKey) -> Certainty:
     return Certainty.YES
 
 
-def protocol_matches(rule: Rule, port: PortKey) -> bool:
-    """The rule's protocol criteria certainly match the connection's protocol."""
-    return protocol_match(rule, port) is Certainty.YES
-
-
 def policy_label(policy: Policy) -> str:
     """`Kind ns/name`, saying which API a `NetworkPolicy` comes from (both dialects use it)."""
     if policy.kind == "NetworkPolicy":

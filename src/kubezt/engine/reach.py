@@ -4,61 +4,52 @@ class of workloads.
 L3/L4 runs as bitsets (`engine.l4.decide` over all peers at once) for every destination port
 and, when any workload is in the mesh, for the HBONE port 15008. Each pair then takes the path
 the mesh gives it (direct, HBONE, or two legs through a waypoint), and mesh pairs go through
-`engine.connection.mesh_decision` — once per source identity, destination class, port and route,
-and for HTTP ports once per representative request, so a connection is allowed for all
-requests, for some (listed), or for none.
+`engine.connection.mesh_decision` (`engine.meshview`) — once per source identity, destination
+class, port and route, and for HTTP ports once per representative request, so a connection is
+allowed for all requests, for some (listed), or for none.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
-from kubezt.engine.authz import (
-    authz_networks,
-    mentions_http,
-    waypoint_policies,
-    workload_policies,
-)
-from kubezt.engine.connection import (
-    End,
-    EndKind,
-    Leg,
-    Path,
-    is_single_pod,
-    mesh_decision,
-    plan_path,
-)
+from kubezt.engine.authz import authz_networks
+from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import ClassIndex, EndpointClass, build_classes, iter_bits
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
-from kubezt.engine.mesh import (
-    HBONE_PORT,
-    WAYPOINT_GATEWAY_LABEL,
-    WaypointRef,
-    mesh_mode,
-    port_protocol,
-    proxy_role,
-    waypoint_workload,
-)
-from kubezt.engine.requests import (
-    ALL,
-    NONE,
-    NoRequests,
-    RequestSet,
-    RequestSpace,
-    Some,
-    requests_passing,
-    space_of,
-    union,
-)
-from kubezt.ir.mesh import TlsMode
+from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, WaypointRef, waypoint_workload
+from kubezt.engine.meshview import MeshView
+from kubezt.engine.requests import ALL, NONE, RequestSet, Some
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
 from kubezt.ir.ports import PortKey, Protocol
-from kubezt.ir.topology import MeshMode, ProxyRole, Service, Topology, Workload
+from kubezt.ir.topology import Topology, Workload
 
 SYNTHETIC_ANNOTATION = "kubezt.io/synthetic"
+
+
+class Connection(NamedTuple):
+    """One allowed connection at workload level: source and destination workload ids, the
+    destination port and its protocol."""
+
+    src: str
+    dst: str
+    port: int
+    protocol: str
+
+
+class AllowedConnection(NamedTuple):
+    """An allowed connection with the requests that pass on it (`ALL` or `Some`)."""
+
+    src: str
+    dst: str
+    port: int
+    protocol: str
+    requests: RequestSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +59,13 @@ class Reachability:
 
     model: Model
     classes: tuple[EndpointClass, ...]
-    plan: dict[PortKey, int]
+    plan: Mapping[PortKey, int]
     """Destination classes evaluated at each port."""
-    allowed: dict[PortKey, dict[int, int]] = field(repr=False)
+    allowed: Mapping[PortKey, Mapping[int, int]] = field(repr=False)
     """port → destination class → bitset of allowed source classes."""
-    partial: dict[tuple[PortKey, int, int], Some] = field(default_factory=dict, repr=False)
+    partial: Mapping[tuple[PortKey, int, int], Some] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
     """(port, destination class, source class) → the witness requests that pass, when not all
     of them do."""
     reported: int = -1
@@ -87,15 +80,26 @@ class Reachability:
     def _synthetic(self, wi: int) -> bool:
         return SYNTHETIC_ANNOTATION in self.model.topology.workloads[wi].annotations
 
-    def connections(self) -> Iterator[tuple[str, str, int, str]]:
-        """Allowed (src id, dst id, port, protocol), sorted, at workload level."""
-        for src, dst, port, protocol, _ in self.detailed():
-            yield src, dst, port, protocol
+    def sources(self, port: PortKey, dst_class: int) -> int:
+        """Bitset of the source classes allowed to connect to a destination class on a port
+        (for at least one request)."""
+        return self.allowed.get(port, {}).get(dst_class, 0)
 
-    def detailed(self) -> Iterator[tuple[str, str, int, str, RequestSet]]:
+    def admission(self, port: PortKey, dst_class: int, src_class: int) -> RequestSet:
+        """Which requests from a source class to a destination class on a port pass."""
+        if not self.sources(port, dst_class) >> src_class & 1:
+            return NONE
+        return self.partial.get((port, dst_class, src_class), ALL)
+
+    def connections(self) -> Iterator[Connection]:
+        """Allowed connections, sorted, at workload level."""
+        for src, dst, port, protocol, _ in self.detailed():
+            yield Connection(src, dst, port, protocol)
+
+    def detailed(self) -> Iterator[AllowedConnection]:
         """Like `connections()`, with the requests that pass (`ALL` or `Some`)."""
         workloads = self.model.topology.workloads
-        rows: list[tuple[str, str, int, str, RequestSet]] = []
+        rows: list[AllowedConnection] = []
         for port, per_dst in self.allowed.items():
             for d, srcs in per_dst.items():
                 dst_ids = [
@@ -108,13 +112,17 @@ class Reachability:
                         for dst_id in dst_ids:
                             if src_id == dst_id and is_single_pod(workloads[wi]):
                                 continue
-                            rows.append((src_id, dst_id, port.port, port.protocol.value, requests))
+                            rows.append(
+                                AllowedConnection(
+                                    src_id, dst_id, port.port, port.protocol.value, requests
+                                )
+                            )
             # a single pod reaching itself never leaves its network namespace
             for d in iter_bits(self.plan.get(port, 0) & self.reported):
                 for wi in self.classes[d].members:
                     if is_single_pod(workloads[wi]) and not self._synthetic(wi):
                         rows.append(
-                            (
+                            AllowedConnection(
                                 workloads[wi].id,
                                 workloads[wi].id,
                                 port.port,
@@ -176,7 +184,7 @@ def evaluate(
         for key in keys:
             plan[key] = plan.get(key, 0) | 1 << c.index
     plan = dict(sorted(plan.items()))
-    mesh = _MeshView(work, classes)
+    mesh = MeshView(work, classes)
     l4_plan = dict(plan)
     if mesh.active:
         for c in classes:
@@ -188,9 +196,30 @@ def evaluate(
             key: {d: l4[key][d] for d in iter_bits(dsts) if l4[key].get(d)}
             for key, dsts in plan.items()
         }
-        return Reachability(model, classes, plan, allowed, {}, reported, input_model=model)
+        return _frozen(model, classes, plan, allowed, {}, reported, model)
     allowed, partial = mesh.compose(plan, l4, reported)
-    return Reachability(work, classes, plan, allowed, partial, reported, input_model=model)
+    return _frozen(work, classes, plan, allowed, partial, reported, model)
+
+
+def _frozen(
+    model: Model,
+    classes: tuple[EndpointClass, ...],
+    plan: dict[PortKey, int],
+    allowed: dict[PortKey, dict[int, int]],
+    partial: dict[tuple[PortKey, int, int], Some],
+    reported: int,
+    input_model: Model,
+) -> Reachability:
+    """A reachability result over read-only views of the matrices just computed."""
+    return Reachability(
+        model,
+        classes,
+        MappingProxyType(plan),
+        MappingProxyType({key: MappingProxyType(per_dst) for key, per_dst in allowed.items()}),
+        MappingProxyType(partial),
+        reported,
+        input_model=input_model,
+    )
 
 
 def l4_matrix(
@@ -198,8 +227,8 @@ def l4_matrix(
 ) -> dict[PortKey, dict[int, int]]:
     """For each port and destination class in `plan`, the source classes whose egress policy
     and the destination's ingress policy both allow the connection."""
-    ingress = _grouped(matcher, Direction.INGRESS)
-    egress = _grouped(matcher, Direction.EGRESS)
+    ingress = grouped_chains(matcher, Direction.INGRESS)
+    egress = grouped_chains(matcher, Direction.EGRESS)
     allowed: dict[PortKey, dict[int, int]] = {}
     for key, dsts in plan.items():
         egress_ok: dict[int, int] = {}
@@ -229,7 +258,7 @@ def l4_matrix(
     return allowed
 
 
-def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, int, int]]:
+def grouped_chains(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, int, int]]:
     """Classes that share a chain and see every rule's own side alike: (chain, representative,
     member bitset)."""
     per_class = chains(matcher, direction)
@@ -260,289 +289,3 @@ def _grouped(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, in
             bits |= 1 << ci
         out.append((reps[key], members[0], bits))
     return out
-
-
-class _MeshView:
-    """Mesh facts per class and the composition of L3/L4 legs with mesh decisions."""
-
-    def __init__(self, model: Model, classes: tuple[EndpointClass, ...]) -> None:
-        self.model = model
-        self.classes = classes
-        topology = model.topology
-        self.reps = [topology.workloads[c.members[0]] for c in classes]
-        self.modes: list[MeshMode] = []
-        self.roles: list[ProxyRole] = []
-        for rep in self.reps:
-            ns = topology.namespace(rep.namespace)
-            self.modes.append(mesh_mode(rep, ns, model.mesh))
-            self.roles.append(proxy_role(rep, model.mesh))
-        istio_mutual = any(
-            dr.tls_mode is TlsMode.ISTIO_MUTUAL
-            or any(m is TlsMode.ISTIO_MUTUAL for _, m in dr.port_tls)
-            for dr in model.mesh.destination_rules
-        )
-        self.active = (
-            istio_mutual
-            or any(m is not MeshMode.NONE for m in self.modes)
-            or any(r is not ProxyRole.NONE for r in self.roles)
-        )
-        self.istio_mutual = istio_mutual
-        authz_nets = authz_networks(model.mesh.authorization_policies)
-        # sources that present the same identity and address and take the same paths
-        groups: dict[tuple[object, ...], int] = {}
-        self.group_of: list[tuple[object, ...]] = []
-        for i, rep in enumerate(self.reps):
-            peer_ip = classes[i].peer.ip
-            ip_signature = None if peer_ip is None else tuple(peer_ip in net for net in authz_nets)
-            key = (
-                self.modes[i],
-                self.roles[i],
-                rep.namespace,
-                rep.service_account,
-                rep.host_network,
-                ip_signature,
-                rep.labels.get(WAYPOINT_GATEWAY_LABEL),
-                _outbound_capture(rep),
-            )
-            groups[key] = groups.get(key, 0) | 1 << i
-            self.group_of.append(key)
-        self.group_bits = groups
-        self.group_rep = {key: next(iter_bits(bits)) for key, bits in groups.items()}
-        self.by_name = {
-            (w.namespace, w.labels.get(WAYPOINT_GATEWAY_LABEL)): i
-            for i, w in enumerate(self.reps)
-            if self.roles[i] is ProxyRole.WAYPOINT
-        }
-        self.services = [topology.services_selecting(rep) for rep in self.reps]
-        self.alp_matches = tuple(
-            r.http
-            for p in model.policies.policies
-            for r in p.ingress
-            if r.http is not None and model.mesh_config.calico_alp
-        )
-        self.alp = bool(self.alp_matches)
-        self._decisions: dict[tuple[object, ...], RequestSet] = {}
-        self._paths: dict[tuple[object, ...], Path] = {}
-        self._waypoint_sources = 0
-
-    def routes(self, d: int, key: PortKey) -> list[Service | None]:
-        """How a client may address the destination: its pod IP, or a Service selecting it
-        with a port that targets this port."""
-        server = self.reps[d]
-        out: list[Service | None] = [None]
-        for svc in self.services[d]:
-            for sp in svc.ports:
-                target = sp.target_on(server)
-                if target == key.port and sp.protocol is key.protocol:
-                    out.append(svc)
-                    break
-        return out
-
-    def compose(
-        self, plan: dict[PortKey, int], l4: dict[PortKey, dict[int, int]], reported: int
-    ) -> tuple[dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], Some]]:
-        self._waypoint_sources = 0
-        for w in self.by_name.values():
-            wkey = PortKey(
-                HBONE_PORT, Protocol.TCP, self.classes[w].peer.port_name(HBONE_PORT, Protocol.TCP)
-            )
-            self._waypoint_sources |= l4.get(wkey, {}).get(w, 0)
-        allowed: dict[PortKey, dict[int, int]] = {}
-        partial: dict[tuple[PortKey, int, int], Some] = {}
-        for key, dsts in plan.items():
-            per_dst: dict[int, int] = {}
-            for d in iter_bits(dsts):
-                answers: dict[int, RequestSet] = {}
-                for svc in self.routes(d, key):
-                    for s, answer in self._route(d, key, svc, l4).items():
-                        answers[s] = union(answers.get(s, NONE), answer)
-                bits = 0
-                for s, answer in answers.items():
-                    if isinstance(answer, NoRequests):
-                        continue
-                    bits |= 1 << s
-                    if isinstance(answer, Some):
-                        partial[(key, d, s)] = answer
-                if bits:
-                    per_dst[d] = bits
-            allowed[key] = per_dst
-        return allowed, partial
-
-    def _route(
-        self, d: int, key: PortKey, svc: Service | None, l4: dict[PortKey, dict[int, int]]
-    ) -> dict[int, RequestSet]:
-        """Source class → the requests that pass on this route (classes absent: none)."""
-        direct = l4.get(key, {}).get(d, 0)
-        hbone_key = PortKey(
-            HBONE_PORT, Protocol.TCP, self.classes[d].peer.port_name(HBONE_PORT, Protocol.TCP)
-        )
-        hbone = l4.get(hbone_key, {}).get(d, 0)
-        if key.protocol is not Protocol.TCP or (
-            self.modes[d] is MeshMode.NONE and not self.istio_mutual
-        ):
-            return dict.fromkeys(iter_bits(direct), ALL)  # UDP/SCTP are never captured
-        candidates = direct | hbone | self._waypoint_sources
-        seen: set[tuple[object, ...]] = set()
-        out: dict[int, RequestSet] = {}
-        for c in iter_bits(candidates):
-            gkey = self.group_of[c]
-            if gkey in seen:
-                continue
-            seen.add(gkey)
-            gbits = self.group_bits[gkey] & candidates
-            g = self.group_rep[gkey]
-            path = self._path(gkey, g, d, key, svc)
-            ok_bits = gbits
-            for leg in path.legs:
-                ok_bits &= self._leg_bits(leg, key, d, path, gbits, l4)
-                if not ok_bits:
-                    break
-            if not ok_bits:
-                continue
-            decision = self._mesh(gkey, g, d, key, svc, path)
-            if isinstance(decision, NoRequests):
-                continue
-            for s in iter_bits(ok_bits):
-                out[s] = decision
-        return out
-
-    def _path(
-        self, gkey: tuple[object, ...], g: int, d: int, key: PortKey, svc: Service | None
-    ) -> Path:
-        # The path depends on the client's mode, role and namespace (DestinationRule lookup),
-        # not on its service account or address.
-        cache_key = (gkey[0], gkey[1], gkey[2], gkey[6], gkey[7], d, key.port, key.protocol, svc)
-        path = self._paths.get(cache_key)
-        if path is None:
-            server = self.reps[d]
-            path = plan_path(
-                self.model,
-                End(EndKind.WORKLOAD, workload=self.reps[g]),
-                End(EndKind.WORKLOAD, workload=server),
-                key.port,
-                key.protocol,
-                svc,
-                _service_port(svc, server, key),
-            )
-            self._paths[cache_key] = path
-        return path
-
-    def _leg_bits(
-        self,
-        leg: Leg,
-        key: PortKey,
-        d: int,
-        path: Path,
-        gbits: int,
-        l4: dict[PortKey, dict[int, int]],
-    ) -> int:
-        """Sources of the group for which this wire leg is allowed at L3/L4."""
-        waypoint = path.waypoint
-        wire = leg.wire_port
-        target = d
-        if waypoint is not None and leg.destination.workload is waypoint:
-            target = self._waypoint_class(waypoint)
-            if target < 0:
-                return 0
-        wire_key = (
-            key
-            if wire == key.port
-            else PortKey(
-                wire, Protocol.TCP, self.classes[target].peer.port_name(wire, Protocol.TCP)
-            )
-        )
-        allowed = l4.get(wire_key, {}).get(target, 0)
-        if waypoint is not None and leg.source.workload is waypoint:
-            source = self._waypoint_class(waypoint)
-            return gbits if source >= 0 and allowed >> source & 1 else 0
-        return allowed & gbits
-
-    def _waypoint_class(self, workload: Workload) -> int:
-        return self.by_name.get(
-            (workload.namespace, workload.labels.get(WAYPOINT_GATEWAY_LABEL)), -1
-        )
-
-    def _mesh(
-        self,
-        gkey: tuple[object, ...],
-        g: int,
-        d: int,
-        key: PortKey,
-        svc: Service | None,
-        path: Path,
-    ) -> RequestSet:
-        """Mesh decision for a source group: on every witness request of the destination's
-        request space when the verdict can depend on the request."""
-        cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None)
-        cached = self._decisions.get(cache_key)
-        if cached is not None:
-            return cached
-        server = self.reps[d]
-        src_end = End(EndKind.WORKLOAD, workload=self.reps[g])
-        dst_end = End(EndKind.WORKLOAD, workload=server)
-        space = self._space(d, key, svc, path)
-        result: RequestSet
-        if space is None:
-            verdict = mesh_decision(
-                self.model, src_end, dst_end, path, key.port, key.protocol, svc, None
-            )
-            result = ALL if verdict.allowed else NONE
-        else:
-            result = requests_passing(
-                space,
-                lambda r: (
-                    mesh_decision(
-                        self.model, src_end, dst_end, path, key.port, key.protocol, svc, r
-                    ).allowed
-                ),
-            )
-        self._decisions[cache_key] = result
-        return result
-
-    def _space(self, d: int, key: PortKey, svc: Service | None, path: Path) -> RequestSpace | None:
-        """The request space of the policies that apply at the destination (sidecar, waypoint,
-        Calico application layer) when the port carries HTTP; None when the verdict cannot
-        depend on the request."""
-        if key.protocol is not Protocol.TCP:
-            return None
-        server = self.reps[d]
-        proto = port_protocol(self.services[d], server, key.port, key.protocol)
-        if proto == "tcp":
-            return None
-        config = self.model.mesh_config
-        candidates = self.model.mesh.authorization_in(server.namespace, config.root_namespace)
-        policies = workload_policies(candidates, server, config)
-        if path.waypoint is not None:
-            wp = path.waypoint
-            policies = policies + waypoint_policies(
-                self.model.mesh.authorization_policies,
-                wp.labels.get(WAYPOINT_GATEWAY_LABEL) or wp.name,
-                wp.namespace,
-                svc.name if svc else None,
-                svc.namespace if svc else None,
-                config,
-            )
-        if not mentions_http(policies) and not self.alp:
-            return None
-        return space_of(policies, self.alp_matches)
-
-
-def _outbound_capture(workload: Workload) -> tuple[tuple[str, str], ...]:
-    """The client's outbound-capture annotations (they change the path it takes)."""
-    return tuple(
-        sorted(
-            (k, v)
-            for k, v in workload.annotations.items()
-            if k.startswith("traffic.sidecar.istio.io/") and "Outbound" in k
-        )
-    )
-
-
-def _service_port(svc: Service | None, server: Workload, key: PortKey) -> int | None:
-    if svc is None:
-        return None
-    for sp in svc.ports:
-        target = sp.target_on(server)
-        if target == key.port:
-            return sp.port
-    return None

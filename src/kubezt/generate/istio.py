@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubezt.generate.plan import (
+    REASON_ANNOTATION,
     WAYPOINT,
     Manifest,
     Phase,
@@ -238,7 +239,7 @@ def _peer_authentications(plan: Plan) -> list[Manifest]:
         if not ports:
             continue
         name = plan.names.label("PeerAuthentication", service.namespace, service.name)
-        annotations = {"kubezt.io/exception-reason": "; ".join(reasons)} if reasons else None
+        annotations = {REASON_ANNOTATION: "; ".join(reasons)} if reasons else None
         body = {
             "apiVersion": SECURITY_API,
             "kind": "PeerAuthentication",

@@ -81,7 +81,19 @@ def _services(model: Model, workloads: list[Workload], notes: list[str]) -> list
     out: list[Service] = []
     names: set[str] = set()
     accounts: set[str] = set()
+    # Pods listed one by one (`kubectl get pods`) that carry the same labels and ServiceAccount
+    # are replicas of one workload: the first stands for them all.
+    replicas: set[tuple[object, ...]] = set()
+    unique: list[Workload] = []
     for w in sorted(workloads, key=lambda w: w.name):
+        if w.kind == "Pod" and w.labels:
+            key = (w.labels.key, w.service_account)
+            if key in replicas:
+                continue
+            replicas.add(key)
+        unique.append(w)
+    workloads = unique
+    for w in workloads:
         if not w.labels:
             notes.append(f"{w.id}: no pod labels, so no selector can name it; left out")
             continue

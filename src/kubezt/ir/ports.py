@@ -29,7 +29,6 @@ PROTOCOL_NUMBERS: dict[Protocol, int] = {
     Protocol.ICMPV6: 58,
     Protocol.UDPLITE: 136,
 }
-PORTED_PROTOCOLS = frozenset({Protocol.TCP, Protocol.UDP, Protocol.SCTP})
 
 
 @dataclass(frozen=True, slots=True, order=True)

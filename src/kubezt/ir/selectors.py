@@ -226,8 +226,3 @@ def conjunction(*operands: Selector) -> Selector:
     if len(flat) == 1:
         return flat[0]
     return And(tuple(flat))
-
-
-def labels_key(labels: LabelMap) -> tuple[tuple[str, str], ...]:
-    """A hashable, order-independent key for a label set."""
-    return tuple(sorted(labels.items()))
