@@ -28,7 +28,23 @@ def load(
     the model as a whole (what the mesh or dataplane does differently from what a manifest
     says). Raises `InputError` listing every error of every file when any input is invalid.
     """
-    result = read_manifests(paths)
+    return settled(
+        read_manifests(paths),
+        root_namespace=root_namespace,
+        trust_domain=trust_domain,
+        trust_domain_aliases=trust_domain_aliases,
+    )
+
+
+def settled(
+    result: LoadResult,
+    *,
+    root_namespace: str | None = None,
+    trust_domain: str | None = None,
+    trust_domain_aliases: Sequence[str] = (),
+) -> LoadResult:
+    """A loaded result (of files or of a live cluster) with the mesh overrides applied and the
+    warnings about the model as a whole added."""
     model = result.model
     config = model.mesh_config.overridden(
         root_namespace=root_namespace,

@@ -53,7 +53,7 @@ ReachOutputOpt = Annotated[
 
 @load_options()
 def reach(
-    paths: PathsArg,
+    paths: PathsArg = None,
     port: Annotated[
         int | None,
         typer.Option(
@@ -161,7 +161,7 @@ def explain(
     dst: Annotated[
         str, typer.Argument(metavar="DST", help="Destination: ns/name or external:<ip>.")
     ],
-    paths: PathsArg,
+    paths: PathsArg = None,
     port: Annotated[
         int, typer.Option(metavar="PORT", help="Destination (container) port.", min=1, max=65535)
     ] = ...,  # type: ignore[assignment]

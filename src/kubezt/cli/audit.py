@@ -55,7 +55,7 @@ class FailOn(StrEnum):
 
 @load_options()
 def audit_command(
-    paths: PathsArg,
+    paths: PathsArg = None,
     output: Annotated[
         AuditOutput, typer.Option("-o", "--output", help="Output format.")
     ] = AuditOutput.TABLE,

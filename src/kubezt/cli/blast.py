@@ -69,7 +69,7 @@ def blast_radius_command(
             usage_error("--hops applies to one workload; --all ranks the full transitive reach")
         workload, paths = None, args
     else:
-        if len(args) < 2:
+        if len(args) < (1 if options.live else 2):
             usage_error(
                 "expected WORKLOAD then at least one PATH (or --all with paths only), e.g. "
                 "kubezt blast-radius shop/customer examples/shop"

@@ -52,11 +52,29 @@ class ProtocolOption(StrEnum):
 
 
 PathsArg = Annotated[
-    list[str],
+    list[str] | None,
     typer.Argument(
         metavar="PATH",
+        help="Manifest files or directories (recursive: *.yaml, *.yml, *.json), or - for stdin. "
+        "With --cluster/--context/--kubeconfig: objects applied over the live state.",
         show_default=False,
-        help="Manifest files or directories (recursive: *.yaml, *.yml, *.json), or - for stdin.",
+    ),
+]
+ClusterOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cluster",
+        help="Read the live cluster of the current kubeconfig context (in a pod: its own "
+        "cluster). Needs the `live` extra.",
+    ),
+]
+ContextOpt = Annotated[
+    str | None, typer.Option("--context", help="Read the live cluster of this kubeconfig context.")
+]
+KubeconfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig", help="Kubeconfig file for --cluster/--context (else $KUBECONFIG)."
     ),
 ]
 OutputOpt = Annotated[Output, typer.Option("-o", "--output", help="Output format.")]
@@ -120,6 +138,14 @@ class LoadOptions:
     root_namespace: str | None = None
     trust_domain: str | None = None
     trust_domain_aliases: tuple[str, ...] = ()
+    cluster: bool = False
+    context: str | None = None
+    kubeconfig: str | None = None
+
+    @property
+    def live(self) -> bool:
+        """Whether to read a live cluster (--cluster, --context or --kubeconfig)."""
+        return bool(self.cluster or self.context or self.kubeconfig)
 
 
 _VERBOSE = (inspect.Parameter("verbose", KEYWORD, default=False, annotation=VerboseOpt),)
@@ -129,6 +155,12 @@ _MESH = (
     inspect.Parameter("trust_domain_alias", KEYWORD, default=None, annotation=AliasOpt),
 )
 
+_LIVE = (
+    inspect.Parameter("cluster", KEYWORD, default=False, annotation=ClusterOpt),
+    inspect.Parameter("context", KEYWORD, default=None, annotation=ContextOpt),
+    inspect.Parameter("kubeconfig", KEYWORD, default=None, annotation=KubeconfigOpt),
+)
+
 Command = TypeVar("Command", bound=Callable[..., None])
 
 
@@ -136,7 +168,7 @@ def load_options(*, mesh: bool = True) -> Callable[[Command], Command]:
     """Give a command the shared options in place of its `options: LoadOptions` parameter:
     `--verbose`, and with `mesh` also `--root-namespace`, `--trust-domain` and
     `--trust-domain-alias`. The command receives them as one `LoadOptions`."""
-    added = _VERBOSE + (_MESH if mesh else ())
+    added = _VERBOSE + _LIVE + (_MESH if mesh else ())
 
     def decorate(command: Command) -> Command:
         signature = inspect.signature(command, eval_str=True)
@@ -152,6 +184,9 @@ def load_options(*, mesh: bool = True) -> Callable[[Command], Command]:
                 root_namespace=values.get("root_namespace"),
                 trust_domain=values.get("trust_domain"),
                 trust_domain_aliases=tuple(values.get("trust_domain_alias") or ()),
+                cluster=values["cluster"],
+                context=values["context"],
+                kubeconfig=values["kubeconfig"],
             )
             command(**kwargs, options=options)
 
@@ -165,17 +200,34 @@ def load_options(*, mesh: bool = True) -> Callable[[Command], Command]:
 _SAID: set[str] = set()
 
 
-def load_paths(paths: list[str], options: LoadOptions) -> LoadResult:
-    """Load manifests with the options' mesh overrides; print warnings (and with --verbose the
-    skipped objects) to stderr."""
-    result = guarded(
-        lambda: load(
-            paths,
-            root_namespace=options.root_namespace,
-            trust_domain=options.trust_domain,
-            trust_domain_aliases=options.trust_domain_aliases,
+def load_paths(paths: list[str] | None, options: LoadOptions) -> LoadResult:
+    """Load manifests (or, with the live options, the cluster with the manifests applied over
+    it) with the options' mesh overrides; print warnings (and with --verbose the skipped
+    objects) to stderr."""
+    if options.live:
+        from kubezt.api import settled
+        from kubezt.cli.cluster import load_live
+
+        result = guarded(
+            lambda: settled(
+                load_live(options, paths or []),
+                root_namespace=options.root_namespace,
+                trust_domain=options.trust_domain,
+                trust_domain_aliases=options.trust_domain_aliases,
+            )
         )
-    )
+    elif not paths:
+        usage_error("no input: give manifest files or directories, or --cluster/--context")
+    else:
+        files = paths
+        result = guarded(
+            lambda: load(
+                files,
+                root_namespace=options.root_namespace,
+                trust_domain=options.trust_domain,
+                trust_domain_aliases=options.trust_domain_aliases,
+            )
+        )
     for diag in result.warnings:
         text = diag.render()
         if text not in _SAID:  # diff loads twice: a warning both sides share is said once

@@ -3,6 +3,7 @@ change explained by the policy that decided it on each side."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from enum import StrEnum
 from typing import Annotated
@@ -25,11 +26,15 @@ from kubezt.cli.common import (
     load_options,
     load_paths,
     out,
+    usage_error,
 )
 from kubezt.cli.pipes import decided
+from kubezt.dialects.registry import LoadResult
 from kubezt.engine.reach import evaluate
 from kubezt.engine.requests import AllRequests
 from kubezt.report.analysis_documents import diff_document
+
+CLUSTER = "cluster"
 
 
 class DiffOutput(StrEnum):
@@ -55,15 +60,21 @@ def diff_command(
     old: Annotated[
         str,
         typer.Argument(
-            metavar="OLD", help="Manifests before the change: a file or directory (e.g. main)."
+            metavar="OLD",
+            help="Manifests before the change: a file or directory (e.g. main), or `cluster` "
+            "for the live cluster (--context/--kubeconfig choose which)."
         ),
     ],
     new: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            metavar="NEW", help="Manifests after the change: a file or directory (e.g. the PR)."
+            metavar="NEW",
+            help="Manifests after the change: a file or directory (e.g. the PR); `cluster` for "
+            "the live cluster. With OLD `cluster` (or --cluster), NEW is applied over the live "
+            "state: what applying it would change.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     output: DiffOutputOpt = DiffOutput.TABLE,
     options: LoadOptions = LoadOptions(),
 ) -> None:
@@ -74,11 +85,29 @@ def diff_command(
 
     kubezt diff main/manifests pr/manifests
 
+    kubezt diff --cluster out/      (what applying out/ to the cluster would change)
+
+    kubezt diff main/manifests cluster   (what the cluster holds that main does not)
+
     Exit codes: 0 nothing newly allowed, 1 something newly allowed (a connection, every request
     where only some passed, more requests, or an added workload that connects or is connected
     to), 2 invalid input."""
-    before = load_paths([old], options)
-    after = load_paths([new], options)
+    if options.cluster:
+        if new is not None:
+            usage_error("with --cluster give one PATH: the manifests to apply over the cluster")
+        old, new = CLUSTER, old
+    if new is None:
+        usage_error("expected OLD and NEW (or --cluster NEW)")
+    on_cluster = dataclasses.replace(options, cluster=True)
+    on_files = dataclasses.replace(options, cluster=False, context=None, kubeconfig=None)
+
+    def side(path: str, over: str | None) -> LoadResult:
+        if path == CLUSTER:
+            return load_paths([over] if over else [], on_cluster)
+        return load_paths([path], on_files)
+
+    before = side(old, None)
+    after = side(CLUSTER, new) if old == CLUSTER and new != CLUSTER else side(new, None)
     if output is DiffOutput.HTML:
         # The page draws the new side's whole matrix, so both sides are evaluated in full.
         old_reach = guarded(lambda: evaluate(before.model))

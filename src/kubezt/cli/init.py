@@ -34,7 +34,7 @@ HEADER = """\
 
 @load_options(mesh=False)
 def init_command(
-    paths: PathsArg,
+    paths: PathsArg = None,
     output: Annotated[
         str,
         typer.Option(

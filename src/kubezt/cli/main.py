@@ -15,6 +15,7 @@ import typer
 
 from kubezt.cli import (
     analyse,
+    apply,
     audit,
     blast,
     compile,
@@ -22,6 +23,8 @@ from kubezt.cli import (
     diff,
     init,
     learn,
+    probe,
+    rbac,
     report,
     verify,
 )
@@ -42,7 +45,10 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("replay", learn.replay_command),
     ("report", report.report_command),
     ("completion", completion.completion_command),
+    ("apply", apply.apply_command),
+    ("rbac", rbac.rbac_command),
 )
+SUBCOMMANDS: tuple[tuple[str, typer.Typer], ...] = (("probe", probe.probe_app),)
 
 
 def version_callback(value: bool) -> None:
@@ -81,6 +87,8 @@ def build_app() -> typer.Typer:
     application.callback()(root)
     for name, command in COMMANDS:
         application.command(name)(closed_pipe_safe(command))
+    for name, group in SUBCOMMANDS:
+        application.add_typer(group, name=name)
     return application
 
 

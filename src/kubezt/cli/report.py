@@ -42,7 +42,7 @@ TitleOpt = Annotated[str | None, typer.Option(metavar="TEXT", help="Title of the
 
 @load_options()
 def report_command(
-    paths: PathsArg,
+    paths: PathsArg = None,
     output: OutFileOpt = "report.html",
     title: TitleOpt = None,
     explain_budget: BudgetOpt = DEFAULT_BUDGET,
@@ -64,8 +64,9 @@ def report_command(
     loaded = load_paths(paths, options)
     progress.stage("evaluating every connection")
     reach = guarded(lambda: evaluate(loaded.model))
-    title = title or "kubezt report: " + " ".join(paths)
-    page = page_for(reach, paths, title, budget=explain_budget, progress=progress)
+    sources = paths or ["cluster"]
+    title = title or "kubezt report: " + " ".join(sources)
+    page = page_for(reach, sources, title, budget=explain_budget, progress=progress)
     progress.done()
     write_page(page, output)
     raise typer.Exit(EXIT_OK)

@@ -36,7 +36,7 @@ VERIFY_SCHEMA = "kubezt.io/verify/v1"
 @load_options(mesh=False)
 def verify_command(
     intent_path: IntentArg,
-    paths: PathsArg,
+    paths: PathsArg = None,
     mode: ModeOpt = None,
     output: OutputOpt = Output.TABLE,
     options: LoadOptions = LoadOptions(),

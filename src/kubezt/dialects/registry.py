@@ -11,7 +11,7 @@ import contextlib
 import gc
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from kubezt.dialects import k8s, workloads
@@ -109,6 +109,35 @@ def load(paths: Sequence[str]) -> LoadResult:
         for docs in _documents(files, sink):
             for doc in docs:
                 _read_document(doc, rc, seen)
+    finally:
+        if collecting:
+            gc.enable()
+    model = assemble(rc)
+    sink.raise_if_errors()
+    diagnostics = tuple(sorted(sink.items, key=Diagnostic.sort_key))
+    return LoadResult(model, diagnostics, tuple(rc.skipped), tuple(files))
+
+
+def parse_paths(paths: Sequence[str], sink: DiagnosticSink) -> tuple[list[Document], list[str]]:
+    """The documents of every manifest under `paths` (problems go to `sink`), and the files."""
+    files = expand_paths(paths, sink)
+    return [doc for docs in _documents(files, sink) for doc in docs], files
+
+
+def load_parsed(
+    docs: Iterable[Document], files: Sequence[str], sink: DiagnosticSink | None = None
+) -> LoadResult:
+    """`load()` for documents already at hand: objects read from a live cluster (their `file`
+    is their origin, `cluster:CONTEXT Kind ns/name`), or files merged with them. `sink` may
+    already hold diagnostics about the input (they are reported with the result)."""
+    sink = sink if sink is not None else DiagnosticSink()
+    rc = ReadContext(sink)
+    seen: dict[tuple[str, str, str, str], Location] = {}
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for doc in docs:
+            _read_document(doc, rc, seen)
     finally:
         if collecting:
             gc.enable()
