@@ -62,7 +62,7 @@ def diff_command(
         typer.Argument(
             metavar="OLD",
             help="Manifests before the change: a file or directory (e.g. main), or `cluster` "
-            "for the live cluster (--context/--kubeconfig choose which)."
+            "for the live cluster (--context/--kubeconfig choose which).",
         ),
     ],
     new: Annotated[
