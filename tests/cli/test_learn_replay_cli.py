@@ -129,3 +129,9 @@ def test_max_paths_bounds_the_learned_patterns(tmp_path: Path) -> None:
     for g in intent.grants:
         if g.http is not None:
             assert len(g.http.paths) == 1
+
+
+def test_learn_without_manifests_or_a_cluster_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["learn", str(FLOWS)])
+    assert result.exit_code == 2
+    assert "--cluster" in result.output

@@ -14,6 +14,7 @@ from kube_testenv import ROOT, TestCluster, free_port, manifests
 from typer.testing import CliRunner
 
 from kubezt.cli.main import app
+from kubezt.dialects.intent import load_intent
 from kubezt.live.read import CALICO_CRD, Plan, documents
 from kubezt.live.session import Target, connect
 
@@ -202,3 +203,27 @@ def test_partly_installed_product_is_an_error(kube_cluster: TestCluster) -> None
         assert "gateways.gateway.networking.k8s.io (Gateway) is not served" in result.output
     finally:
         kube_cluster.install_crds([ROOT / "tests" / "live" / "crds" / "gateway-api-standard.yaml"])
+
+
+def test_learn_on_the_cluster_grants_what_learn_on_the_same_files_grants(
+    kube_cluster: TestCluster, kube_apply: Any, tmp_path: Path
+) -> None:
+    kube_apply(SHOP)
+    flows = str(ROOT / "examples" / "flows" / "shop.hubble.jsonl")
+    grants = []
+    for name, source in (
+        ("files", ["--manifests", str(SHOP)]),
+        ("cluster", ["--kubeconfig", str(kube_cluster.kubeconfig)]),
+    ):
+        out = tmp_path / f"{name}.yaml"
+        result = run("learn", flows, *source, "-o", str(out))
+        assert result.exit_code == 0, result.output
+        intent = load_intent(str(out))
+        grants.append(
+            sorted(
+                (str(g.caller), str(g.service), tuple(p.port for p in g.ports), str(g.http))
+                for g in intent.grants
+            )
+        )
+    assert grants[0], "the example flows must grant something"
+    assert grants[1] == grants[0]

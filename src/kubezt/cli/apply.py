@@ -95,7 +95,9 @@ def apply_command(
     ] = None,
     intent_path: Annotated[
         str | None,
-        typer.Option("--intent", help="For a directory: the intent the result must match."),
+        typer.Option(
+            "--intent", metavar="INTENT", help="For a directory: the intent the result must match."
+        ),
     ] = None,
     output: OutputOpt = Output.TABLE,
     context: ContextOpt = None,

@@ -69,12 +69,17 @@ ClusterOpt = Annotated[
     ),
 ]
 ContextOpt = Annotated[
-    str | None, typer.Option("--context", help="Read the live cluster of this kubeconfig context.")
+    str | None,
+    typer.Option(
+        "--context", metavar="CONTEXT", help="Read the live cluster of this kubeconfig context."
+    ),
 ]
 KubeconfigOpt = Annotated[
     str | None,
     typer.Option(
-        "--kubeconfig", help="Kubeconfig file for --cluster/--context (else $KUBECONFIG)."
+        "--kubeconfig",
+        metavar="FILE",
+        help="Kubeconfig file for --cluster/--context (else $KUBECONFIG).",
     ),
 ]
 OutputOpt = Annotated[Output, typer.Option("-o", "--output", help="Output format.")]

@@ -112,24 +112,34 @@ def _stream(
 def learn_command(
     flows: FlowsArg,
     manifests: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--manifests",
             "-m",
-            help="Manifests of the workloads (files or directories); repeatable.",
+            metavar="PATH",
+            help="Manifests of the workloads (files or directories); repeatable. With "
+            "--cluster/--context the workloads are read from the live cluster instead.",
         ),
-    ],
+    ] = None,
     output: Annotated[
         str,
-        typer.Option("-o", "--output", help="Intent file to write (atomically), or - for stdout."),
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="FILE",
+            help="Intent file to write (atomically), or - for stdout.",
+        ),
     ] = "-",
-    name: Annotated[str, typer.Option(help="metadata.name of the intent.")] = "learned",
+    name: Annotated[
+        str, typer.Option(metavar="NAME", help="metadata.name of the intent.")
+    ] = "learned",
     mode: ModeOpt = None,
     namespace: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="NAMESPACE",
             help="Namespace to take into scope; repeatable (default: every namespace a "
-            "learned workload runs in, but system namespaces)."
+            "learned workload runs in, but system namespaces).",
         ),
     ] = None,
     max_paths: Annotated[
@@ -200,6 +210,7 @@ def replay_command(
         typer.Option(
             "--manifests",
             "-m",
+            metavar="PATH",
             help="Manifests to replay against (files or directories); repeatable. Without it, "
             "arguments that are directories or YAML/JSON manifests are taken as manifests.",
         ),
@@ -209,6 +220,7 @@ def replay_command(
         typer.Option(
             "--workloads",
             "-w",
+            metavar="PATH",
             help="Take the workloads (pods, controllers, Services, ServiceAccounts, "
             "namespaces) from these manifests, ignoring their policies: replay a new policy "
             "set (kubezt compile output) against the running workloads; repeatable.",

@@ -46,7 +46,13 @@ probe_app = typer.Typer(
 def plan_command(
     paths: PathsArg = None,
     output_dir: Annotated[
-        str, typer.Option("-o", "--output", help="Directory for probes.yaml and prediction.json.")
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="DIR",
+            help="Directory for probes.yaml and prediction.json.",
+        ),
     ] = ...,  # type: ignore[assignment]
     options: LoadOptions = LoadOptions(),
 ) -> None:

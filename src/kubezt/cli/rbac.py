@@ -10,7 +10,9 @@ from kubezt.cli.common import Output, OutputOpt, emit
 
 
 def rbac_command(
-    name: Annotated[str, typer.Option(help="metadata.name of the ClusterRole.")] = "kubezt-reader",
+    name: Annotated[
+        str, typer.Option(metavar="NAME", help="metadata.name of the ClusterRole.")
+    ] = "kubezt-reader",
     output: OutputOpt = Output.YAML,
 ) -> None:
     """Print the ClusterRole kubezt needs to read a cluster (--cluster/--context): get, list
