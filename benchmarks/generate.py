@@ -44,6 +44,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--istio", action="store_true", help="add Istio mesh labels and resources")
     ap.add_argument(
+        "--istio-only",
+        choices=["sidecar", "ambient"],
+        help="every team namespace in this Istio mode (ambient: each with a waypoint), one "
+        "ServiceAccount per app; use with --policies 0 for authorization in Istio only",
+    )
+    ap.add_argument(
+        "--authz",
+        type=int,
+        help="exact number of AuthorizationPolicies (with --istio or --istio-only)",
+    )
+    ap.add_argument(
         "--format",
         choices=["docs", "list"],
         default="docs",
@@ -79,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "calico_share": args.calico_share,
             "istio": args.istio,
+            "istio_only": args.istio_only,
+            "authz": args.authz,
             "format": args.format,
             "lean": args.lean,
         },
@@ -90,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "nodes": len(gen.nodes),
         "k8s_network_policies": gen.k8s_np_count,
         "calico_network_policies": gen.calico_np_count,
+        "authorization_policies": gen.counts["security.istio.io/v1/AuthorizationPolicy"],
         "kinds": dict(sorted((k, v) for k, v in gen.counts.items() if "/" in k)),
         "files": files,
         "bytes": size,

@@ -19,7 +19,9 @@ class GeneratorBase:
         self.pods_total: int = args.pods
         self.policies_total: int = args.policies
         self.calico = args.calico_share > 0
-        self.istio: bool = args.istio
+        self.istio_only: str | None = getattr(args, "istio_only", None)
+        self.istio: bool = args.istio or self.istio_only is not None
+        self.authz_total: int | None = getattr(args, "authz", None)
         self.lean: bool = args.lean
         self.resource_version = 4_181_000
         self.namespaces: list[Namespace] = []
@@ -29,6 +31,7 @@ class GeneratorBase:
         self.cluster_docs: list[Obj] = []
         self.used_service_ips: set[int] = set()
         self.policy_names: dict[str, set[str]] = defaultdict(set)
+        self.pod_names: dict[str, set[str]] = defaultdict(set)
         self.counts: dict[str, int] = defaultdict(int)
         self.calico_np_count = 0
         self.k8s_np_count = 0

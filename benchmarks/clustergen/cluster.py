@@ -51,6 +51,8 @@ class Generator(Topology, Workloads, NetworkPolicies, Calico, Istio):
             self.calico_globals()
         if self.istio:
             self.istio_objects()
+            if self.authz_total is not None:
+                self.fit_authorization_policies(self.authz_total)
 
     def policies(self) -> None:
         budget = self.policies_total

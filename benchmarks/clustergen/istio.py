@@ -153,6 +153,60 @@ class Istio(GeneratorBase):
                         obj(sec, "AuthorizationPolicy", ns.name, f"{http_app.name}-waypoint", spec),
                     )
 
+    def fit_authorization_policies(self, total: int) -> None:
+        """Exactly `total` AuthorizationPolicies: drop the last-emitted ones (never a
+        namespace's `allow-nothing` while others remain), or add per-app ALLOW policies for
+        Prometheus scraping, round-robin over the mesh apps."""
+        kind = "security.istio.io/v1/AuthorizationPolicy"
+
+        def is_ap(obj: Obj) -> bool:
+            return f"{obj['apiVersion']}/{obj['kind']}" == kind
+
+        emitted = [(stem, obj) for stem, docs in self.docs.items() for obj in docs if is_ap(obj)]
+        excess = len(emitted) - total
+        if excess > 0:
+            order = [e for e in emitted if e[1]["metadata"]["name"] != "allow-nothing"]
+            order += [e for e in emitted if e[1]["metadata"]["name"] == "allow-nothing"]
+            drop = {id(obj) for _, obj in order[len(order) - excess :]}
+            for stem in list(self.docs):
+                self.docs[stem] = [o for o in self.docs[stem] if id(o) not in drop]
+            self.counts[kind] -= excess
+            return
+        apps = [(ns, app) for ns in self.namespaces if ns.mesh for app in ns.apps]
+        if not apps:
+            return
+        for i in range(-excess):
+            ns, app = apps[i % len(apps)]
+            port = app.port("metrics") or app.primary_port()
+            self.emit(
+                ns.name,
+                {
+                    "apiVersion": "security.istio.io/v1",
+                    "kind": "AuthorizationPolicy",
+                    "metadata": self.meta(
+                        f"{app.name}-allow-scrape-{i // len(apps)}", ns.name, generation=True
+                    ),
+                    "spec": {
+                        "selector": {"matchLabels": {"app": app.name}},
+                        "action": "ALLOW",
+                        "rules": [
+                            {
+                                "from": [
+                                    {
+                                        "source": {
+                                            "principals": [
+                                                "cluster.local/ns/monitoring/sa/prometheus-k8s"
+                                            ]
+                                        }
+                                    }
+                                ],
+                                "to": [{"operation": {"ports": [str(port.port)]}}],
+                            }
+                        ],
+                    },
+                },
+            )
+
     def authz_spec(self, ns: Namespace, app: App, l7: bool) -> Obj | None:
         if not app.callers and app.tier != "web":
             return None

@@ -30,7 +30,18 @@ class Topology(GeneratorBase):
         n_nodes = max(1, math.ceil(self.pods_total / PODS_PER_NODE_TARGET))
         self.make_nodes(n_nodes)
         self.make_team_namespaces(n_team)
-        if self.istio:
+        if self.istio_only is not None:
+            # Istio-only clusters: every team namespace in one mode; ambient ones each with
+            # a waypoint serving their Services.
+            for ns in self.namespaces:
+                ns.mesh = self.istio_only
+                if self.istio_only == "sidecar":
+                    ns.labels["istio-injection"] = "enabled"
+                else:
+                    ns.labels["istio.io/dataplane-mode"] = "ambient"
+                    ns.waypoint = True
+                    ns.labels["istio.io/use-waypoint"] = "waypoint"
+        elif self.istio:
             team = list(self.namespaces)
             self.rng.shuffle(team)
             n_sidecar = max(1, round(len(team) * 0.5))
@@ -71,8 +82,7 @@ class Topology(GeneratorBase):
             count += 2  # istiod
             if any(ns.mesh == "ambient" for ns in self.namespaces):
                 count += nodes  # ztunnel
-            if any(ns.waypoint for ns in self.namespaces):
-                count += 1  # waypoint proxy
+            count += sum(ns.waypoint for ns in self.namespaces)  # waypoint proxies
         return count
 
     def make_nodes(self, n: int) -> None:
@@ -163,7 +173,9 @@ class Topology(GeneratorBase):
         workers = [a for a in ns.apps if a.tier == "worker"]
         shared = f"{ns.domain}-workers" if len(workers) >= 2 else None
         for app in ns.apps:
-            if app.tier == "worker" and shared:
+            if self.istio_only is not None:
+                app.sa = app.name  # one identity per workload
+            elif app.tier == "worker" and shared:
                 app.sa = shared
             elif app.tier in ("data", "cache") and self.rng.random() < 0.3:
                 app.sa = "default"

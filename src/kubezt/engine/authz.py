@@ -9,6 +9,7 @@ is dropped; a DENY rule loses the item and an emptied match never matches).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, fields
@@ -219,6 +220,7 @@ def ip_match(pattern: str, value: str | None) -> bool | None:
         return False
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_path(path: str) -> str:
     """Istio's BASE normalization: query stripped, selected %xx decoded once, `\\` → `/`,
     dot segments resolved (semantics.md §4.5)."""

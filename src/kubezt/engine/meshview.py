@@ -9,12 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from kubezt.engine.authz import (
-    authz_networks,
-    mentions_http,
-    waypoint_policies,
-    workload_policies,
-)
+from kubezt.engine.authz import authz_networks, mentions_http
 from kubezt.engine.connection import (
     End,
     EndKind,
@@ -30,6 +25,7 @@ from kubezt.engine.mesh import (
     WAYPOINT_GATEWAY_LABEL,
     port_protocol,
 )
+from kubezt.engine.mesh_sets import MeshSets
 from kubezt.engine.requests import (
     ALL,
     NONE,
@@ -67,8 +63,12 @@ class GroupKey(NamedTuple):
 class MeshView:
     """Mesh facts per class and the composition of L3/L4 legs with mesh decisions."""
 
+    batched = True
+    """False: every source group through `mesh_decision` one by one, as `explain` decides
+    (the tests compare both)."""
+
     def __init__(self, model: Model, classes: tuple[EndpointClass, ...]) -> None:
-        self.model = model
+        self._model = model
         self.classes = classes
         topology = model.topology
         self.reps = [topology.workloads[c.members[0]] for c in classes]
@@ -128,6 +128,49 @@ class MeshView:
         self._decisions: dict[tuple[object, ...], RequestSet] = {}
         self._paths: dict[tuple[object, ...], Path] = {}
         self._waypoint_sources = 0
+        # Sources that take the same path to any destination: the path depends on the client's
+        # mode, role, gateway name, outbound-capture annotations and, only through a
+        # DestinationRule there, its namespace.
+        dr_namespaces = {dr.namespace for dr in model.mesh.destination_rules}
+        self._dr_namespaces = dr_namespaces
+        buckets: dict[tuple[object, ...], int] = {}
+        for i, gkey in enumerate(self.group_of):
+            namespace = gkey.namespace if gkey.namespace in dr_namespaces else ""
+            pkey = (gkey.mode, gkey.role, namespace, gkey.waypoint, gkey.outbound_capture)
+            buckets[pkey] = buckets.get(pkey, 0) | 1 << i
+        self.path_buckets = list(buckets.items())
+        self._authz_nets = authz_nets
+        self.sets = MeshSets(model, classes, self.reps, self.services, authz_nets)
+        self._spaces: dict[tuple[object, ...], RequestSpace | None] = {}
+        self._common: dict[frozenset[RequestSpace], RequestSpace] = {}
+        self._somes: dict[tuple[object, ...], Some] = {}
+        self._unions: dict[tuple[int, int], RequestSet] = {}
+        self._keep: list[object] = []
+
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    @model.setter
+    def model(self, model: Model) -> None:
+        """A new model over the same classes (incremental updates); the batched decisions'
+        caches of mesh policies start over when the mesh resources or settings changed."""
+        old = self._model
+        self._model = model
+        if model.mesh is not old.mesh or model.mesh_config != old.mesh_config:
+            self.sets = MeshSets(model, self.classes, self.reps, self.services, self._authz_nets)
+            self._spaces.clear()
+
+    def _union(self, a: Some, b: Some) -> RequestSet:
+        """The requests passing on either route (both decided over one space; the sets are
+        kept by the caches, so their ids stay valid)."""
+        key = (id(a), id(b))
+        merged = self._unions.get(key)
+        if merged is None:
+            merged = union(a, b)
+            self._unions[key] = merged
+            self._keep.append((a, b))
+        return merged
 
     def routes(self, d: int, key: PortKey) -> list[Service | None]:
         """How a client may address the destination: its pod IP, or a Service selecting it
@@ -174,68 +217,184 @@ class MeshView:
         partial: dict[tuple[PortKey, int, int], Some],
     ) -> int:
         """The source classes allowed to reach destination class `d` on `key` over any route
-        (the union of the requests each route lets through); records in `partial` those for
-        which only some requests pass."""
-        answers: dict[int, RequestSet] = {}
-        for svc in self.routes(d, key):
-            for s, answer in self._route(d, key, svc, l4).items():
-                answers[s] = union(answers.get(s, NONE), answer)
+        (the union of the requests each route lets through, every route decided over one
+        request space); records in `partial` those for which only some requests pass."""
         bits = 0
-        for s, answer in answers.items():
-            if isinstance(answer, NoRequests):
-                continue
-            bits |= 1 << s
-            if isinstance(answer, Some):
-                partial[(key, d, s)] = answer
-            else:
-                partial.pop((key, d, s), None)
+        some: dict[int, Some] = {}
+        for route_bits, route_partial in self._decided_routes(d, key, l4):
+            partial_bits = 0
+            for s, requests in route_partial.items():
+                partial_bits |= 1 << s
+                if bits >> s & 1 and s not in some:
+                    continue  # another route already lets every request through
+                prev = some.get(s)
+                merged = requests if prev is None else self._union(prev, requests)
+                if isinstance(merged, Some):
+                    some[s] = merged
+                else:
+                    some.pop(s, None)  # together the routes let every request through
+            full = route_bits & ~partial_bits
+            if some and full:
+                for s in [s for s in some if full >> s & 1]:
+                    del some[s]
+            bits |= route_bits
+        for s, requests in some.items():
+            partial[(key, d, s)] = requests
         return bits
 
-    def _route(
-        self, d: int, key: PortKey, svc: Service | None, l4: dict[PortKey, dict[int, int]]
-    ) -> dict[int, RequestSet]:
-        """Source class → the requests that pass on this route (classes absent: none)."""
+    def _decided_routes(
+        self, d: int, key: PortKey, l4: dict[PortKey, dict[int, int]]
+    ) -> list[tuple[int, dict[int, Some]]]:
+        """For each route and path to destination class `d` on `key`: the sources allowed for
+        at least one request, and for those allowed only some, the requests that pass.
+
+        The routes of one destination may meet different policies (a waypoint on the Service
+        route, none on the pod-IP route), so every route that looks at requests is decided
+        over the union of their request spaces: a cell of that space is inside one cell of
+        each route's own space, so its witness gets each route's verdict for the whole cell,
+        and the routes' answers combine witness by witness."""
         direct = l4.get(key, {}).get(d, 0)
+        if key.protocol is not Protocol.TCP or (
+            self.modes[d] is MeshMode.NONE and not self.istio_mutual
+        ):
+            return [(direct, {})]  # UDP/SCTP are never captured by the mesh
         hbone_key = PortKey(
             HBONE_PORT, Protocol.TCP, self.classes[d].peer.port_name(HBONE_PORT, Protocol.TCP)
         )
         hbone = l4.get(hbone_key, {}).get(d, 0)
-        if key.protocol is not Protocol.TCP or (
-            self.modes[d] is MeshMode.NONE and not self.istio_mutual
-        ):
-            return dict.fromkeys(iter_bits(direct), ALL)  # UDP/SCTP are never captured
         candidates = direct | hbone | self._waypoint_sources
-        seen: set[GroupKey] = set()
-        out: dict[int, RequestSet] = {}
-        for c in iter_bits(candidates):
-            gkey = self.group_of[c]
-            if gkey in seen:
-                continue
-            seen.add(gkey)
-            gbits = self.group_bits[gkey] & candidates
-            g = self.group_rep[gkey]
-            path = self._path(gkey, g, d, key, svc)
-            ok_bits = gbits
+        # (route, path, sources taking it, their group when decided one group at a time)
+        entries: list[tuple[Service | None, Path, int, GroupKey | None]] = []
+        for svc in self.routes(d, key):
+            if self.batched:
+                for _bucket, pbits in self.path_buckets:
+                    sources = pbits & candidates
+                    if sources:
+                        g = (sources & -sources).bit_length() - 1
+                        entries.append(
+                            (svc, self._path(self.group_of[g], g, d, key, svc), sources, None)
+                        )
+            else:
+                seen: set[GroupKey] = set()
+                for c in iter_bits(candidates):
+                    group = self.group_of[c]
+                    if group in seen:
+                        continue
+                    seen.add(group)
+                    g = self.group_rep[group]
+                    path = self._path(group, g, d, key, svc)
+                    entries.append((svc, path, self.group_bits[group] & candidates, group))
+        own = [self._space(d, key, svc, path) for svc, path, _, _ in entries]
+        common = self._common_space(own)
+        out: list[tuple[int, dict[int, Some]]] = []
+        for (svc, path, sources, gkey), space in zip(entries, own, strict=True):
+            ok_bits = sources
             for leg in path.legs:
-                ok_bits &= self._leg_bits(leg, key, d, path, gbits, l4)
+                ok_bits &= self._leg_bits(leg, key, d, path, sources, l4)
                 if not ok_bits:
                     break
             if not ok_bits:
                 continue
-            decision = self._mesh(gkey, g, d, key, svc, path)
-            if isinstance(decision, NoRequests):
+            use = None if space is None else common
+            if gkey is None and not self._alp_applies(d, path):
+                out.append(self._mesh_set(ok_bits, d, key, svc, path, use))
                 continue
-            for s in iter_bits(ok_bits):
-                out[s] = decision
+            # one group at a time (`mesh_decision`, what `explain` runs); Calico application
+            # layer policy reads the source's L3/L4 identity, so it is decided per group too
+            groups = [(gkey, ok_bits)] if gkey is not None else self._groups_in(ok_bits)
+            bits = 0
+            partial: dict[int, Some] = {}
+            for gk, gbits in groups:
+                decision = self._mesh(gk, self.group_rep[gk], d, key, svc, path, use)
+                if isinstance(decision, NoRequests):
+                    continue
+                bits |= gbits
+                if isinstance(decision, Some):
+                    for s in iter_bits(gbits):
+                        partial[s] = decision
+            out.append((bits, partial))
         return out
 
+    def _common_space(self, spaces: list[RequestSpace | None]) -> RequestSpace | None:
+        """The union of the request spaces of a destination's routes (None: none looks at
+        requests)."""
+        distinct = frozenset(s for s in spaces if s is not None)
+        if not distinct:
+            return None
+        if len(distinct) == 1:
+            return next(iter(distinct))
+        common = self._common.get(distinct)
+        if common is None:
+            common = RequestSpace()
+            for space in sorted(distinct, key=repr):
+                common = common.merged(space)
+            self._common[distinct] = common
+        return common
+
+    def _groups_in(self, sources: int) -> list[tuple[GroupKey, int]]:
+        out: dict[GroupKey, int] = {}
+        for s in iter_bits(sources):
+            gkey = self.group_of[s]
+            out[gkey] = out.get(gkey, 0) | 1 << s
+        return list(out.items())
+
+    def _alp_applies(self, d: int, path: Path) -> bool:
+        if not self.alp or path.server is not MeshMode.SIDECAR:
+            return False
+        return "dikastes" in (self.reps[d].annotations.get("inject.istio.io/templates") or "")
+
+    def _mesh_set(
+        self,
+        sources: int,
+        d: int,
+        key: PortKey,
+        svc: Service | None,
+        path: Path,
+        space: RequestSpace | None,
+    ) -> tuple[int, dict[int, Some]]:
+        """The mesh decision for a set of sources that share `path`, on every witness of
+        `space` (None: the verdict does not depend on the request): the sources allowed for
+        at least one request, and for those allowed only some, the witnesses that pass."""
+        if space is None:
+            return self.sets.allowed(sources, d, key, svc, path, [None])[0], {}
+        witnesses = space.witnesses()
+        per_request = self.sets.allowed(sources, d, key, svc, path, witnesses)
+        every = sources
+        some = 0
+        for bits in per_request:
+            every &= bits
+            some |= bits
+        partial: dict[int, Some] = {}
+        if some == every:
+            return some, partial
+        # sources with the same passing witnesses, split witness by witness
+        groups: dict[tuple[int, ...], int] = {(): some & ~every}
+        for i, bits in enumerate(per_request):
+            split: dict[tuple[int, ...], int] = {}
+            for passing, members in groups.items():
+                if members & bits:
+                    split[(*passing, i)] = members & bits
+                if members & ~bits:
+                    split[passing] = members & ~bits
+            groups = split
+        for passing, members in groups.items():
+            skey = (space, passing)
+            requests = self._somes.get(skey)
+            if requests is None:
+                requests = Some(tuple(witnesses[i] for i in passing), space)
+                self._somes[skey] = requests
+            for s in iter_bits(members):
+                partial[s] = requests
+        return some, partial
+
     def _path(self, gkey: GroupKey, g: int, d: int, key: PortKey, svc: Service | None) -> Path:
-        # The path depends on the client's mode, role and namespace (DestinationRule lookup),
-        # not on its service account or address.
+        # The path depends on the client's mode, role, gateway name, outbound-capture
+        # annotations and, only through a DestinationRule there, its namespace; not on its
+        # service account or address.
         cache_key = (
             gkey.mode,
             gkey.role,
-            gkey.namespace,
+            gkey.namespace if gkey.namespace in self._dr_namespaces else "",
             gkey.waypoint,
             gkey.outbound_capture,
             d,
@@ -301,15 +460,15 @@ class MeshView:
         key: PortKey,
         svc: Service | None,
         path: Path,
+        space: RequestSpace | None,
     ) -> RequestSet:
-        """Mesh decision for a source group: on every witness request of the destination's
-        request space when the verdict can depend on the request."""
-        cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None)
+        """Mesh decision for a source group (`mesh_decision`): on every witness of `space`,
+        or once when the verdict does not depend on the request (None)."""
+        cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None, space)
         cached = self._decisions.get(cache_key)
         if cached is not None:
             return cached
         src_end, dst_end = self.ends[g], self.ends[d]
-        space = self._space(d, key, svc, path)
         result: RequestSet
         if space is None:
             verdict = mesh_decision(
@@ -332,25 +491,32 @@ class MeshView:
         """The request space of the policies that apply at the destination (sidecar, waypoint,
         Calico application layer) when the port carries HTTP; None when the verdict cannot
         depend on the request."""
+        wp = path.waypoint
+        ckey = (
+            d,
+            key,
+            svc.namespace if svc else None,
+            svc.name if svc else None,
+            None if wp is None else (wp.namespace, wp.name),
+        )
+        if ckey in self._spaces:
+            return self._spaces[ckey]
+        space = self._space_of(d, key, svc, path)
+        self._spaces[ckey] = space
+        return space
+
+    def _space_of(
+        self, d: int, key: PortKey, svc: Service | None, path: Path
+    ) -> RequestSpace | None:
         if key.protocol is not Protocol.TCP:
             return None
         server = self.reps[d]
         proto = port_protocol(self.services[d], server, key.port, key.protocol)
         if proto == "tcp":
             return None
-        config = self.model.mesh_config
-        candidates = self.model.mesh.authorization_in(server.namespace, config.root_namespace)
-        policies = workload_policies(candidates, server, config)
+        policies = self.sets.server_policies(d)
         if path.waypoint is not None:
-            wp = path.waypoint
-            policies = policies + waypoint_policies(
-                self.model.mesh.authorization_policies,
-                wp.labels.get(WAYPOINT_GATEWAY_LABEL) or wp.name,
-                wp.namespace,
-                svc.name if svc else None,
-                svc.namespace if svc else None,
-                config,
-            )
+            policies = policies + self.sets.waypoint_policies(path.waypoint, svc)
         if not mentions_http(policies) and not self.alp:
             return None
         return space_of(policies, self.alp_matches)

@@ -444,14 +444,18 @@ def requests_passing(space: RequestSpace, allows: Callable[[HttpRequest], bool])
 
 
 def union(a: RequestSet, b: RequestSet) -> RequestSet:
-    """Requests passing on either of two routes (same destination, so one space)."""
+    """Requests passing on either of two routes, both decided over the same space (a witness
+    of one space says nothing about the other cells of a finer one)."""
     if isinstance(a, AllRequests) or isinstance(b, NoRequests):
         return a
     if isinstance(b, AllRequests) or isinstance(a, NoRequests):
         return b
-    space = a.space.merged(b.space)
-    passing = tuple(dict.fromkeys(a.passing + b.passing))
-    return Some(passing, space)
+    if a.space != b.space:
+        raise ValueError("union of request sets decided over different request spaces")
+    either = set(a.passing) | set(b.passing)
+    witnesses = a.space.witnesses()
+    passing = tuple(w for w in witnesses if w in either)
+    return ALL if len(passing) == len(witnesses) else Some(passing, a.space)
 
 
 # --- summaries --------------------------------------------------------------------------------

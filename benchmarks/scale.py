@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""End to end at scale: files → class-level JSON, with the time of every phase and the parsing
+floor, from 1,000 to 100,000 pods.
+
+    python benchmarks/scale.py                        # 1k, 10k, 30k, 100k pods
+    python benchmarks/scale.py --pods 1000 10000      # some sizes only
+
+Inputs: the generator's mixed clusters (`--policies pods/10 --calico-share 0.3 --istio`:
+Kubernetes and Calico policies with tiers, Istio sidecar and ambient namespaces with a
+waypoint). For each size, in fresh processes:
+
+* `e2e`: `kubezt reach DIR -o json --by class > file` — wall, CPU and peak RSS; median of
+  `--repeat`;
+* `phases` (CPU seconds): one process timing `parse` (every file through the loader's
+  parser, in the same worker processes `kubezt.load` uses), `load` (parse + lowering to the
+  model; `lower` is the difference), `evaluate` and `write` (class document + orjson);
+* `floor` (CPU seconds): PyYAML's C loader alone on the same files, and `json.loads` /
+  `orjson.loads` on the same objects written as JSON — what any reader of these formats pays;
+* at 10,000 pods, the class-level result expanded to pairs is compared with the per-pair
+  result (`--by pair`): both must agree.
+
+Targets: 10,000 pods under 2 s, 100,000 pods under 10 s and 4 GiB (end to end). Results go to
+`benchmarks/out/scale-results.json`; a growth table with the exponent is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+
+from mesh import OUT, generate, run_measured
+
+SIZES = [1_000, 10_000, 30_000, 100_000]
+TARGETS = {10_000: (2.0, None), 100_000: (10.0, 4096.0)}
+
+PHASES = r"""
+import json, sys, gc, resource
+from pathlib import Path
+import orjson
+
+
+def clock():
+    # CPU seconds of this process and its finished children (the parser workers): on a shared
+    # machine the steady measure; wall time is in the e2e row
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+t0 = clock()
+import kubezt
+from kubezt.dialects import registry
+from kubezt.dialects._yaml import expand_paths
+from kubezt.errors import DiagnosticSink
+from kubezt.report.class_documents import reach_class_document
+d = sys.argv[1]
+t_import = clock()
+sink = DiagnosticSink()
+files = expand_paths([d], sink)
+gc.disable()
+docs = sum(len(x) for x in registry._documents(files, sink))
+gc.enable()
+t_parse = clock()
+r = kubezt.load([d])
+t_load = clock()
+m = kubezt.evaluate(r.model)
+t_eval = clock()
+doc = reach_class_document(m, r.warnings)
+data = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+Path(sys.argv[2]).write_bytes(data)
+t_write = clock()
+parse = t_parse - t_import
+load = t_load - t_parse
+print(json.dumps({
+    "import_s": t_import - t0, "parse_s": parse, "lower_s": max(load - parse, 0.0),
+    "load_s": load, "evaluate_s": t_eval - t_load, "write_s": t_write - t_eval,
+    "documents": docs, "classes": len(doc["classes"]), "edges": len(doc["allowed"]),
+    "output_bytes": len(data),
+}))
+"""
+
+FLOOR = r"""
+import json, sys, time
+from pathlib import Path
+import yaml, orjson
+time.perf_counter = time.process_time  # CPU seconds (single process)
+files = sorted(Path(sys.argv[1]).glob("*.yaml"))
+t = time.perf_counter()
+objs = []
+for f in files:
+    with f.open(encoding="utf-8") as fh:
+        objs.extend(yaml.load_all(fh, Loader=yaml.CSafeLoader))
+t_yaml = time.perf_counter() - t
+text = json.dumps({"apiVersion": "v1", "kind": "List", "items": [o for o in objs if o]})
+t = time.perf_counter(); json.loads(text); t_json = time.perf_counter() - t
+t = time.perf_counter(); orjson.loads(text); t_orjson = time.perf_counter() - t
+print(json.dumps({"yaml_c_s": t_yaml, "json_loads_s": t_json, "orjson_loads_s": t_orjson,
+                  "json_bytes": len(text)}))
+"""
+
+AGREE = r"""
+import json, sys
+from kubezt.report.class_documents import expand_classes
+classes = json.load(open(sys.argv[1]))
+pairs = []
+with open(sys.argv[2]) as fh:
+    header = json.loads(fh.readline())
+    pairs = [json.loads(line) for line in fh]
+expanded = expand_classes(classes)
+print(json.dumps({"pairs": len(pairs), "expanded": len(expanded), "agree": expanded == pairs}))
+"""
+
+
+def last_json(text: str) -> dict:
+    lines = text.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pods", type=int, nargs="+", default=SIZES)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--no-agree", action="store_true", help="skip the class/pair comparison")
+    args = ap.parse_args(argv)
+    rows = []
+    print(
+        "| pods | policies | e2e wall s | e2e CPU s | peak MiB | parse | lower | evaluate "
+        "| write | YAML C loader | json.loads | orjson.loads | classes | output MB | target |"
+    )
+    print("|" + "---|" * 15)
+    failed = False
+    for pods in args.pods:
+        policies = pods // 10
+        gen = ["--pods", str(pods), "--policies", str(policies), "--calico-share", "0.3"]
+        gen += ["--istio", "--seed", str(args.seed)]
+        d = generate(f"scale-{pods}", gen)
+        out_file = OUT / "mesh" / f"scale-{pods}.classes.json"
+        e2e = [
+            run_measured(
+                [
+                    "sh",
+                    "-c",
+                    '"$0" -m kubezt reach "$1" -o json --by class > "$2"',
+                    sys.executable,
+                    str(d),
+                    str(out_file),
+                ],
+                args.timeout,
+            )
+            for _ in range(args.repeat)
+        ]
+        wall = statistics.median(r.wall for r in e2e)
+        cpu = statistics.median(r.cpu for r in e2e)
+        mib = max(r.peak_mib for r in e2e)
+        ok = all(r.returncode in (0, 1) for r in e2e)
+        phases = run_measured(
+            [sys.executable, "-c", PHASES, str(d), str(out_file) + ".phases"],
+            args.timeout,
+            keep_stdout=True,
+        )
+        ph = last_json(phases.stdout) if phases.returncode == 0 else {}
+        floor_run = run_measured([sys.executable, "-c", FLOOR, str(d)], args.timeout, True)
+        floor = last_json(floor_run.stdout) if floor_run.returncode == 0 else {}
+        row = {
+            "pods": pods,
+            "policies": policies,
+            "e2e_wall_s": round(wall, 3),
+            "e2e_cpu_s": round(cpu, 3),
+            "peak_mib": round(mib, 1),
+            "ok": ok,
+            **{k: round(v, 3) if isinstance(v, float) else v for k, v in ph.items()},
+            **{k: round(v, 3) if isinstance(v, float) else v for k, v in floor.items()},
+        }
+        if not ok:
+            row["stderr"] = e2e[-1].stderr[-2000:]
+        target = TARGETS.get(pods)
+        verdict = "-"
+        if target is not None:
+            met = ok and wall < target[0] and (target[1] is None or mib < target[1])
+            verdict = (
+                ("pass" if met else "FAIL")
+                + f" (< {target[0]:g} s"
+                + (f", < {target[1] / 1024:g} GiB)" if target[1] else ")")
+            )
+            failed |= not met
+        row["target"] = verdict
+        if pods == 10_000 and not args.no_agree:
+            pair_file = OUT / "mesh" / f"scale-{pods}.pairs.jsonl"
+            run_measured(
+                [
+                    "sh",
+                    "-c",
+                    '"$0" -m kubezt reach "$1" -o json --by pair > "$2"',
+                    sys.executable,
+                    str(d),
+                    str(pair_file),
+                ],
+                args.timeout,
+            )
+            agree = run_measured(
+                [sys.executable, "-c", AGREE, str(out_file), str(pair_file)], args.timeout, True
+            )
+            row["class_pair_agreement"] = (
+                last_json(agree.stdout)
+                if agree.returncode == 0
+                else {"error": agree.stderr[-2000:]}
+            )
+            failed |= not row["class_pair_agreement"].get("agree", False)
+        rows.append(row)
+
+        def f(key: str, row: dict = row) -> str:
+            v = row.get(key)
+            return f"{v:.2f}" if isinstance(v, float) else "?"
+
+        print(
+            f"| {pods:,} | {policies:,} | {wall:.2f} | {cpu:.2f} | {mib:.0f} | {f('parse_s')} | "
+            f"{f('lower_s')} | {f('evaluate_s')} | {f('write_s')} | {f('yaml_c_s')} | "
+            f"{f('json_loads_s')} | {f('orjson_loads_s')} | {row.get('classes', '?')} | "
+            f"{row.get('output_bytes', 0) / 1e6:.1f} | {verdict} |",
+            flush=True,
+        )
+        if "class_pair_agreement" in row:
+            print(f"10,000 pods: class vs pair: {row['class_pair_agreement']}", flush=True)
+    good = [r for r in rows if r["ok"]]
+    if len(good) >= 2:
+        a, b = good[0], good[-1]
+        exp_wall = math.log(b["e2e_wall_s"] / a["e2e_wall_s"]) / math.log(b["pods"] / a["pods"])
+        exp_cpu = math.log(b["e2e_cpu_s"] / a["e2e_cpu_s"]) / math.log(b["pods"] / a["pods"])
+        print(
+            f"\ngrowth {a['pods']:,} → {b['pods']:,} pods: exponent {exp_wall:.2f} (wall), "
+            f"{exp_cpu:.2f} (CPU)"
+        )
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "scale-results.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The matrix decides AuthorizationPolicy for all source classes at once
+(`engine.authz_sets`, `engine.mesh_sets`); `explain` decides one request (`engine.authz`,
+`engine.connection.mesh_decision`). Both must give the same verdict:
+
+* rule by rule: for random policy sets and sources at every enforcement point, the bit of each
+  source equals `authorize` for that source's request;
+* end to end: on random meshes (sidecar, and ambient with a waypoint; random
+  AuthorizationPolicies with selectors, identities, addresses, ports and L7 items; random
+  PeerAuthentication modes), the matrix equals the matrix whose every source class goes through
+  `mesh_decision` (explain's own code) — connections and passing requests alike — and every
+  verdict agrees with `explain`: absent pairs are denied for every request, "all" pairs are
+  allowed, "some" pairs let exactly their passing witnesses through (every other witness of
+  their request space is denied on every route).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_authz_oracle import policies as drawn_policies
+from test_authz_oracle import scenarios
+from test_matrix_agrees_with_explain import routes
+
+import kubezt
+from kubezt.engine.authz import AuthzRequest, Enforcer, authorize
+from kubezt.engine.authz_sets import SetAuthorizer, SourceSpace
+from kubezt.engine.meshview import MeshView
+from kubezt.engine.requests import AllRequests, Some, space_of
+from kubezt.ir.config import MeshConfig
+from kubezt.ir.mesh import MeshPolicies, MtlsMode, PeerAuthentication, TargetRef
+from kubezt.ir.topology import Labels
+
+ENFORCERS = (Enforcer.SIDECAR, Enforcer.WAYPOINT, Enforcer.ZTUNNEL)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_set_authorizer_agrees_with_authorize_for_every_source(scenario) -> None:
+    policies, reqs, config = scenario
+    principals = [r.principal for r in reqs]
+    addresses = [r.source_ip for r in reqs]
+    space = SourceSpace(principals, addresses, addresses, config)
+    anonymous = SourceSpace([None] * len(reqs), addresses, addresses, config)
+    for enforcer in ENFORCERS:
+        sets = SetAuthorizer(space, anonymous, config)
+        for i, r in enumerate(reqs):
+            expected = authorize(
+                policies,
+                AuthzRequest(r.principal, r.source_ip, r.destination_ip, r.port, r.http),
+                enforcer,
+                config,
+                "test",
+            ).allowed
+            (bits,) = sets.allowed_each(
+                policies, enforcer, True, r.destination_ip, r.port, [r.http]
+            )
+            assert bool(bits >> i & 1) == expected, (enforcer, r, policies)
+            plaintext = authorize(
+                policies,
+                AuthzRequest(None, r.source_ip, r.destination_ip, r.port, r.http),
+                enforcer,
+                config,
+                "test",
+            ).allowed
+            (bits,) = sets.allowed_each(
+                policies, enforcer, False, r.destination_ip, r.port, [r.http]
+            )
+            assert bool(bits >> i & 1) == plaintext, (enforcer, r, policies)
+
+
+# --- random meshes ----------------------------------------------------------------------------
+
+APPS = (
+    # namespace, app, service account, pod IP, port (name, number)
+    ("foo", "web", "web", "10.0.0.1", ("http", 8080)),
+    ("foo", "api", "a", "10.1.2.3", ("grpc", 9090)),
+    ("bar", "db", "b", "10.1.0.7", ("tcp-db", 80)),
+    ("team-a", "job", "a", "192.168.1.5", ("http", 8080)),
+)
+
+
+def _topology(mode: str) -> list[dict]:
+    """Namespaces foo and bar in the mesh (`mode`), team-a outside; in ambient mode foo's
+    Services go through a waypoint."""
+    objects: list[dict] = []
+    for ns in ("foo", "bar", "team-a", "istio-system"):
+        labels: dict[str, str] = {"kubernetes.io/metadata.name": ns}
+        if ns in ("foo", "bar"):
+            if mode == "sidecar":
+                labels["istio-injection"] = "enabled"
+            else:
+                labels["istio.io/dataplane-mode"] = "ambient"
+        if ns == "foo" and mode == "ambient":
+            labels["istio.io/use-waypoint"] = "waypoint"
+        objects.append(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}
+        )
+    for ns, app, sa, ip, (port_name, port) in APPS:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"{app}-0", "namespace": ns, "labels": {"app": app}},
+                "spec": {
+                    "serviceAccountName": sa,
+                    "containers": [
+                        {
+                            "name": app,
+                            "image": "example/app:1",
+                            "ports": [{"name": port_name, "containerPort": port}],
+                        }
+                    ],
+                },
+                "status": {"podIP": ip, "podIPs": [{"ip": ip}]},
+            }
+        )
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": app, "namespace": ns},
+                "spec": {
+                    "selector": {"app": app},
+                    "ports": [{"name": port_name, "port": port, "targetPort": port}],
+                },
+            }
+        )
+    if mode == "ambient":
+        objects.append(
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "Gateway",
+                "metadata": {
+                    "name": "waypoint",
+                    "namespace": "foo",
+                    "labels": {"istio.io/waypoint-for": "service"},
+                },
+                "spec": {
+                    "gatewayClassName": "istio-waypoint",
+                    "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
+                },
+            }
+        )
+    return objects
+
+
+_MODELS: dict[str, kubezt.Model] = {}
+
+
+def base_model(mode: str, tmp: Path) -> kubezt.Model:
+    if mode not in _MODELS:
+        path = tmp / f"{mode}.yaml"
+        path.write_text(yaml.safe_dump_all(_topology(mode), sort_keys=False), encoding="utf-8")
+        _MODELS[mode] = kubezt.load([str(path)]).model
+    return _MODELS[mode]
+
+
+@st.composite
+def mesh_policies(draw: st.DrawFn) -> tuple[list, list[tuple[str, str]], MeshConfig]:
+    """AuthorizationPolicies from the oracle's strategies, each bound to the whole namespace,
+    to one app, or (in ambient mode) by targetRefs to a Service; PeerAuthentication modes."""
+    config = draw(st.sampled_from([MeshConfig(), MeshConfig(trust_domain_aliases=("old-td",))]))
+    count = draw(st.integers(1, 4))
+    out = []
+    for i in range(count):
+        hint = draw(st.sampled_from([(ns, sa, ("old-td",)) for ns, _, sa, _, _ in APPS]))
+        policy = draw(drawn_policies(i, hint))
+        bind = draw(st.sampled_from(("namespace", "app", "app", "service", "root")))
+        app = draw(st.sampled_from([a for ns, a, *_ in APPS if ns == policy.namespace] or ["none"]))
+        if bind == "app":
+            policy = dataclasses.replace(policy, selector=Labels({"app": app}))
+        elif bind == "service":
+            policy = dataclasses.replace(policy, target_refs=(TargetRef("Service", app),))
+        elif bind == "root":
+            policy = dataclasses.replace(policy, namespace="istio-system")
+        out.append(policy)
+    modes = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(("istio-system", "foo", "bar")),
+                st.sampled_from(("STRICT", "PERMISSIVE", "DISABLE")),
+            ),
+            max_size=2,
+            unique_by=lambda t: t[0],
+        )
+    )
+    return out, modes, config
+
+
+def _with_mesh(model: kubezt.Model, policies: list, modes, config: MeshConfig) -> kubezt.Model:
+    peer = tuple(PeerAuthentication("default", ns, None, MtlsMode(mode)) for ns, mode in modes)
+    mesh = dataclasses.replace(
+        model.mesh, authorization_policies=tuple(policies), peer_authentications=peer
+    )
+    assert isinstance(mesh, MeshPolicies)
+    return dataclasses.replace(model, mesh=mesh, mesh_config=config)
+
+
+@contextlib.contextmanager
+def one_by_one() -> Iterator[None]:
+    """The matrix with every source class decided by `mesh_decision` (explain's code)."""
+    MeshView.batched = False
+    try:
+        yield
+    finally:
+        MeshView.batched = True
+
+
+@pytest.mark.parametrize("mode", ["sidecar", "ambient"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=mesh_policies())
+def test_matrix_agrees_with_explain_on_random_meshes(mode, drawn, tmp_path_factory) -> None:
+    policies, modes, config = drawn
+    model = _with_mesh(base_model(mode, tmp_path_factory.mktemp("mesh")), policies, modes, config)
+    result = kubezt.evaluate(model)
+    rows = {(s, d, p, proto): req for s, d, p, proto, req in result.detailed()}
+    with one_by_one():
+        pairwise = {
+            (s, d, p, proto): req for s, d, p, proto, req in kubezt.evaluate(model).detailed()
+        }
+    # the same connections, and for each the same requests, as when every pair is decided by
+    # the explanation's own mesh decision
+    assert rows == pairwise
+    everything = space_of(model.mesh.authorization_policies).witnesses()
+    workloads = list(model.topology.workloads)
+    for src in workloads:
+        for dst in workloads:
+            for cp in dst.ports:
+                key = (src.id, dst.id, cp.port, cp.protocol.value)
+
+                def verdict(http, route, src=src, dst=dst, cp=cp):
+                    return kubezt.explain_connection(
+                        model,
+                        kubezt.End(kubezt.EndKind.WORKLOAD, workload=src),
+                        kubezt.End(kubezt.EndKind.WORKLOAD, workload=dst),
+                        cp.port,
+                        cp.protocol,
+                        service=route,
+                        http=http,
+                    ).allowed
+
+                rts = routes(model, dst, cp.port)
+                if key not in rows:
+                    for http in [None, *everything]:
+                        assert not any(verdict(http, r) for r in rts), (key, http)
+                elif isinstance(rows[key], AllRequests):
+                    assert any(verdict(None, r) for r in rts) or all(
+                        any(verdict(h, r) for r in rts) for h in everything
+                    ), key
+                else:
+                    # some requests pass: exactly the listed witnesses of the space
+                    some = rows[key]
+                    assert isinstance(some, Some)
+                    for h in some.space.witnesses():
+                        assert any(verdict(h, r) for r in rts) == (h in some.passing), (key, h)
