@@ -334,10 +334,13 @@ def normalize(path: str) -> str:
 def path_matches(pattern: str, path: str) -> bool:
     value = normalize(path)
     if "{*}" in pattern or "{**}" in pattern:
-        # §4.3: {*} is exactly one segment, {**} the rest of the path.
+        # Envoy's URI-template matcher (uri_template_internal.cc): `{*}` is one or more
+        # RFC 3986 pchar characters without `*` (plus `=`), `{**}` zero or more of them or `/`.
+        pchar = r"[A-Za-z0-9\-._~%!$&'()+,;:@=]"
         parts = re.split(r"(\{\*\*\}|\{\*\})", pattern)
         regex = "".join(
-            "[^/]+" if p == "{*}" else ".*" if p == "{**}" else re.escape(p) for p in parts
+            pchar + "+" if p == "{*}" else f"(?:{pchar}|/)*" if p == "{**}" else re.escape(p)
+            for p in parts
         )
         return re.fullmatch(regex, value) is not None
     return istio_string(pattern, value)

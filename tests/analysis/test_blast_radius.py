@@ -17,6 +17,7 @@ import pytest
 import kubezt
 from casekit import load_objects, read_cases
 from kubezt.analysis.blast_radius import Access, BlastRadius, blast_radius, rank
+from kubezt.engine.requests import AllRequests
 from kubezt.errors import KubeztError
 
 [(_, DOC)] = read_cases("analysis", "blast-radius.yaml")
@@ -37,10 +38,10 @@ def case_reach(case: dict[str, Any], tmp_path: Path) -> kubezt.Reachability:
 
 def access_text(access: Access) -> str:
     text = f"{access.via} {access.port}/{access.protocol}"
-    if access.requests is None:
+    if isinstance(access.requests, AllRequests):
         return text
     parts = []
-    for r in access.requests:
+    for r in access.requests.summary:
         part = f"{r.method} {r.path}"
         if r.host:
             part += f" host={r.host}"

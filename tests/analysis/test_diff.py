@@ -18,6 +18,7 @@ import kubezt
 from casekit import load_objects, read_cases
 from kubezt.analysis.diff import Allowance, Change, Decision, Diff, deciding_steps, diff
 from kubezt.engine.explain import Effect, Layer, Step, Verdict
+from kubezt.engine.requests import AllRequests
 from kubezt.ir.policy import Direction
 from kubezt.ir.requests import HttpRequest
 
@@ -55,9 +56,9 @@ def request_text(request: HttpRequest) -> str:
 def allowance_value(allowance: Allowance) -> str | list[str]:
     if not allowance.allowed:
         return "denied"
-    if allowance.requests is None:
+    if isinstance(allowance.requests, AllRequests):
         return "all"
-    return [request_text(r) for r in allowance.requests]
+    return [request_text(r) for r in allowance.requests.summary]
 
 
 def decision_text(decision: Decision) -> str:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 import kubezt
 from analysis.test_diff_properties import load_model, with_calico
 from kubezt.analysis.summary import focused, namespace_pairs
+from kubezt.engine.requests import Some
 from strategies import MixedCluster, mixed_clusters
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -25,7 +26,7 @@ def check(reach: kubezt.Reachability) -> None:
     for src, dst, port, protocol, requests in rows:
         key = (src.split("/")[0], dst.split("/")[0])
         counts[key][0] += 1
-        counts[key][1] += requests is not None
+        counts[key][1] += isinstance(requests, Some)
         ports[key].add(f"{port}/{protocol}")
     pairs = namespace_pairs(reach)
     summary = {(p.src, p.dst): ([p.allowed, p.partial], set(p.ports)) for p in pairs}

@@ -214,6 +214,16 @@ def test_explain_table_output_and_exit_codes(http_manifest) -> None:
             id="bad-service",
         ),
         pytest.param(
+            ("web/client", "web/api", "--port", "8080", "--service", "web/apii:80"),
+            "did you mean 'web/api'?",
+            id="unknown-service",
+        ),
+        pytest.param(
+            ("web/client", "web/api", "--port", "8080", "--service", "web/api:81"),
+            "has no port 81",
+            id="unknown-service-port",
+        ),
+        pytest.param(
             ("web/client", "web/api", "--port", "8080", "--header", "x-team"),
             "NAME=VALUE",
             id="bad-header",

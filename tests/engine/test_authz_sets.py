@@ -9,7 +9,8 @@
   PeerAuthentication modes), the matrix equals the matrix whose every source class goes through
   `mesh_decision` (explain's own code) — connections and passing requests alike — and every
   verdict agrees with `explain`: absent pairs are denied for every request, "all" pairs are
-  allowed, "some" pairs let at least one request through.
+  allowed, "some" pairs let exactly their passing witnesses through (every other witness of
+  their request space is denied on every route).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from test_authz_oracle import scenarios
 from test_matrix_agrees_with_explain import routes
 
 import kubezt
-from kubezt.engine.authz import AuthzRequest, Enforcer, authorize, candidate_requests
+from kubezt.engine.authz import AuthzRequest, Enforcer, authorize
 from kubezt.engine.authz_sets import SetAuthorizer, SourceSpace
 from kubezt.engine.meshview import MeshView
+from kubezt.engine.requests import AllRequests, Some, space_of
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import MeshPolicies, MtlsMode, PeerAuthentication, TargetRef
 from kubezt.ir.topology import Labels
@@ -226,7 +228,7 @@ def test_matrix_agrees_with_explain_on_random_meshes(mode, drawn, tmp_path_facto
     # the same connections, and for each the same requests, as when every pair is decided by
     # the explanation's own mesh decision
     assert rows == pairwise
-    everything = candidate_requests(list(model.mesh.authorization_policies))
+    everything = space_of(model.mesh.authorization_policies).witnesses()
     workloads = list(model.topology.workloads)
     for src in workloads:
         for dst in workloads:
@@ -248,10 +250,13 @@ def test_matrix_agrees_with_explain_on_random_meshes(mode, drawn, tmp_path_facto
                 if key not in rows:
                     for http in [None, *everything]:
                         assert not any(verdict(http, r) for r in rts), (key, http)
-                elif rows[key] is None:
+                elif isinstance(rows[key], AllRequests):
                     assert any(verdict(None, r) for r in rts) or all(
                         any(verdict(h, r) for r in rts) for h in everything
                     ), key
                 else:
-                    # some requests pass, and explain lets at least one of them through
-                    assert any(any(verdict(h, r) for r in rts) for h in everything), key
+                    # some requests pass: exactly the listed witnesses of the space
+                    some = rows[key]
+                    assert isinstance(some, Some)
+                    for h in some.space.witnesses():
+                        assert any(verdict(h, r) for r in rts) == (h in some.passing), (key, h)

@@ -24,6 +24,7 @@ from kubezt.engine.incremental import (
     changes_between,
     rows_of,
 )
+from kubezt.engine.requests import NONE
 from kubezt.ir.mesh import (
     AuthorizationPolicy,
     AuthzAction,
@@ -220,7 +221,9 @@ def expected_delta(before: dict[Any, Any], after: dict[Any, Any]) -> set[Connect
         if key in before and key in after and before[key] == after[key]:
             continue
         out.add(
-            ConnectionChange(*key, key in before, before.get(key), key in after, after.get(key))
+            ConnectionChange(
+                *key, key in before, before.get(key, NONE), key in after, after.get(key, NONE)
+            )
         )
     return out
 

@@ -41,6 +41,7 @@ import kubezt
 from casekit import end, http_request, load_objects, read_cases, service_address
 from kubezt.engine.connection import plan_path
 from kubezt.engine.mesh import find_service
+from kubezt.engine.requests import AllRequests, Some
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.ports import Protocol
 
@@ -290,6 +291,6 @@ def test_reach_agrees(case, request_, mode_, case_dir, request) -> None:
         return
     assert pair in rows, request_["why"]
     if expected == "all":
-        assert rows[pair] is None, (rows[pair], request_["why"])
+        assert isinstance(rows[pair], AllRequests), (rows[pair], request_["why"])
     elif expected == "some":
-        assert rows[pair] is not None and rows[pair], request_["why"]
+        assert isinstance(rows[pair], Some), request_["why"]

@@ -11,20 +11,10 @@ from test_scenarios import mesh_config, scenario_model
 
 import kubezt
 from casekit import read_cases
-from kubezt.engine.authz import candidate_requests
-from kubezt.ir.requests import HttpRequest, ServiceAddress
+from kubezt.engine.requests import AllRequests, space_of
+from kubezt.ir.requests import ServiceAddress
 
 SCENARIOS = read_cases("scenarios")
-
-
-def concrete(request: HttpRequest) -> HttpRequest:
-    """A concrete request from a summarized one (`*` = any value)."""
-    return HttpRequest(
-        "GET" if request.method == "*" else request.method,
-        "/kubezt-any" if request.path == "*" else request.path,
-        "" if request.host == "*" else request.host,
-        () if request.headers == (("*", "*"),) else request.headers,
-    )
 
 
 def routes(model, server, port):
@@ -44,7 +34,7 @@ def test_matrix_matches_explain_for_every_pair(name, scenario, tmp_path) -> None
     model = dataclasses.replace(loaded.model, mesh_config=mesh_config(scenario))
     result = kubezt.evaluate(model)
     rows = {(s, d, p, proto): req for s, d, p, proto, req in result.detailed()}
-    everything = candidate_requests(list(model.mesh.authorization_policies))
+    everything = space_of(model.mesh.authorization_policies).witnesses()
     workloads = [w for w in model.topology.workloads]
     problems = []
     for src in workloads:
@@ -69,13 +59,13 @@ def test_matrix_matches_explain_for_every_pair(name, scenario, tmp_path) -> None
                         if any(verdict(http, r) for r in rts):
                             problems.append(f"{key}: matrix denies, explain allows {http}")
                             break
-                elif rows[key] is None:
+                elif isinstance(rows[key], AllRequests):
                     if not any(verdict(None, r) for r in rts) and not all(
                         any(verdict(h, r) for r in rts) for h in everything
                     ):
                         problems.append(f"{key}: matrix allows all requests, explain denies")
                 else:
-                    for http in map(concrete, rows[key]):
+                    for http in rows[key].passing:
                         if not any(verdict(http, r) for r in rts):
                             problems.append(f"{key}: matrix allows {http}, explain denies")
     assert not problems, "\n".join(problems[:20])

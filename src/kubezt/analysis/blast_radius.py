@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kubezt.engine.admission import RequestSet
 from kubezt.engine.mesh import principal
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability
+from kubezt.engine.requests import RequestSet
 from kubezt.errors import KubeztError, did_you_mean
 from kubezt.ir.topology import Workload
 
@@ -32,7 +32,7 @@ class Access:
     port: int
     protocol: str
     requests: RequestSet
-    """None: every request; a tuple: only these representative requests (`*` = any value)."""
+    """`ALL`, or `Some` (the witness requests that pass)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,22 +17,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kubezt.engine.admission import RequestSet
 from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
 from kubezt.engine.explain import Effect, Layer, Step, Verdict
 from kubezt.engine.incremental import IncrementalReach, changes_between, objects
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
+from kubezt.engine.requests import ALL, AllRequests, RequestSet, Some
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.ir.topology import Workload
-
-ANY = "*"
-PROBE_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
-PROBE_PATHS = ("/", "/kubezt-unlisted")
-PROBES = tuple(HttpRequest(m, p) for p in PROBE_PATHS for m in PROBE_METHODS)
-"""Requests tried, in order, to find one that a side allowing only some requests denies."""
 
 
 class ChangeKind(StrEnum):
@@ -74,8 +68,8 @@ class Allowance:
     """What one side allows on a connection."""
 
     allowed: bool
-    requests: RequestSet = None
-    """When allowed: None = every request, a tuple = only these representative requests."""
+    requests: RequestSet = ALL
+    """When allowed: `ALL`, or `Some` (the witness requests that pass)."""
     declared: bool = True
     """The destination declares the port on this side (else the matrix never evaluated it)."""
 
@@ -105,7 +99,8 @@ class Change:
     old: Allowance
     new: Allowance
     requests: tuple[HttpRequest, ...]
-    """For request-level changes: the listed requests gained (or lost); else empty."""
+    """For request-level changes: the witness requests gained (or lost), one per cell of both
+    sides' patterns; else empty."""
     old_decision: Decision
     new_decision: Decision
 
@@ -259,29 +254,34 @@ def _compare(
     if not before.allowed or not after.allowed:
         kind = ChangeKind.ALLOWED if after.allowed else ChangeKind.DENIED
         allowance = after if after.allowed else before
-        request = _concrete(allowance.requests[0]) if allowance.requests else None
+        some = allowance.requests
+        request = some.passing[0] if isinstance(some, Some) else None
         yield _change(key, kind, before, after, (), old, new, request)
         return
-    if after.requests is None or before.requests is None:
-        kind = ChangeKind.WIDENED if after.requests is None else ChangeKind.NARROWED
-        restricted = old if after.requests is None else new
-        request = next((r for r in PROBES if not restricted.allows(key, r)), None)
-        yield _change(key, kind, before, after, (), old, new, request)
+    if isinstance(after.requests, AllRequests) or isinstance(before.requests, AllRequests):
+        if isinstance(after.requests, AllRequests) and isinstance(before.requests, AllRequests):
+            return
+        widened = isinstance(after.requests, AllRequests)
+        restricted = before.requests if widened else after.requests
+        assert isinstance(restricted, Some)
+        denied = [w for w in restricted.space.witnesses() if w not in restricted.passing]
+        kind = ChangeKind.WIDENED if widened else ChangeKind.NARROWED
+        yield _change(key, kind, before, after, (), old, new, denied[0] if denied else None)
         return
-    for kind, listed, other, other_side in (
-        (ChangeKind.REQUESTS_ALLOWED, after.requests, before.requests, old),
-        (ChangeKind.REQUESTS_DENIED, before.requests, after.requests, new),
-    ):
-        moved: list[tuple[HttpRequest, HttpRequest]] = []
-        for r in listed:
-            if r in other:
-                continue
-            witness = next((i for i in _instances(r) if not other_side.allows(key, i)), None)
-            if witness is not None:
-                moved.append((r, witness))
+    assert isinstance(before.requests, Some) and isinstance(after.requests, Some)
+    # Both sides allow some requests: compare them on every cell of both sides' patterns.
+    space = before.requests.space.merged(after.requests.space)
+    gained: list[HttpRequest] = []
+    lost: list[HttpRequest] = []
+    for w in space.witnesses():
+        was, now = old.allows(key, w), new.allows(key, w)
+        if now and not was:
+            gained.append(w)
+        elif was and not now:
+            lost.append(w)
+    for kind, moved in ((ChangeKind.REQUESTS_ALLOWED, gained), (ChangeKind.REQUESTS_DENIED, lost)):
         if moved:
-            requests = tuple(r for r, _ in moved)
-            yield _change(key, kind, before, after, requests, old, new, moved[0][1])
+            yield _change(key, kind, before, after, tuple(moved), old, new, moved[0])
 
 
 def _change(
@@ -308,30 +308,6 @@ def _change(
         old.explain(key, request, old_allowed),
         new.explain(key, request, new_allowed),
     )
-
-
-def _concrete(request: HttpRequest) -> HttpRequest:
-    """A concrete request of a summarized one: `*` (every value the policies distinguish
-    passes) becomes the default value, which is always among them."""
-    default = HttpRequest()
-    return HttpRequest(
-        default.method if request.method == ANY else request.method,
-        default.path if request.path == ANY else request.path,
-        default.host if request.host == ANY else request.host,
-        default.headers if request.headers == ((ANY, ANY),) else request.headers,
-    )
-
-
-def _instances(request: HttpRequest) -> list[HttpRequest]:
-    """Concrete requests a summarized request stands for, to find one the other side denies:
-    the default value and a few others for each `*`."""
-    methods = PROBE_METHODS if request.method == ANY else (request.method,)
-    paths = PROBE_PATHS if request.path == ANY else (request.path,)
-    hosts = ("", "kubezt-unlisted") if request.host == ANY else (request.host,)
-    headers = ((),) if request.headers == ((ANY, ANY),) else (request.headers,)
-    return [
-        HttpRequest(m, p, h, hs) for p in paths for h in hosts for hs in headers for m in methods
-    ]
 
 
 class _Side:
@@ -361,7 +337,7 @@ class _Side:
         declared = (key[1], key[2], key[3]) in self.declared
         if key in self.rows:
             return Allowance(True, self.rows[key], declared)
-        return Allowance(False, None, declared)
+        return Allowance(False, ALL, declared)
 
     def presence(self, chosen: set[str]) -> tuple[Presence, ...]:
         out: dict[str, set[str]] = {w: set() for w in chosen}

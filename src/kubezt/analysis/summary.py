@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kubezt.engine.admission import RequestSet
 from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability
+from kubezt.engine.requests import ALL, RequestSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ def focused(
             for s in iter_bits(srcs & reach.reported):
                 if not (involved[s] or involved[d]):
                     continue
-                requests = reach.partial.get((key, d, s))
+                requests: RequestSet = reach.partial.get((key, d, s), ALL)
                 for wi in members[s]:
                     for wj in members[d]:
                         if wi == wj and is_single_pod(workloads[wi]):
@@ -116,7 +116,7 @@ def focused(
             for wi in members[d]:
                 if hit(wi) and is_single_pod(workloads[wi]):
                     rows.append(
-                        (workloads[wi].id, workloads[wi].id, key.port, key.protocol.value, None)
+                        (workloads[wi].id, workloads[wi].id, key.port, key.protocol.value, ALL)
                     )
     rows.sort(key=lambda r: r[:4])
     return iter(rows)

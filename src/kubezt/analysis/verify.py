@@ -16,22 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from kubezt.engine.admission import (
-    NONE,
-    Admission,
-    AllRequests,
-    NoRequest,
-    admission,
-    request_set,
-)
 from kubezt.engine.authz import path_match, string_match
 from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
+from kubezt.engine.requests import (
+    NONE,
+    AllRequests,
+    NoRequests,
+    RequestSet,
+    RequestSpace,
+    Some,
+    intent_space,
+)
 from kubezt.ir.intent import Grant, HttpMatch, Identity, Intent, Mode, Service
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
@@ -40,9 +40,6 @@ from kubezt.ir.topology import Workload
 
 EXTERNAL_CANDIDATES = ("203.0.113.10", "198.51.100.10", "192.0.2.10", "100.64.0.10")
 """Addresses (documentation ranges first) used as "somewhere outside the cluster"."""
-PROBE_METHODS = ("GET", "POST", "DELETE")
-PROBE_PATHS = ("/", "/kubezt-unlisted")
-MAX_PROBES = 96
 
 
 class DifferenceKind(StrEnum):
@@ -251,7 +248,7 @@ class _Verifier:
 
     def _matrix(self) -> None:
         result = evaluate(self.model)
-        actual: dict[tuple[str, str, int, str], Admission] = {}
+        actual: dict[tuple[str, str, int, str], RequestSet] = {}
         planned: set[tuple[str, int, str]] = set()
         self._collect(result, actual, planned)
         # Ports the intent names that some in-scope workload does not declare: evaluate them
@@ -283,7 +280,7 @@ class _Verifier:
     def _collect(
         self,
         result: Reachability,
-        actual: dict[tuple[str, str, int, str], Admission],
+        actual: dict[tuple[str, str, int, str], RequestSet],
         planned: set[tuple[str, int, str]],
     ) -> None:
         workloads = result.model.topology.workloads
@@ -292,7 +289,7 @@ class _Verifier:
                 for wi in result.classes[ci].members:
                     planned.add((workloads[wi].id, key.port, key.protocol.value))
         for src, dst, port, proto, requests in result.detailed():
-            actual.setdefault((src, dst, port, proto), admission(requests))
+            actual.setdefault((src, dst, port, proto), requests)
 
     def _compare(
         self,
@@ -301,10 +298,10 @@ class _Verifier:
         port: int,
         protocol: Protocol,
         expected: Expectation | None,
-        got: Admission,
+        got: RequestSet,
     ) -> None:
         """Record how the cluster's answer for one connection differs from the intent's."""
-        if isinstance(got, NoRequest):
+        if isinstance(got, NoRequests):
             if expected is not None:
                 self._blocked(src, dst, port, protocol, expected)
             return
@@ -316,14 +313,14 @@ class _Verifier:
                     dst.id,
                     port,
                     protocol.value,
-                    request_set(got),
+                    got.summary if isinstance(got, Some) else None,
                     detail="no entry of the intent grants this connection",
                 )
             )
             return
         if expected.http is None and isinstance(got, AllRequests):
             return
-        self._requests(src, dst, port, protocol, expected, request_set(got))
+        self._requests(src, dst, port, protocol, expected, got if isinstance(got, Some) else None)
 
     def _blocked(
         self, src: Workload, dst: Workload, port: int, protocol: Protocol, expected: Expectation
@@ -370,10 +367,19 @@ class _Verifier:
         port: int,
         protocol: Protocol,
         expected: Expectation,
-        engine: tuple[HttpRequest, ...] | None,
+        engine: Some | None,
     ) -> None:
-        """Settle an HTTP-level comparison on concrete requests."""
-        probes = _probes(expected.http or (), engine or ())
+        """Settle an HTTP-level comparison on one witness request per cell of the patterns of
+        both the intent's grants and the cluster's policies."""
+        grants = expected.http or ()
+        space: RequestSpace = intent_space(
+            (m for g in grants for m in g.methods),
+            (p for g in grants for p in g.paths),
+            (h for g in grants for h in g.hosts),
+        )
+        if engine is not None:
+            space = space.merged(engine.space)
+        probes = space.witnesses()
         routes = self._routes(dst, port, protocol)
         too_many: list[HttpRequest] = []
         blocked: list[HttpRequest] = []
@@ -538,53 +544,6 @@ def _grants(match: HttpMatch, request: HttpRequest) -> bool:
         return False
     host = request.host.lower() if request.host else None
     return not (match.hosts and not any(string_match(h, host) for h in match.hosts))
-
-
-def _instances(pattern: str, fill: str) -> list[str]:
-    if pattern == "*":
-        return [fill]
-    if pattern.startswith("*"):
-        return [fill + pattern[1:]]
-    if pattern.endswith("*"):
-        return [pattern[:-1], pattern[:-1] + fill]
-    return [pattern]
-
-
-def _concrete(value: str, fallback: str) -> str:
-    return fallback if value == "*" else value
-
-
-def _probes(matches: Iterable[HttpMatch], engine: Iterable[HttpRequest]) -> list[HttpRequest]:
-    """Concrete requests that tell the intent's grants apart (each listed value, a value no
-    grant lists), plus the engine's representative requests made concrete."""
-    methods: dict[str, None] = dict.fromkeys(PROBE_METHODS)
-    paths: dict[str, None] = dict.fromkeys(PROBE_PATHS)
-    hosts: dict[str, None] = {"": None}
-    for m in matches:
-        for v in m.methods:
-            methods.update(dict.fromkeys(_instances(v, "X")))
-        for v in m.paths:
-            paths.update(dict.fromkeys(_instances(v, "x")))
-        for v in m.hosts:
-            hosts.update(dict.fromkeys(_instances(v, "x")))
-    out = [HttpRequest(m, p, h) for m in methods for p in paths for h in hosts]
-    if len(out) > MAX_PROBES:
-        out = (
-            [HttpRequest(m, "/", "") for m in methods]
-            + [HttpRequest("GET", p, "") for p in paths]
-            + [HttpRequest("GET", "/", h) for h in hosts]
-        )
-    for r in engine:
-        headers = () if r.headers == (("*", "*"),) else r.headers
-        out.append(
-            HttpRequest(
-                _concrete(r.method, "PATCH"),
-                _concrete(r.path, "/kubezt-unlisted"),
-                _concrete(r.host, ""),
-                headers,
-            )
-        )
-    return list(dict.fromkeys(out))
 
 
 __all__ = [

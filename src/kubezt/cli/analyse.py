@@ -44,6 +44,7 @@ from kubezt.engine.mesh import principal
 from kubezt.engine.reach import evaluate
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
+from kubezt.ir.topology import Topology
 from kubezt.report.class_documents import pair_lines, reach_class_document
 from kubezt.report.documents import explain_document, reach_document, request_document
 
@@ -259,6 +260,8 @@ def explain(
     src_end = parse_end(src, topology.workload, "source")
     dst_end = parse_end(dst, topology.workload, "destination")
     address = parse_service(service) if service else None
+    if address is not None:
+        check_service(address, topology)
     http = None
     if method or path or host or header:
         headers: list[tuple[str, str]] = []
@@ -343,6 +346,29 @@ def explain(
             }
         emit(doc, Output(output.value))
     raise typer.Exit(EXIT_OK if verdict.allowed else EXIT_FINDING)
+
+
+def check_service(address: ServiceAddress, topology: Topology) -> None:
+    """A `--service` that names no Service, or no port of it, is an input error (else the
+    request would silently be explained as pod-IP traffic)."""
+    from kubezt.errors import did_you_mean
+
+    services = {f"{s.namespace}/{s.name}": s for s in topology.services}
+    ref = f"{address.namespace}/{address.name}"
+    svc = services.get(ref)
+    if svc is None:
+        hint = did_you_mean(ref, services)
+        usage_error(
+            f"--service {ref}: no Service with that namespace/name in the input"
+            + (f"; {hint}" if hint else "")
+        )
+    ports = [sp.port for sp in svc.ports]
+    if address.port not in ports:
+        hint = did_you_mean(str(address.port), [str(p) for p in ports])
+        usage_error(
+            f"--service {ref}:{address.port}: the Service has no port {address.port} "
+            f"(ports: {', '.join(map(str, ports)) or 'none'})" + (f"; {hint}" if hint else "")
+        )
 
 
 def parse_service(text: str) -> ServiceAddress:

@@ -32,8 +32,8 @@ from kubezt.cli.tables import (
     plain,
     write_listing,
 )
-from kubezt.engine.admission import RequestSet
 from kubezt.engine.reach import evaluate
+from kubezt.engine.requests import AllRequests, NoRequests, RequestSet
 from kubezt.ir.requests import HttpRequest
 from kubezt.report.analysis_documents import blast_radius_document, ranking_document
 
@@ -215,7 +215,11 @@ def ranking_table(console: Console, ranks: list[Rank]) -> None:
 
 def requests_suffix(requests: RequestSet) -> str:
     """ "" for every request, else `: GET /a, POST *` (the representative requests that pass)."""
-    return "" if requests is None else ": " + ", ".join(request_text(r) for r in requests)
+    if isinstance(requests, AllRequests):
+        return ""
+    if isinstance(requests, NoRequests):
+        return ": no request"
+    return ": " + ", ".join(request_text(r) for r in requests.summary)
 
 
 def request_text(request: HttpRequest) -> str:

@@ -35,6 +35,7 @@ from kubezt.cli.render import requests_cell
 from kubezt.cli.tables import Column, NoHeadersOpt, plain, write_listing
 from kubezt.dialects.registry import LoadResult
 from kubezt.engine.reach import evaluate
+from kubezt.engine.requests import AllRequests
 from kubezt.report.analysis_documents import diff_document
 
 CLUSTER = "cluster"
@@ -236,7 +237,7 @@ def diff_table(console: Console, result: Diff) -> None:
 def _allowance(allowance: Allowance) -> Text:
     if not allowance.allowed:
         text = Text("denied")
-    elif allowance.requests is None:
+    elif isinstance(allowance.requests, AllRequests):
         text = Text("all requests")
     else:
         text = Text("only" + requests_suffix(allowance.requests).removeprefix(":"))

@@ -12,20 +12,24 @@ from kubezt.analysis.nearest import NearestRule
 from kubezt.engine.explain import Effect, Verdict
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import Reachability
+from kubezt.engine.requests import AllRequests, NoRequests, RequestSet
 from kubezt.ir.requests import HttpRequest
 
 MATRIX_LIMIT = 40
 """Above this many workloads `reach` summarises by namespace instead of drawing matrices."""
 
 
-def requests_cell(requests: tuple[HttpRequest, ...] | None, wide: bool) -> str:
-    """`all`, or how many representative requests pass (wide: which)."""
-    if requests is None:
+def requests_cell(requests: RequestSet, wide: bool) -> str:
+    """`all`, `none`, or how many witness requests pass (wide: which, `*` = any value)."""
+    if isinstance(requests, AllRequests):
         return "all"
+    if isinstance(requests, NoRequests):
+        return "none"
+    summary = requests.summary
     if not wide:
-        return f"some ({len(requests)})"
+        return f"some ({len(summary)})"
     return "; ".join(
-        f"{r.method} {r.path}" + (f" host={r.host}" if r.host else "") for r in requests
+        f"{r.method} {r.path}" + (f" host={r.host}" if r.host else "") for r in summary
     )
 
 

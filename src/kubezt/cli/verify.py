@@ -25,7 +25,6 @@ from kubezt.cli.common import (
 from kubezt.cli.compile import IntentArg, ModeOpt
 from kubezt.cli.pipes import decided
 from kubezt.cli.progress import shown
-from kubezt.cli.render import requests_cell
 from kubezt.cli.tables import (
     Column,
     ListOutput,
@@ -103,7 +102,7 @@ def difference_rows(result: VerifyResult, wide: bool) -> list[list[str]]:
             d.src,
             d.dst,
             f"{d.port}/{d.protocol}" if d.port else "",
-            requests_cell(d.requests, wide) if d.port else "",
+            _requests_cell(d, wide),
             d.entry,
             d.denied_by,
             d.detail,
@@ -119,6 +118,13 @@ def _verdict(result: VerifyResult) -> str:
         else f"differs from the intent in {len(result.differences)} place(s)"
     )
     return f"{result.checked} connections and requests checked: the cluster {verdict}"
+
+
+def _requests_cell(diff: Difference, wide: bool) -> str:
+    """`all` (the whole connection), or the requests that differ (how many; wide: which)."""
+    if diff.requests is None or wide:
+        return _requests(diff)
+    return f"some ({len(diff.requests)})"
 
 
 def _requests(diff: Difference) -> str:

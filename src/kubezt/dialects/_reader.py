@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import builtins
 import ipaddress
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,8 @@ from kubezt.errors import Diagnostic, DiagnosticSink, Location, Severity, did_yo
 from kubezt.ir.policy import Network
 
 _MISSING: Any = object()
+_NUMBER_LITERAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+"""A number as JSON or YAML 1.2 write it (YAML 1.1 leaves `1e5` a string)."""
 
 
 @dataclass(slots=True)
@@ -141,11 +145,36 @@ class Cursor:
         return v
 
     def number(self, what: builtins.str = "a number") -> float | None:
+        """A finite float64: the API server stores no NaN or infinity (JSON has neither), and
+        a literal beyond the float64 range (`1e400`) is an error, not a string."""
         if not self.present:
             return None
         v = self.value
+        if isinstance(v, builtins.str) and _NUMBER_LITERAL.fullmatch(v.strip()):
+            if not math.isfinite(float(v)):
+                self.error(f"{what} within the range of a 64-bit float", got=v.strip())
+            else:
+                self.error(
+                    what,
+                    hint="YAML 1.1 reads a number with an exponent and no dot as a string: "
+                    "write it with a dot (1.0e+5) or in full",
+                )
+            return None
         if isinstance(v, builtins.bool) or not isinstance(v, builtins.int | float):
             self.error(what)
+            return None
+        if isinstance(v, float) and not math.isfinite(v):
+            shown = (
+                "NaN (.nan)"
+                if math.isnan(v)
+                else ("infinity (.inf)" if v > 0 else "minus infinity (-.inf)")
+            )
+            finite = (
+                what.replace("a number", "a finite number", 1)
+                if "a number" in what
+                else f"{what} (finite)"
+            )
+            self.error(finite, got=shown)
             return None
         return float(v)
 

@@ -76,6 +76,20 @@ def _dialect_tables() -> None:
 
 _dialect_tables()
 
+VERSIONS: dict[str, tuple[str, ...]] = {
+    "": ("v1",),
+    "apps": ("v1",),
+    "batch": ("v1",),
+    "networking.k8s.io": ("v1",),
+    "projectcalico.org": ("v3",),
+    "crd.projectcalico.org": ("v1",),
+    "security.istio.io": ("v1", "v1beta1"),
+    "networking.istio.io": ("v1", "v1beta1", "v1alpha3"),
+    "gateway.networking.k8s.io": ("v1", "v1beta1"),
+}
+"""The versions of each API group kubezt reads (`policy.networking.k8s.io` checks its own:
+each kind exists in one version, anything else is an error)."""
+
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:
@@ -219,6 +233,15 @@ def _read_document(
         return
     ctx = ObjectContext(doc, ref, rc.sink)
     root = Cursor(ctx, data)
+    known = VERSIONS.get(group)
+    version = api_version.rpartition("/")[2]
+    if known is not None and version not in known:
+        root["apiVersion"].warn(
+            f"{api_version} is not a version kubezt knows (it reads "
+            + " and ".join(f"{group + '/' if group else ''}{v}" for v in known)
+            + f"); this {kind} is read as {known[0]} and may be misread: check its fields",
+            "W003",
+        )
     meta = root["metadata"]
     if not isinstance(data.get("metadata"), dict):
         meta.error("object metadata (a mapping with name)", "E007")

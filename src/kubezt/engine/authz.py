@@ -246,7 +246,17 @@ def normalize_path(path: str) -> str:
     return result if result.startswith("/") else "/" + result
 
 
+TEMPLATE_LITERAL = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()+,;:@="
+)
+"""Envoy's URI-template literal characters (uri_template_internal.cc `kLiteral`: RFC 3986 pchar
+without `*`, plus `=`): `{*}` is one or more of them, `{**}` zero or more of them or `/`."""
+_TEMPLATE_CLASS = "".join(re.escape(c) for c in sorted(TEMPLATE_LITERAL))
+
+
 def path_match(pattern: str, path: str | None) -> bool:
+    """Istio `paths`: a path template (`{*}`, `{**}`, translated to Envoy's URI-template
+    matcher) or an exact / prefix / suffix / presence value, on the normalized path."""
     if path is None:
         return False
     value = normalize_path(path)
@@ -254,9 +264,9 @@ def path_match(pattern: str, path: str | None) -> bool:
         regex = ""
         for part in re.split(r"(\{\*\*\}|\{\*\})", pattern):
             if part == "{**}":
-                regex += ".*"
+                regex += f"[{_TEMPLATE_CLASS}/]*"
             elif part == "{*}":
-                regex += "[^/]+"
+                regex += f"[{_TEMPLATE_CLASS}]+"
             else:
                 regex += re.escape(part)
         return re.fullmatch(regex, value) is not None
@@ -581,72 +591,6 @@ def authorize(
     return AuthzResult(False, tuple(steps))
 
 
-# --- request classes for the matrix --------------------------------------------------------------
-
-BASE_METHODS = ("GET", "POST")
-MAX_CANDIDATES = 96
-
-
-def _instances(pattern: str, fill: str) -> list[str]:
-    """Concrete values a pattern stands for: itself, or one value it matches."""
-    if pattern == "*":
-        return [fill]
-    if "{*}" in pattern or "{**}" in pattern:
-        return [pattern.replace("{**}", "x/y").replace("{*}", "x")]
-    if pattern.startswith("*"):
-        return [fill + pattern[1:]]
-    if pattern.endswith("*"):
-        return [pattern[:-1], pattern[:-1] + fill]
-    return [pattern]
-
-
-def candidate_requests(policies: list[AuthorizationPolicy]) -> list[HttpRequest]:
-    """Representative HTTP requests for the policies that apply at a destination: one for each
-    combination of the methods, paths, hosts and header values the policies mention, plus one
-    the policies do not mention. Every request the policies can tell apart falls in one of
-    these classes, so checking them tells whether all, some or no requests are allowed."""
-    methods: dict[str, None] = dict.fromkeys(BASE_METHODS)
-    paths: dict[str, None] = dict.fromkeys(("/", "/kubezt-unlisted"))
-    hosts: dict[str, None] = {"": None}
-    headers: dict[str, dict[str, None]] = {}
-    for policy in policies:
-        for rule in policy.rules:
-            for op in rule.operations or ():
-                for p in (op.methods or ()) + (op.not_methods or ()):
-                    methods.update(dict.fromkeys(_instances(p, "X")))
-                for p in (op.paths or ()) + (op.not_paths or ()):
-                    paths.update(dict.fromkeys(_instances(p, "x")))
-                for p in (op.hosts or ()) + (op.not_hosts or ()):
-                    hosts.update(dict.fromkeys(_instances(p.lower(), "x")))
-            for cond in rule.conditions:
-                if cond.key.startswith("request.headers[") and cond.key.endswith("]"):
-                    name = cond.key[len("request.headers[") : -1]
-                    values = headers.setdefault(name, {})
-                    for p in (cond.values or ()) + (cond.not_values or ()):
-                        values.update(dict.fromkeys(_instances(p, "x")))
-    header_sets: list[tuple[tuple[str, str], ...]] = [()]
-    for name, values in sorted(headers.items()):
-        header_sets = [
-            hs + extra for hs in header_sets for extra in [(), *(((name, v),) for v in values)]
-        ]
-    out = [
-        HttpRequest(m, p, h, hs)
-        for m in methods
-        for p in paths
-        for h in hosts
-        for hs in header_sets
-    ]
-    if len(out) > MAX_CANDIDATES:
-        # Too many combinations: vary one attribute at a time around a default request.
-        out = (
-            [HttpRequest(m, "/", "", ()) for m in methods]
-            + [HttpRequest("GET", p, "", ()) for p in paths]
-            + [HttpRequest("GET", "/", h, ()) for h in hosts]
-            + [HttpRequest("GET", "/", "", hs) for hs in header_sets]
-        )
-    return list(dict.fromkeys(out))
-
-
 def mentions_http(policies: list[AuthorizationPolicy]) -> bool:
     for policy in policies:
         for rule in policy.rules:
@@ -686,63 +630,3 @@ def authz_networks(
                 except ValueError:
                     continue
     return tuple(nets)
-
-
-ANY = "*"
-
-
-def _wildcard(request: HttpRequest, attr: str) -> HttpRequest:
-    """`request` with attribute `attr` replaced by "any value"."""
-    method, path, host, headers = request.method, request.path, request.host, request.headers
-    if attr == "method":
-        method = ANY
-    elif attr == "path":
-        path = ANY
-    elif attr == "host":
-        host = ANY
-    else:
-        headers = ((ANY, ANY),)
-    return HttpRequest(method, path, host, headers)
-
-
-def summarize(
-    candidates: list[HttpRequest], passing: tuple[HttpRequest, ...]
-) -> tuple[HttpRequest, ...]:
-    """Shorten the passing representative requests: an attribute for which every candidate
-    value passes (the others fixed) becomes `*`. E.g. GET on every path → (GET, *)."""
-    current = list(passing)
-    universe = list(candidates)
-    attributes = ("path", "host", "headers", "method")
-    for attr in attributes:
-
-        def rest(r: HttpRequest, attr: str = attr) -> tuple[object, ...]:
-            return tuple(getattr(r, a) for a in attributes if a != attr)
-
-        values_by_rest: dict[tuple[object, ...], set[object]] = {}
-        for r in universe:
-            values_by_rest.setdefault(rest(r), set()).add(getattr(r, attr))
-        passing_by_rest: dict[tuple[object, ...], set[object]] = {}
-        for r in current:
-            passing_by_rest.setdefault(rest(r), set()).add(getattr(r, attr))
-
-        def collapse(
-            items: list[HttpRequest],
-            attr: str = attr,
-            values_by_rest: dict[tuple[object, ...], set[object]] = values_by_rest,
-            passing_by_rest: dict[tuple[object, ...], set[object]] = passing_by_rest,
-        ) -> list[HttpRequest]:
-            out: list[HttpRequest] = []
-            for r in items:
-                key = rest(r)
-                full = values_by_rest.get(key, set())
-                item = (
-                    _wildcard(r, attr)
-                    if (passing_by_rest.get(key) == full and len(full) > 1)
-                    else r
-                )
-                if item not in out:
-                    out.append(item)
-            return out
-
-        current, universe = collapse(current), collapse(universe)
-    return tuple(current)

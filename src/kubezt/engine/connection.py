@@ -14,6 +14,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
+from kubezt.engine import capture
 from kubezt.engine.authz import (
     AuthzRequest,
     Enforcer,
@@ -269,7 +270,27 @@ def plan_path(
     server = MeshMode.NONE
     if dst.workload is not None:
         server = _facts(model, dst.workload, dst).mode
+    notes: list[str] = []
+    if server is MeshMode.SIDECAR and dst.workload is not None:
+        seen = capture.inbound(dst.workload, port)
+        if not seen.captured:
+            server = MeshMode.NONE
+            notes.append(seen.detail)
+    if client is MeshMode.SIDECAR and src.workload is not None:
+        # A Service is addressed by its virtual IP (not in the input: unknown) and port.
+        wire_ip = dst.ip or (dst.workload.ip if dst.workload is not None else None)
+        if service is not None:
+            wire_ip = None
+        seen = capture.outbound(src.workload, service_port or port, wire_ip)
+        if not seen.captured:
+            client = MeshMode.NONE
+            notes.append(seen.detail)
     mesh_client = client is not MeshMode.NONE or role is not ProxyRole.NONE
+    if server is MeshMode.AMBIENT and not mesh_client and dst.workload is not None:
+        seen = capture.ztunnel_inbound(dst.workload)
+        if not seen.captured:
+            server = MeshMode.NONE
+            notes.append(seen.detail)
     mtls, detail, mismatch = False, "the client is outside the mesh: plaintext", False
     host_source = src.kind in (EndKind.KUBELET_PROBE, EndKind.NODE)
     if src.kind is EndKind.KUBELET_PROBE or (host_source and server is MeshMode.AMBIENT):
@@ -332,6 +353,8 @@ def plan_path(
         legs = [Leg(source=probe, destination=dst, wire_port=port)]
     else:
         legs = [Leg(source=src, destination=dst, wire_port=port)]
+    if notes:
+        detail = "; ".join([*notes, detail])
     return Path(
         client=client,
         client_role=role,

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from kubezt.engine.admission import RequestSet
 from kubezt.engine.authz import authz_networks
 from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import (
@@ -53,6 +52,7 @@ from kubezt.engine.reach import (
     grouped_chains,
     with_waypoint_pods,
 )
+from kubezt.engine.requests import ALL, NONE, RequestSet, Some
 from kubezt.ir.mesh import (
     AuthorizationPolicy,
     DestinationRule,
@@ -63,7 +63,6 @@ from kubezt.ir.mesh import (
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction, NetworkSet, Policy, PolicySet, Tier
 from kubezt.ir.ports import PortKey, Protocol
-from kubezt.ir.requests import HttpRequest
 from kubezt.ir.topology import (
     Namespace,
     ProxyRole,
@@ -250,7 +249,7 @@ class Path(StrEnum):
 @dataclass(frozen=True, slots=True)
 class ConnectionChange:
     """One connection whose verdict moved: what it was and what it is (`allowed` False: the
-    connection is denied; else `requests` None = every request, or the ones that pass)."""
+    connection is denied; else `requests`: `ALL`, or `Some` with the ones that pass)."""
 
     src: str
     dst: str
@@ -424,7 +423,7 @@ class IncrementalReach:
                 d: ing[d] & eg.get(d, 0) for d in iter_bits(dsts) if ing[d] & eg.get(d, 0)
             }
         self._allowed: dict[PortKey, dict[int, int]] = {}
-        self._partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = {}
+        self._partial: dict[tuple[PortKey, int, int], Some] = {}
         if self._mesh is None:
             for key, dsts in self._plan.items():
                 self._allowed[key] = {
@@ -486,7 +485,7 @@ class IncrementalReach:
         allowed = self._allowed.get(key, {}).get(d, 0) & sources & self._reported
         dst_members = [wj for wj in self._classes[d].members if not self._synthetic(wj)]
         for s in iter_bits(allowed):
-            requests = self._partial.get((key, d, s))
+            requests = self._partial.get((key, d, s), ALL)
             for wi in self._classes[s].members:
                 src = self._workloads[wi]
                 for wj in dst_members:
@@ -507,7 +506,7 @@ class IncrementalReach:
             for d, srcs in per_dst.items():
                 if d == c:
                     for s in iter_bits(srcs & self._reported):
-                        requests = self._partial.get((key, d, s))
+                        requests = self._partial.get((key, d, s), ALL)
                         for wk in self._classes[s].members:
                             if wk == wi and is_single_pod(w):
                                 continue
@@ -515,7 +514,7 @@ class IncrementalReach:
                                 requests
                             )
                 if srcs & bit and self._reported & bit:
-                    requests = self._partial.get((key, d, c))
+                    requests = self._partial.get((key, d, c), ALL)
                     for wj in self._classes[d].members:
                         if self._synthetic(wj) or (wj == wi and is_single_pod(w)):
                             continue
@@ -525,7 +524,7 @@ class IncrementalReach:
         if is_single_pod(w):
             for key, bits in self._plan.items():
                 if bits & bit:
-                    rows[(w.id, w.id, key.port, key.protocol.value)] = None
+                    rows[(w.id, w.id, key.port, key.protocol.value)] = ALL
         return rows
 
     # L3/L4 policies --------------------------------------------------------------------------
@@ -661,13 +660,11 @@ class IncrementalReach:
         new_rows = self._cell_rows(key, d, self._index.all)
         return _compare(old_rows, new_rows)
 
-    def _cell_rows_from(
-        self, key: PortKey, d: int, bits: int, partial: dict[int, tuple[HttpRequest, ...]]
-    ) -> Rows:
+    def _cell_rows_from(self, key: PortKey, d: int, bits: int, partial: dict[int, Some]) -> Rows:
         rows: Rows = {}
         dst_members = [wj for wj in self._classes[d].members if not self._synthetic(wj)]
         for s in iter_bits(bits & self._reported):
-            requests = partial.get(s)
+            requests = partial.get(s, ALL)
             for wi in self._classes[s].members:
                 src = self._workloads[wi]
                 for wj in dst_members:
@@ -845,9 +842,9 @@ def _compare(old: Rows, new: Rows) -> list[ConnectionChange]:
                 key[2],
                 key[3],
                 was,
-                old.get(key),
+                old.get(key, NONE),
                 now,
-                new.get(key),
+                new.get(key, NONE),
             )
         )
     return out

@@ -41,7 +41,14 @@ CALICO_NAMESPACE = "projectcalico.org/namespace"
 CALICO_ORCHESTRATOR = "projectcalico.org/orchestrator"
 CALICO_SERVICE_ACCOUNT = "projectcalico.org/serviceaccount"
 CALICO_NAME = "projectcalico.org/name"
-MESH_ANNOTATION_PREFIXES = ("sidecar.istio.io/", "kubezt.io/", "istio.io/", "inject.istio.io/")
+MESH_ANNOTATION_PREFIXES = (
+    "sidecar.istio.io/",
+    "kubezt.io/",
+    "istio.io/",
+    "inject.istio.io/",
+    "traffic.sidecar.istio.io/",
+    "ambient.istio.io/",
+)
 
 
 class PeerKind(StrEnum):

@@ -53,23 +53,66 @@ def mesh_mode(workload: Workload, namespace: Namespace, mesh: MeshPolicies) -> M
     ambient; pod labels and annotations override namespace labels."""
     if workload.host_network or proxy_role(workload, mesh) is not ProxyRole.NONE:
         return MeshMode.NONE
-    inject = workload.labels.get("sidecar.istio.io/inject") or workload.annotations.get(
-        "sidecar.istio.io/inject"
-    )
+    if sidecar_injected(workload, namespace):
+        return MeshMode.SIDECAR
     ns_labels = namespace.labels
-    if inject == "true":
-        return MeshMode.SIDECAR
-    ns_injects = ns_labels.get("istio-injection") == "enabled" or (
-        "istio.io/rev" in ns_labels and ns_labels.get("istio-injection") != "disabled"
-    )
-    if inject != "false" and ns_injects:
-        return MeshMode.SIDECAR
     pod_mode = workload.labels.get("istio.io/dataplane-mode")
     if pod_mode == "ambient":
         return MeshMode.AMBIENT
     if ns_labels.get("istio.io/dataplane-mode") == "ambient" and pod_mode != "none":
         return MeshMode.AMBIENT
     return MeshMode.NONE
+
+
+INJECTION_IGNORED_NAMESPACES = ("kube-system", "kube-public")
+
+
+def sidecar_injected(workload: Workload, namespace: Namespace) -> bool:
+    """Does the sidecar injector inject this pod? Istio 1.31's injector webhooks
+    (istio-discovery mutatingwebhook.yaml, default revision) are called only when one of their
+    namespace/object selectors matches — selectors read labels, never annotations:
+
+    * `rev.namespace`: namespace has `istio.io/rev`, no `istio-injection`; pod label
+      `sidecar.istio.io/inject` is not "false";
+    * `rev.object`: namespace has neither label; pod has `istio.io/rev`, inject label not "false";
+    * `namespace`: namespace `istio-injection=enabled`; pod inject label not "false";
+    * `object`: namespace has neither label; pod label `sidecar.istio.io/inject=true` and no
+      `istio.io/rev`.
+
+    Then the injector itself (inject.go injectRequired) skips hostNetwork pods and kube-system /
+    kube-public, and reads the pod's `sidecar.istio.io/inject` label, else its annotation:
+    "false" skips, anything else injects (policy `enabled`). Every `istio.io/rev` value is taken
+    to name an installed revision."""
+    if workload.host_network or workload.namespace in INJECTION_IGNORED_NAMESPACES:
+        return False
+    ns = namespace.labels
+    labels = workload.labels
+    inject_label = labels.get("sidecar.istio.io/inject")
+    ns_injection = ns.get("istio-injection")
+    called = (
+        ("istio.io/rev" in ns and ns_injection is None and inject_label != "false")
+        or (
+            "istio.io/rev" not in ns
+            and ns_injection is None
+            and "istio.io/rev" in labels
+            and inject_label != "false"
+        )
+        or (ns_injection == "enabled" and inject_label != "false")
+        or (
+            ns_injection is None
+            and "istio.io/rev" not in ns
+            and inject_label == "true"
+            and "istio.io/rev" not in labels
+        )
+    )
+    if not called:
+        return False
+    choice = (
+        inject_label
+        if inject_label is not None
+        else workload.annotations.get("sidecar.istio.io/inject")
+    )
+    return choice != "false"
 
 
 def principal(config: MeshConfig, namespace: str, service_account: str) -> str:

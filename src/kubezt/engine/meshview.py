@@ -1,20 +1,15 @@
 """The mesh part of the all-pairs evaluation: mesh facts resolved once per class of workloads,
 source classes grouped by what the mesh can tell apart, and the composition of each pair's
 L3/L4 legs with `engine.connection.mesh_decision` (once per source group, destination class,
-port and route, and on HTTP ports once per representative request).
+port and route, and on HTTP ports once per witness request of the destination's request
+space).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, assert_never
+from typing import NamedTuple
 
-from kubezt.engine.admission import ALL, NONE, Admission, AllRequests, NoRequest, SomeRequests
-from kubezt.engine.authz import (
-    authz_networks,
-    candidate_requests,
-    mentions_http,
-    summarize,
-)
+from kubezt.engine.authz import authz_networks, mentions_http
 from kubezt.engine.connection import (
     End,
     EndKind,
@@ -31,10 +26,20 @@ from kubezt.engine.mesh import (
     port_protocol,
 )
 from kubezt.engine.mesh_sets import MeshSets
+from kubezt.engine.requests import (
+    ALL,
+    NONE,
+    NoRequests,
+    RequestSet,
+    RequestSpace,
+    Some,
+    requests_passing,
+    space_of,
+    union,
+)
 from kubezt.ir.mesh import TlsMode
 from kubezt.ir.model import Model
 from kubezt.ir.ports import PortKey, Protocol
-from kubezt.ir.requests import HttpRequest
 from kubezt.ir.topology import MeshMode, ProxyRole, Service, Workload
 
 
@@ -51,6 +56,8 @@ class GroupKey(NamedTuple):
     """Which CIDRs of AuthorizationPolicies contain the address (None: no address)."""
     waypoint: str | None
     """The waypoint Gateway the class's pods serve, if they are a waypoint."""
+    outbound_capture: tuple[tuple[str, str], ...]
+    """The client's outbound-capture annotations (they change the path it takes)."""
 
 
 class MeshView:
@@ -99,6 +106,7 @@ class MeshView:
                 rep.host_network,
                 ip_signature,
                 rep.labels.get(WAYPOINT_GATEWAY_LABEL),
+                _outbound_capture(rep),
             )
             groups[key] = groups.get(key, 0) | 1 << i
             self.group_of.append(key)
@@ -110,27 +118,33 @@ class MeshView:
             if self.roles[i] is ProxyRole.WAYPOINT
         }
         self.services = [topology.services_selecting(rep) for rep in self.reps]
-        self.alp = model.mesh_config.calico_alp and any(
-            any(r.http is not None for r in p.ingress) for p in model.policies.policies
+        self.alp_matches = tuple(
+            r.http
+            for p in model.policies.policies
+            for r in p.ingress
+            if r.http is not None and model.mesh_config.calico_alp
         )
-        self._decisions: dict[tuple[object, ...], Admission] = {}
+        self.alp = bool(self.alp_matches)
+        self._decisions: dict[tuple[object, ...], RequestSet] = {}
         self._paths: dict[tuple[object, ...], Path] = {}
         self._waypoint_sources = 0
         # Sources that take the same path to any destination: the path depends on the client's
-        # mode, role, gateway name and, only through a DestinationRule there, its namespace.
+        # mode, role, gateway name, outbound-capture annotations and, only through a
+        # DestinationRule there, its namespace.
         dr_namespaces = {dr.namespace for dr in model.mesh.destination_rules}
         self._dr_namespaces = dr_namespaces
         buckets: dict[tuple[object, ...], int] = {}
         for i, gkey in enumerate(self.group_of):
             namespace = gkey.namespace if gkey.namespace in dr_namespaces else ""
-            pkey = (gkey.mode, gkey.role, namespace, gkey.waypoint)
+            pkey = (gkey.mode, gkey.role, namespace, gkey.waypoint, gkey.outbound_capture)
             buckets[pkey] = buckets.get(pkey, 0) | 1 << i
         self.path_buckets = list(buckets.items())
         self._authz_nets = authz_nets
         self.sets = MeshSets(model, classes, self.reps, self.services, authz_nets)
-        self._request_cache: dict[tuple[object, ...], list[HttpRequest]] = {}
-        self._summaries: dict[tuple[object, ...], tuple[HttpRequest, ...]] = {}
-        self._merged: dict[tuple[int, int], tuple[HttpRequest, ...]] = {}
+        self._spaces: dict[tuple[object, ...], RequestSpace | None] = {}
+        self._common: dict[frozenset[RequestSpace], RequestSpace] = {}
+        self._somes: dict[tuple[object, ...], Some] = {}
+        self._unions: dict[tuple[int, int], RequestSet] = {}
         self._keep: list[object] = []
 
     @property
@@ -145,18 +159,16 @@ class MeshView:
         self._model = model
         if model.mesh is not old.mesh or model.mesh_config != old.mesh_config:
             self.sets = MeshSets(model, self.classes, self.reps, self.services, self._authz_nets)
-            self._request_cache.clear()
+            self._spaces.clear()
 
-    def _merge(
-        self, a: tuple[HttpRequest, ...], b: tuple[HttpRequest, ...]
-    ) -> tuple[HttpRequest, ...]:
-        """The requests passing on either route (the tuples are kept by the caches, so their
-        ids stay valid)."""
+    def _union(self, a: Some, b: Some) -> RequestSet:
+        """The requests passing on either route (both decided over one space; the sets are
+        kept by the caches, so their ids stay valid)."""
         key = (id(a), id(b))
-        merged = self._merged.get(key)
+        merged = self._unions.get(key)
         if merged is None:
-            merged = tuple(dict.fromkeys(a + b))
-            self._merged[key] = merged
+            merged = union(a, b)
+            self._unions[key] = merged
             self._keep.append((a, b))
         return merged
 
@@ -175,12 +187,10 @@ class MeshView:
 
     def compose(
         self, plan: dict[PortKey, int], l4: dict[PortKey, dict[int, int]], reported: int
-    ) -> tuple[
-        dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]]
-    ]:
+    ) -> tuple[dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], Some]]:
         self.refresh_waypoint_sources(l4)
         allowed: dict[PortKey, dict[int, int]] = {}
-        partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = {}
+        partial: dict[tuple[PortKey, int, int], Some] = {}
         for key, dsts in plan.items():
             per_dst: dict[int, int] = {}
             for d in iter_bits(dsts):
@@ -204,21 +214,25 @@ class MeshView:
         key: PortKey,
         d: int,
         l4: dict[PortKey, dict[int, int]],
-        partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]],
+        partial: dict[tuple[PortKey, int, int], Some],
     ) -> int:
-        """The source classes allowed to reach destination class `d` on `key` over any route;
-        records in `partial` those for which only some requests pass."""
+        """The source classes allowed to reach destination class `d` on `key` over any route
+        (the union of the requests each route lets through, every route decided over one
+        request space); records in `partial` those for which only some requests pass."""
         bits = 0
-        some: dict[int, tuple[HttpRequest, ...]] = {}
-        for svc in self.routes(d, key):
-            route_bits, route_partial = self._route(d, key, svc, l4)
+        some: dict[int, Some] = {}
+        for route_bits, route_partial in self._decided_routes(d, key, l4):
             partial_bits = 0
             for s, requests in route_partial.items():
                 partial_bits |= 1 << s
                 if bits >> s & 1 and s not in some:
                     continue  # another route already lets every request through
                 prev = some.get(s)
-                some[s] = requests if prev is None else self._merge(prev, requests)
+                merged = requests if prev is None else self._union(prev, requests)
+                if isinstance(merged, Some):
+                    some[s] = merged
+                else:
+                    some.pop(s, None)  # together the routes let every request through
             full = route_bits & ~partial_bits
             if some and full:
                 for s in [s for s in some if full >> s & 1]:
@@ -228,29 +242,52 @@ class MeshView:
             partial[(key, d, s)] = requests
         return bits
 
-    def _route(
-        self, d: int, key: PortKey, svc: Service | None, l4: dict[PortKey, dict[int, int]]
-    ) -> tuple[int, dict[int, tuple[HttpRequest, ...]]]:
+    def _decided_routes(
+        self, d: int, key: PortKey, l4: dict[PortKey, dict[int, int]]
+    ) -> list[tuple[int, dict[int, Some]]]:
+        """For each route and path to destination class `d` on `key`: the sources allowed for
+        at least one request, and for those allowed only some, the requests that pass.
+
+        The routes of one destination may meet different policies (a waypoint on the Service
+        route, none on the pod-IP route), so every route that looks at requests is decided
+        over the union of their request spaces: a cell of that space is inside one cell of
+        each route's own space, so its witness gets each route's verdict for the whole cell,
+        and the routes' answers combine witness by witness."""
         direct = l4.get(key, {}).get(d, 0)
+        if key.protocol is not Protocol.TCP or (
+            self.modes[d] is MeshMode.NONE and not self.istio_mutual
+        ):
+            return [(direct, {})]  # UDP/SCTP are never captured by the mesh
         hbone_key = PortKey(
             HBONE_PORT, Protocol.TCP, self.classes[d].peer.port_name(HBONE_PORT, Protocol.TCP)
         )
         hbone = l4.get(hbone_key, {}).get(d, 0)
-        if key.protocol is not Protocol.TCP or (
-            self.modes[d] is MeshMode.NONE and not self.istio_mutual
-        ):
-            return direct, {}  # UDP/SCTP are never captured by the mesh
         candidates = direct | hbone | self._waypoint_sources
-        if not self.batched:
-            return self._route_by_group(d, key, svc, l4, candidates)
-        bits = 0
-        partial: dict[int, tuple[HttpRequest, ...]] = {}
-        for _bucket, pbits in self.path_buckets:
-            sources = pbits & candidates
-            if not sources:
-                continue
-            g = (sources & -sources).bit_length() - 1
-            path = self._path(self.group_of[g], g, d, key, svc)
+        # (route, path, sources taking it, their group when decided one group at a time)
+        entries: list[tuple[Service | None, Path, int, GroupKey | None]] = []
+        for svc in self.routes(d, key):
+            if self.batched:
+                for _bucket, pbits in self.path_buckets:
+                    sources = pbits & candidates
+                    if sources:
+                        g = (sources & -sources).bit_length() - 1
+                        entries.append(
+                            (svc, self._path(self.group_of[g], g, d, key, svc), sources, None)
+                        )
+            else:
+                seen: set[GroupKey] = set()
+                for c in iter_bits(candidates):
+                    group = self.group_of[c]
+                    if group in seen:
+                        continue
+                    seen.add(group)
+                    g = self.group_rep[group]
+                    path = self._path(group, g, d, key, svc)
+                    entries.append((svc, path, self.group_bits[group] & candidates, group))
+        own = [self._space(d, key, svc, path) for svc, path, _, _ in entries]
+        common = self._common_space(own)
+        out: list[tuple[int, dict[int, Some]]] = []
+        for (svc, path, sources, gkey), space in zip(entries, own, strict=True):
             ok_bits = sources
             for leg in path.legs:
                 ok_bits &= self._leg_bits(leg, key, d, path, sources, l4)
@@ -258,25 +295,41 @@ class MeshView:
                     break
             if not ok_bits:
                 continue
-            if self._alp_applies(d, path):
-                # Calico application layer policy reads the source's L3/L4 identity: per group
-                for gkey, gbits in self._groups_in(ok_bits):
-                    match self._mesh(gkey, self.group_rep[gkey], d, key, svc, path):
-                        case NoRequest():
-                            continue
-                        case AllRequests():
-                            bits |= gbits
-                        case SomeRequests(requests):
-                            bits |= gbits
-                            for s in iter_bits(gbits):
-                                partial[s] = requests
-                        case decision:
-                            assert_never(decision)
+            use = None if space is None else common
+            if gkey is None and not self._alp_applies(d, path):
+                out.append(self._mesh_set(ok_bits, d, key, svc, path, use))
                 continue
-            allowed, some = self._mesh_set(ok_bits, d, key, svc, path)
-            bits |= allowed
-            partial.update(some)
-        return bits, partial
+            # one group at a time (`mesh_decision`, what `explain` runs); Calico application
+            # layer policy reads the source's L3/L4 identity, so it is decided per group too
+            groups = [(gkey, ok_bits)] if gkey is not None else self._groups_in(ok_bits)
+            bits = 0
+            partial: dict[int, Some] = {}
+            for gk, gbits in groups:
+                decision = self._mesh(gk, self.group_rep[gk], d, key, svc, path, use)
+                if isinstance(decision, NoRequests):
+                    continue
+                bits |= gbits
+                if isinstance(decision, Some):
+                    for s in iter_bits(gbits):
+                        partial[s] = decision
+            out.append((bits, partial))
+        return out
+
+    def _common_space(self, spaces: list[RequestSpace | None]) -> RequestSpace | None:
+        """The union of the request spaces of a destination's routes (None: none looks at
+        requests)."""
+        distinct = frozenset(s for s in spaces if s is not None)
+        if not distinct:
+            return None
+        if len(distinct) == 1:
+            return next(iter(distinct))
+        common = self._common.get(distinct)
+        if common is None:
+            common = RequestSpace()
+            for space in sorted(distinct, key=repr):
+                common = common.merged(space)
+            self._common[distinct] = common
+        return common
 
     def _groups_in(self, sources: int) -> list[tuple[GroupKey, int]]:
         out: dict[GroupKey, int] = {}
@@ -291,23 +344,30 @@ class MeshView:
         return "dikastes" in (self.reps[d].annotations.get("inject.istio.io/templates") or "")
 
     def _mesh_set(
-        self, sources: int, d: int, key: PortKey, svc: Service | None, path: Path
-    ) -> tuple[int, dict[int, tuple[HttpRequest, ...]]]:
-        """The mesh decision for a set of sources that share `path`: the sources allowed for at
-        least one request, and for those allowed only some, the requests that pass."""
-        requests = self._cached_requests(d, key, svc, path)
-        if not requests:
+        self,
+        sources: int,
+        d: int,
+        key: PortKey,
+        svc: Service | None,
+        path: Path,
+        space: RequestSpace | None,
+    ) -> tuple[int, dict[int, Some]]:
+        """The mesh decision for a set of sources that share `path`, on every witness of
+        `space` (None: the verdict does not depend on the request): the sources allowed for
+        at least one request, and for those allowed only some, the witnesses that pass."""
+        if space is None:
             return self.sets.allowed(sources, d, key, svc, path, [None])[0], {}
-        per_request = self.sets.allowed(sources, d, key, svc, path, requests)
+        witnesses = space.witnesses()
+        per_request = self.sets.allowed(sources, d, key, svc, path, witnesses)
         every = sources
         some = 0
         for bits in per_request:
             every &= bits
             some |= bits
-        partial: dict[int, tuple[HttpRequest, ...]] = {}
+        partial: dict[int, Some] = {}
         if some == every:
             return some, partial
-        # sources with the same passing requests, split request by request
+        # sources with the same passing witnesses, split witness by witness
         groups: dict[tuple[int, ...], int] = {(): some & ~every}
         for i, bits in enumerate(per_request):
             split: dict[tuple[int, ...], int] = {}
@@ -317,82 +377,26 @@ class MeshView:
                 if members & ~bits:
                     split[passing] = members & ~bits
             groups = split
-        universe = tuple(requests)
         for passing, members in groups.items():
-            skey = (universe, passing)
-            summary = self._summaries.get(skey)
-            if summary is None:
-                summary = summarize(requests, tuple(requests[i] for i in passing))
-                self._summaries[skey] = summary
+            skey = (space, passing)
+            requests = self._somes.get(skey)
+            if requests is None:
+                requests = Some(tuple(witnesses[i] for i in passing), space)
+                self._somes[skey] = requests
             for s in iter_bits(members):
-                partial[s] = summary
+                partial[s] = requests
         return some, partial
 
-    def _cached_requests(
-        self, d: int, key: PortKey, svc: Service | None, path: Path
-    ) -> list[HttpRequest]:
-        wp = path.waypoint
-        ckey = (
-            d,
-            key,
-            svc.namespace if svc else None,
-            svc.name if svc else None,
-            None if wp is None else (wp.namespace, wp.name),
-        )
-        cached = self._request_cache.get(ckey)
-        if cached is None:
-            cached = self._requests(d, key, svc, path)
-            self._request_cache[ckey] = cached
-        return cached
-
-    def _route_by_group(
-        self,
-        d: int,
-        key: PortKey,
-        svc: Service | None,
-        l4: dict[PortKey, dict[int, int]],
-        candidates: int,
-    ) -> tuple[int, dict[int, tuple[HttpRequest, ...]]]:
-        """`_route` with every source group through `mesh_decision` (what `explain` runs)."""
-        seen: set[GroupKey] = set()
-        bits = 0
-        partial: dict[int, tuple[HttpRequest, ...]] = {}
-        for c in iter_bits(candidates):
-            gkey = self.group_of[c]
-            if gkey in seen:
-                continue
-            seen.add(gkey)
-            gbits = self.group_bits[gkey] & candidates
-            g = self.group_rep[gkey]
-            path = self._path(gkey, g, d, key, svc)
-            ok_bits = gbits
-            for leg in path.legs:
-                ok_bits &= self._leg_bits(leg, key, d, path, gbits, l4)
-                if not ok_bits:
-                    break
-            if not ok_bits:
-                continue
-            match self._mesh(gkey, g, d, key, svc, path):
-                case NoRequest():
-                    continue
-                case AllRequests():
-                    bits |= ok_bits
-                case SomeRequests(requests):
-                    bits |= ok_bits
-                    for s in iter_bits(ok_bits):
-                        partial[s] = requests
-                case decision:
-                    assert_never(decision)
-        return bits, partial
-
     def _path(self, gkey: GroupKey, g: int, d: int, key: PortKey, svc: Service | None) -> Path:
-        # The path depends on the client's mode, role, gateway name and, only through a
-        # DestinationRule there, its namespace; not on its service account or address.
+        # The path depends on the client's mode, role, gateway name, outbound-capture
+        # annotations and, only through a DestinationRule there, its namespace; not on its
+        # service account or address.
         cache_key = (
             gkey.mode,
             gkey.role,
             gkey.namespace if gkey.namespace in self._dr_namespaces else "",
             gkey.waypoint,
+            gkey.outbound_capture,
             d,
             key.port,
             key.protocol,
@@ -456,51 +460,77 @@ class MeshView:
         key: PortKey,
         svc: Service | None,
         path: Path,
-    ) -> Admission:
-        """Mesh decision for a source group: which requests pass."""
-        cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None)
+        space: RequestSpace | None,
+    ) -> RequestSet:
+        """Mesh decision for a source group (`mesh_decision`): on every witness of `space`,
+        or once when the verdict does not depend on the request (None)."""
+        cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None, space)
         cached = self._decisions.get(cache_key)
         if cached is not None:
             return cached
         src_end, dst_end = self.ends[g], self.ends[d]
-        requests = self._requests(d, key, svc, path)
-        if not requests:
+        result: RequestSet
+        if space is None:
             verdict = mesh_decision(
                 self.model, src_end, dst_end, path, key.port, key.protocol, svc, None
             )
-            result: Admission = ALL if verdict.allowed else NONE
+            result = ALL if verdict.allowed else NONE
         else:
-            passing = tuple(
-                r
-                for r in requests
-                if mesh_decision(
-                    self.model, src_end, dst_end, path, key.port, key.protocol, svc, r
-                ).allowed
+            result = requests_passing(
+                space,
+                lambda r: (
+                    mesh_decision(
+                        self.model, src_end, dst_end, path, key.port, key.protocol, svc, r
+                    ).allowed
+                ),
             )
-            if len(passing) == len(requests):
-                result = ALL
-            elif passing:
-                result = SomeRequests(summarize(requests, passing))
-            else:
-                result = NONE
         self._decisions[cache_key] = result
         return result
 
-    def _requests(self, d: int, key: PortKey, svc: Service | None, path: Path) -> list[HttpRequest]:
-        """Representative requests when the destination's policies look at HTTP attributes
-        and the port carries HTTP; empty when the verdict cannot depend on the request."""
+    def _space(self, d: int, key: PortKey, svc: Service | None, path: Path) -> RequestSpace | None:
+        """The request space of the policies that apply at the destination (sidecar, waypoint,
+        Calico application layer) when the port carries HTTP; None when the verdict cannot
+        depend on the request."""
+        wp = path.waypoint
+        ckey = (
+            d,
+            key,
+            svc.namespace if svc else None,
+            svc.name if svc else None,
+            None if wp is None else (wp.namespace, wp.name),
+        )
+        if ckey in self._spaces:
+            return self._spaces[ckey]
+        space = self._space_of(d, key, svc, path)
+        self._spaces[ckey] = space
+        return space
+
+    def _space_of(
+        self, d: int, key: PortKey, svc: Service | None, path: Path
+    ) -> RequestSpace | None:
         if key.protocol is not Protocol.TCP:
-            return []
+            return None
         server = self.reps[d]
         proto = port_protocol(self.services[d], server, key.port, key.protocol)
         if proto == "tcp":
-            return []
+            return None
         policies = self.sets.server_policies(d)
         if path.waypoint is not None:
             policies = policies + self.sets.waypoint_policies(path.waypoint, svc)
         if not mentions_http(policies) and not self.alp:
-            return []
-        return candidate_requests(policies)
+            return None
+        return space_of(policies, self.alp_matches)
+
+
+def _outbound_capture(workload: Workload) -> tuple[tuple[str, str], ...]:
+    """The client's outbound-capture annotations (they change the path it takes)."""
+    return tuple(
+        sorted(
+            (k, v)
+            for k, v in workload.annotations.items()
+            if k.startswith("traffic.sidecar.istio.io/") and "Outbound" in k
+        )
+    )
 
 
 def _service_port(svc: Service | None, server: Workload, key: PortKey) -> int | None:

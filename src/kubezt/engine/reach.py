@@ -17,17 +17,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
-from kubezt.engine.admission import NONE, Admission, RequestSet, admission
 from kubezt.engine.authz import authz_networks
 from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import ClassIndex, EndpointClass, build_classes, iter_bits
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
 from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, WaypointRef, waypoint_workload
 from kubezt.engine.meshview import MeshView
+from kubezt.engine.requests import ALL, NONE, RequestSet, Some
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
 from kubezt.ir.ports import PortKey, Protocol
-from kubezt.ir.requests import HttpRequest
 from kubezt.ir.topology import Topology, Workload
 
 SYNTHETIC_ANNOTATION = "kubezt.io/synthetic"
@@ -44,7 +43,7 @@ class Connection(NamedTuple):
 
 
 class AllowedConnection(NamedTuple):
-    """An allowed connection with the requests that pass on it (None: every request)."""
+    """An allowed connection with the requests that pass on it (`ALL` or `Some`)."""
 
     src: str
     dst: str
@@ -64,11 +63,11 @@ class Reachability:
     """Destination classes evaluated at each port."""
     allowed: Mapping[PortKey, Mapping[int, int]] = field(repr=False)
     """port → destination class → bitset of allowed source classes."""
-    partial: Mapping[tuple[PortKey, int, int], tuple[HttpRequest, ...]] = field(
+    partial: Mapping[tuple[PortKey, int, int], Some] = field(
         default_factory=lambda: MappingProxyType({}), repr=False
     )
-    """(port, destination class, source class) → the representative requests that pass, when
-    not all of them do."""
+    """(port, destination class, source class) → the witness requests that pass, when not all
+    of them do."""
     reported: int = -1
     """Bitset of classes of real workloads (synthetic waypoint pods are not reported)."""
     input_model: Model = field(kw_only=True, repr=False)
@@ -86,11 +85,11 @@ class Reachability:
         (for at least one request)."""
         return self.allowed.get(port, {}).get(dst_class, 0)
 
-    def admission(self, port: PortKey, dst_class: int, src_class: int) -> Admission:
+    def admission(self, port: PortKey, dst_class: int, src_class: int) -> RequestSet:
         """Which requests from a source class to a destination class on a port pass."""
         if not self.sources(port, dst_class) >> src_class & 1:
             return NONE
-        return admission(self.partial.get((port, dst_class, src_class)))
+        return self.partial.get((port, dst_class, src_class), ALL)
 
     def connections(self) -> Iterator[Connection]:
         """Allowed connections, sorted, at workload level."""
@@ -98,7 +97,7 @@ class Reachability:
             yield Connection(src, dst, port, protocol)
 
     def detailed(self) -> Iterator[AllowedConnection]:
-        """Like `connections()`, with the requests that pass (None = all requests)."""
+        """Like `connections()`, with the requests that pass (`ALL` or `Some`)."""
         workloads = self.model.topology.workloads
         rows: list[AllowedConnection] = []
         for port, per_dst in self.allowed.items():
@@ -107,7 +106,7 @@ class Reachability:
                     workloads[wj].id for wj in self.classes[d].members if not self._synthetic(wj)
                 ]
                 for s in iter_bits(srcs & self.reported):
-                    requests = self.partial.get((port, d, s))
+                    requests: RequestSet = self.partial.get((port, d, s), ALL)
                     for wi in self.classes[s].members:
                         src_id = workloads[wi].id
                         for dst_id in dst_ids:
@@ -128,7 +127,7 @@ class Reachability:
                                 workloads[wi].id,
                                 port.port,
                                 port.protocol.value,
-                                None,
+                                ALL,
                             )
                         )
         rows.sort(key=lambda r: r[:4])
@@ -207,7 +206,7 @@ def _frozen(
     classes: tuple[EndpointClass, ...],
     plan: dict[PortKey, int],
     allowed: dict[PortKey, dict[int, int]],
-    partial: dict[tuple[PortKey, int, int], tuple[HttpRequest, ...]],
+    partial: dict[tuple[PortKey, int, int], Some],
     reported: int,
     input_model: Model,
 ) -> Reachability:

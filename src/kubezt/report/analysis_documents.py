@@ -10,18 +10,12 @@ from typing import Any
 
 from kubezt.analysis.blast_radius import Access, BlastRadius, Rank
 from kubezt.analysis.diff import Allowance, Change, Decision, Diff, Presence
-from kubezt.engine.admission import RequestSet
 from kubezt.errors import Diagnostic
-from kubezt.report.documents import request_document, step_document
+from kubezt.report.documents import request_document, requests_document, step_document
 
 BLAST_RADIUS_SCHEMA = "kubezt.io/blast-radius/v1"
 RANKING_SCHEMA = "kubezt.io/blast-radius-ranking/v1"
 DIFF_SCHEMA = "kubezt.io/diff/v1"
-
-
-def requests_document(requests: RequestSet) -> str | list[dict[str, Any]]:
-    """`"all"`, or the representative requests that pass (`*` = any value)."""
-    return "all" if requests is None else [request_document(r) for r in requests]
 
 
 def blast_radius_document(

@@ -21,9 +21,9 @@ from typing import Any
 from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import Reachability
+from kubezt.engine.requests import Some
 from kubezt.errors import Diagnostic
-from kubezt.ir.requests import HttpRequest
-from kubezt.report.documents import _connection, request_document
+from kubezt.report.documents import _connection, requests_document
 
 CLASS_SCHEMA = "kubezt.io/reach-classes/v1"
 PAIRS_SCHEMA = "kubezt.io/reach-pairs/v1"
@@ -55,7 +55,7 @@ def reach_class_document(
         if singles:
             entry["singlePods"] = singles
         classes.append(entry)
-    request_sets: dict[tuple[HttpRequest, ...], int] = {}
+    request_sets: dict[Some, int] = {}
     edges: list[dict[str, Any]] = []
     for key, per_dst in result.allowed.items():
         for d, srcs in per_dst.items():
@@ -83,7 +83,7 @@ def reach_class_document(
     return {
         "schemaVersion": CLASS_SCHEMA,
         "classes": classes,
-        "requestSets": [[request_document(r) for r in rs] for rs in request_sets],
+        "requestSets": [requests_document(rs) for rs in request_sets],
         "allowed": edges,
         "warnings": [d.render() for d in warnings],
     }

@@ -7,6 +7,7 @@ from typing import Any
 
 from kubezt.engine.explain import Step, Verdict
 from kubezt.engine.reach import Reachability
+from kubezt.engine.requests import AllRequests, NoRequests, RequestSet
 from kubezt.errors import Diagnostic
 from kubezt.ir.requests import HttpRequest
 
@@ -27,11 +28,20 @@ def reach_document(result: Reachability, warnings: tuple[Diagnostic, ...] = ()) 
 
 
 def _connection(
-    src: str, dst: str, port: int, protocol: str, requests: tuple[HttpRequest, ...] | None
+    src: str, dst: str, port: int, protocol: str, requests: RequestSet
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {"src": src, "dst": dst, "port": port, "protocol": protocol}
-    doc["requests"] = "all" if requests is None else [request_document(r) for r in requests]
+    doc["requests"] = requests_document(requests)
     return doc
+
+
+def requests_document(requests: RequestSet) -> str | list[dict[str, Any]]:
+    """`"all"`, `"none"`, or the witness requests that pass (`*` = any value)."""
+    if isinstance(requests, AllRequests):
+        return "all"
+    if isinstance(requests, NoRequests):
+        return "none"
+    return [request_document(r) for r in requests.summary]
 
 
 def request_document(request: HttpRequest) -> dict[str, Any]:

@@ -1,0 +1,129 @@
+"""Whether the mesh data plane sees a connection at all: the sidecar's iptables capture as the
+`traffic.sidecar.istio.io/*` annotations configure it (istio-iptables, Istio 1.31), and
+ztunnel's inbound capture (`ambient.istio.io/bypass-inbound-capture`).
+
+Inbound (server sidecar): `includeInboundPorts` is `*` by default (every port), an empty value
+captures nothing, otherwise a comma-separated port list; `excludeInboundPorts` removes ports.
+A port that is not captured reaches the application directly: no mTLS termination, no
+PeerAuthentication, no AuthorizationPolicy.
+
+Outbound (client sidecar): a port in `excludeOutboundPorts` is never captured; a port in
+`includeOutboundPorts` always is; otherwise the destination address decides:
+`excludeOutboundIPRanges` first, then `includeOutboundIPRanges` (`*` by default, empty for
+none). A connection that is not captured leaves the pod as plaintext with no identity.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from kubezt.ir.topology import Workload
+
+INCLUDE_INBOUND_PORTS = "traffic.sidecar.istio.io/includeInboundPorts"
+EXCLUDE_INBOUND_PORTS = "traffic.sidecar.istio.io/excludeInboundPorts"
+INCLUDE_OUTBOUND_PORTS = "traffic.sidecar.istio.io/includeOutboundPorts"
+EXCLUDE_OUTBOUND_PORTS = "traffic.sidecar.istio.io/excludeOutboundPorts"
+INCLUDE_OUTBOUND_RANGES = "traffic.sidecar.istio.io/includeOutboundIPRanges"
+EXCLUDE_OUTBOUND_RANGES = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
+BYPASS_INBOUND_CAPTURE = "ambient.istio.io/bypass-inbound-capture"
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    captured: bool
+    detail: str
+    """Why, when an annotation decided; empty when capture is the default."""
+
+
+def _ports(text: str) -> set[str]:
+    return {p.strip() for p in text.split(",") if p.strip()}
+
+
+def _in_ranges(text: str, ip: str | None) -> bool | None:
+    """Is `ip` in the comma-separated CIDR list (`*` = everything)? None when unknown."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if "*" in items:
+        return True
+    if not items:
+        return False
+    if ip is None:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    for item in items:
+        try:
+            if address in ipaddress.ip_network(item, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def inbound(server: Workload, port: int) -> Capture:
+    """Does the server's sidecar capture inbound connections to `port`?"""
+    annotations = server.annotations
+    include = annotations.get(INCLUDE_INBOUND_PORTS)
+    exclude = annotations.get(EXCLUDE_INBOUND_PORTS)
+    if exclude is not None and str(port) in _ports(exclude):
+        return Capture(
+            False,
+            f"port {port} is excluded from inbound capture ({EXCLUDE_INBOUND_PORTS}): "
+            "the sidecar does not see this connection",
+        )
+    if include is None:
+        return Capture(True, "")
+    ports = _ports(include)
+    if "*" in ports or str(port) in ports:
+        return Capture(True, "")
+    what = "is empty" if not ports else f"does not list port {port}"
+    return Capture(
+        False,
+        f"{INCLUDE_INBOUND_PORTS} {what}: port {port} is not captured inbound, the sidecar "
+        "does not see this connection",
+    )
+
+
+def outbound(client: Workload, port: int, destination_ip: str | None) -> Capture:
+    """Does the client's sidecar capture an outbound connection to `destination_ip:port`?
+    An unknown destination address counts as captured only when every range is."""
+    annotations = client.annotations
+    exclude_ports = annotations.get(EXCLUDE_OUTBOUND_PORTS)
+    if exclude_ports is not None and str(port) in _ports(exclude_ports):
+        return Capture(
+            False,
+            f"port {port} is excluded from outbound capture ({EXCLUDE_OUTBOUND_PORTS}): the "
+            "client's sidecar does not see this connection, it leaves as plaintext",
+        )
+    include_ports = annotations.get(INCLUDE_OUTBOUND_PORTS)
+    if include_ports is not None and str(port) in _ports(include_ports):
+        return Capture(True, "")
+    exclude_ranges = annotations.get(EXCLUDE_OUTBOUND_RANGES)
+    if exclude_ranges is not None and _in_ranges(exclude_ranges, destination_ip):
+        return Capture(
+            False,
+            f"{destination_ip} is in {EXCLUDE_OUTBOUND_RANGES}: the client's sidecar does not "
+            "see this connection, it leaves as plaintext",
+        )
+    include_ranges = annotations.get(INCLUDE_OUTBOUND_RANGES)
+    if include_ranges is None or _in_ranges(include_ranges, destination_ip):
+        return Capture(True, "")
+    return Capture(
+        False,
+        f"{INCLUDE_OUTBOUND_RANGES} does not cover the destination "
+        f"({destination_ip or 'address unknown'}): the client's sidecar does not see this "
+        "connection, it leaves as plaintext",
+    )
+
+
+def ztunnel_inbound(server: Workload) -> Capture:
+    """Does ztunnel capture plaintext inbound connections to an ambient pod?"""
+    if server.annotations.get(BYPASS_INBOUND_CAPTURE) == "true":
+        return Capture(
+            False,
+            f"{BYPASS_INBOUND_CAPTURE} is true: plaintext inbound connections reach the pod "
+            "without ztunnel",
+        )
+    return Capture(True, "")
