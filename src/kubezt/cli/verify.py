@@ -122,9 +122,13 @@ def _verdict(result: VerifyResult) -> str:
 
 def _requests_cell(diff: Difference, wide: bool) -> str:
     """`all` (the whole connection), or the requests that differ (how many; wide: which)."""
-    if diff.requests is None or wide:
+    if diff.requests is None:
         return _requests(diff)
-    return f"some ({len(diff.requests)})"
+    if not wide:
+        return f"some ({len(diff.requests)})"
+    return "; ".join(
+        f"{r.method} {r.path}" + (f" host={r.host}" if r.host else "") for r in diff.requests
+    )
 
 
 def _requests(diff: Difference) -> str:
