@@ -44,6 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubezt.engine.admission import RequestSet
 from kubezt.engine.mesh import mesh_mode, port_protocol
 from kubezt.engine.reach import AllowedConnection
 from kubezt.ir.model import Model
@@ -115,7 +116,7 @@ def plan_probes(
 ) -> tuple[list[Probe], list[Unprobed]]:
     """Every (source, destination, declared port) probe with its prediction, and what cannot
     be probed with the reason."""
-    reached: dict[tuple[str, str, int, str], Any] = {
+    reached: dict[tuple[str, str, int, str], RequestSet] = {
         (a.src, a.dst, a.port, a.protocol): a.requests for a in allowed
     }
     workloads = [w for w in model.topology.workloads if not w.host_network]
@@ -135,7 +136,7 @@ def plan_probes(
                     reason = UNPROBED_NO_SERVICE
                 elif meshed and port_protocol(services, dst, cp.port, cp.protocol) == "tcp":
                     reason = UNPROBED_MESH_TCP
-                elif meshed and reached.get(key) is not None:
+                elif meshed and key in reached and reached[key] is not None:
                     reason = UNPROBED_PER_REQUEST
                 if reason:
                     unprobed.append(Unprobed(pid, src.id, reason))
