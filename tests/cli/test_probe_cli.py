@@ -80,8 +80,9 @@ def test_plan_outside_the_mesh_uses_agnhost_connect(tmp_path: Path) -> None:
     assert {(p["id"], p["method"], p["expected"]) for p in prediction["probes"]} == {
         ("plain/client>plain/server:8080/TCP", "connect", "reached"),
         ("plain/other>plain/server:8080/TCP", "connect", "blocked"),
-        ("plain/server>plain/server:8080/TCP", "connect", "reached"),
+        ("plain/server>plain/server:8080/TCP", "connect", "blocked"),
     }
+    assert not prediction["unprobed"]
     jobs = [d for d in yaml.safe_load_all((tmp_path / "probes.yaml").read_text()) if d]
     for job in jobs:
         pod = job["spec"]["template"]
@@ -89,6 +90,20 @@ def test_plan_outside_the_mesh_uses_agnhost_connect(tmp_path: Path) -> None:
         script = pod["spec"]["containers"][0]["command"][-1]
         assert "/agnhost connect server.plain.svc.cluster.local:80 " in script
         assert "quitquitquit" not in script
+        # never an endpoint of the Services that select the source
+        assert pod["spec"]["readinessGates"] == [{"conditionType": "kubezt.io/probe-never-ready"}]
+
+
+def test_a_pair_where_only_some_requests_pass_is_not_probed(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["probe", "plan", str(CASES / "partial"), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    prediction = json.loads((tmp_path / "prediction.json").read_text())
+    assert {(p["id"], p["method"], p["expected"]) for p in prediction["probes"]} == {
+        ("part/other>part/server:8080/TCP", "http", "blocked"),
+    }
+    reasons = {u["id"]: u["reason"] for u in prediction["unprobed"]}
+    assert reasons["part/client>part/server:8080/TCP"].startswith("only some HTTP requests pass")
+    assert reasons["part/server>part/server:8080/TCP"].startswith("a single pod reaching itself")
 
 
 def _compare(plan: Path, log: str, *extra: str) -> Any:

@@ -28,7 +28,7 @@ OUTCOMES = {
 }
 DISAGREEMENTS = {
     ("plain/other>plain/server:8080/TCP", "blocked", "reached"),
-    ("plain/server>plain/server:8080/TCP", "reached", "error"),
+    ("plain/server>plain/server:8080/TCP", "blocked", "error"),
 }
 
 

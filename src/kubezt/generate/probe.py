@@ -3,7 +3,8 @@ as the upstream network-policy e2e suite and Cyclonus do, with agnhost.
 
 One Indexed Job per source workload, in its namespace, whose pods carry the source's labels,
 annotations and ServiceAccount (so every policy treats them as the source, and Istio injects
-the sidecar the source has), with one completion index per probe. Index `i` probes one
+the sidecar the source has), with one completion index per probe. A readiness gate that
+nothing sets keeps the probe pods out of the Services that select the source. Index `i` probes one
 destination port through a Service that selects the destination, prints one line
 
     kubezt-probe <id> <outcome>
@@ -45,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubezt.engine.admission import RequestSet
+from kubezt.engine.connection import is_single_pod
 from kubezt.engine.mesh import mesh_mode, port_protocol
 from kubezt.engine.reach import AllowedConnection
 from kubezt.ir.model import Model
@@ -66,6 +68,12 @@ UNPROBED_MESH_TCP = (
     "policies decide"
 )
 UNPROBED_PER_REQUEST = "only some HTTP requests pass: one request cannot test the prediction"
+UNPROBED_SELF = (
+    "a single pod reaching itself never leaves the pod; a probe pod would be a second one"
+)
+READY_GATE = "kubezt.io/probe-never-ready"
+"""A readiness gate nothing sets: probe pods carry the source's labels but never become
+endpoints of the Services that select the source."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +142,8 @@ def plan_probes(
                 reason = ""
                 if not address:
                     reason = UNPROBED_NO_SERVICE
+                elif src is dst and is_single_pod(src):
+                    reason = UNPROBED_SELF
                 elif meshed and port_protocol(services, dst, cp.port, cp.protocol) == "tcp":
                     reason = UNPROBED_MESH_TCP
                 elif meshed and key in reached and reached[key] is not None:
@@ -278,6 +288,7 @@ def probe_jobs(
                         "spec": {
                             "serviceAccountName": w.service_account,
                             "restartPolicy": "Never",
+                            "readinessGates": [{"conditionType": READY_GATE}],
                             "containers": [
                                 {
                                     "name": "probe",
