@@ -45,10 +45,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubezt.engine.admission import RequestSet
 from kubezt.engine.connection import is_single_pod
 from kubezt.engine.mesh import mesh_mode, port_protocol
 from kubezt.engine.reach import AllowedConnection
+from kubezt.engine.requests import AllRequests, RequestSet
 from kubezt.ir.model import Model
 from kubezt.ir.topology import MeshMode, Service, Workload
 
@@ -146,7 +146,7 @@ def plan_probes(
                     reason = UNPROBED_SELF
                 elif meshed and port_protocol(services, dst, cp.port, cp.protocol) == "tcp":
                     reason = UNPROBED_MESH_TCP
-                elif meshed and key in reached and reached[key] is not None:
+                elif meshed and key in reached and not isinstance(reached[key], AllRequests):
                     reason = UNPROBED_PER_REQUEST
                 if reason:
                     unprobed.append(Unprobed(pid, src.id, reason))
