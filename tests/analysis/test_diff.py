@@ -21,6 +21,7 @@ from kubezt.engine.explain import Effect, Layer, Step, Verdict
 from kubezt.engine.requests import AllRequests
 from kubezt.ir.policy import Direction
 from kubezt.ir.requests import HttpRequest
+from kubezt.report.steps import step_text
 
 [(_, DOC)] = read_cases("analysis", "diff.yaml")
 CASES = [pytest.param(case, id=case["name"]) for case in DOC["cases"]]
@@ -64,7 +65,7 @@ def allowance_value(allowance: Allowance) -> str | list[str]:
 def decision_text(decision: Decision) -> str:
     parts = []
     for step in decision.steps:
-        parts += [step.layer.value, step.reason, step.detail]
+        parts += [step.layer.value, step.reason, step_text(step)]
         if step.source is not None:
             parts.append(step.source.ref)
     return "\n".join(parts)

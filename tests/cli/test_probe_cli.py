@@ -51,9 +51,59 @@ def test_plan_has_one_job_per_source_impersonating_it(plan: Path) -> None:
     assert customer["metadata"]["namespace"] == "shop"
     assert pod["metadata"]["labels"]["app"] == "customer"
     assert pod["spec"]["serviceAccountName"] == "customer"
-    script = pod["spec"]["containers"][0]["command"][-1]
     expected = json.loads(customer["metadata"]["annotations"]["kubezt.io/expected"])
-    assert script.count("/agnhost connect ") == len(expected)
+    assert [e["index"] for e in expected] == list(range(len(expected)))
+    spec = customer["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == len(expected)
+    assert spec["backoffLimitPerIndex"] == 0
+    script = pod["spec"]["containers"][0]["command"][-1]
+    # the customer has a sidecar: HTTP through it, the Job ends with the probe
+    assert script.count("curl -sS -o /tmp/body") == len(expected)
+    assert pod["metadata"]["annotations"]["sidecar.istio.io/nativeSidecar"] == "true"
+    assert "15021/healthz/ready" in script and "15020/quitquitquit" in script
+
+
+def test_mesh_tcp_ports_and_per_request_pairs_are_not_probed(plan: Path) -> None:
+    prediction = json.loads((plan / "prediction.json").read_text())
+    reasons = {u["id"]: u["reason"] for u in prediction["unprobed"]}
+    assert reasons["shop/summary>shop/database:2379/TCP"].startswith("Istio treats the port as TCP")
+    probed = {p["id"] for p in prediction["probes"]}
+    assert not probed & set(reasons)
+    assert {p["method"] for p in prediction["probes"]} == {"http"}
+
+
+def test_plan_outside_the_mesh_uses_agnhost_connect(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["probe", "plan", str(CASES / "plain"), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    prediction = json.loads((tmp_path / "prediction.json").read_text())
+    assert {(p["id"], p["method"], p["expected"]) for p in prediction["probes"]} == {
+        ("plain/client>plain/server:8080/TCP", "connect", "reached"),
+        ("plain/other>plain/server:8080/TCP", "connect", "blocked"),
+        ("plain/server>plain/server:8080/TCP", "connect", "blocked"),
+    }
+    assert not prediction["unprobed"]
+    jobs = [d for d in yaml.safe_load_all((tmp_path / "probes.yaml").read_text()) if d]
+    for job in jobs:
+        pod = job["spec"]["template"]
+        assert "sidecar.istio.io/nativeSidecar" not in pod["metadata"]["annotations"]
+        script = pod["spec"]["containers"][0]["command"][-1]
+        assert "/agnhost connect server.plain.svc.cluster.local:80 " in script
+        assert "quitquitquit" not in script
+        # never an endpoint of the Services that select the source
+        assert pod["spec"]["readinessGates"] == [{"conditionType": "kubezt.io/probe-never-ready"}]
+
+
+def test_a_pair_where_only_some_requests_pass_is_not_probed(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["probe", "plan", str(CASES / "partial"), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    prediction = json.loads((tmp_path / "prediction.json").read_text())
+    assert {(p["id"], p["method"], p["expected"]) for p in prediction["probes"]} == {
+        ("part/other>part/server:8080/TCP", "http", "blocked"),
+    }
+    reasons = {u["id"]: u["reason"] for u in prediction["unprobed"]}
+    assert reasons["part/client>part/server:8080/TCP"].startswith("only some HTTP requests pass")
+    assert reasons["part/server>part/server:8080/TCP"].startswith("a single pod reaching itself")
 
 
 def _compare(plan: Path, log: str, *extra: str) -> Any:
@@ -75,7 +125,7 @@ def test_compare_lists_every_disagreement_and_exits_1(plan: Path) -> None:
         ("shop/customer>shop/summary:8080/TCP", "reached", "blocked"),
         ("default/httpbin>shop/customer:8080/TCP", "blocked", "reached"),
         ("storefront/web>shop/customer:8080/TCP", "blocked", "error"),
-        ("shop/summary>shop/database:2379/TCP", "reached", "missing"),
+        ("default/sleep>default/httpbin:8080/TCP", "reached", "missing"),
     }
 
 
@@ -95,3 +145,14 @@ def test_compare_bad_prediction_is_an_input_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["probe", "compare", str(CASES / "agree.log"), str(bad)])
     assert result.exit_code == 2
     assert "expected a kubezt.io/probe-prediction/v1 document" in result.output
+
+
+def test_compare_on_a_malformed_job_list_is_an_input_error(plan: Path, tmp_path: Path) -> None:
+    jobs = [d for d in yaml.safe_load_all((plan / "probes.yaml").read_text()) if d]
+    jobs[0]["status"] = {"completedIndexes": "0-"}
+    results = tmp_path / "jobs.yaml"
+    results.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": jobs}))
+    result = runner.invoke(app, ["probe", "compare", str(results), str(plan)])
+    assert result.exit_code == 2
+    assert "expected an index list like 1,3-5, got '0-'" in result.output
+    assert "Traceback" not in result.output

@@ -10,7 +10,7 @@
   `mesh_decision` (explain's own code) — connections and passing requests alike — and every
   verdict agrees with `explain`: absent pairs are denied for every request, "all" pairs are
   allowed, "some" pairs let exactly their passing witnesses through (every other witness of
-  their request space is denied on every route).
+  their request space is denied on every route; `tests/explainkit.py`).
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_authz_oracle import policies as drawn_policies
 from test_authz_oracle import scenarios
-from test_matrix_agrees_with_explain import routes
 
 import kubezt
+from explainkit import matrix_vs_explain, request_rows
 from kubezt.engine.authz import AuthzRequest, Enforcer, authorize
 from kubezt.engine.authz_sets import SetAuthorizer, SourceSpace
 from kubezt.engine.meshview import MeshView
-from kubezt.engine.requests import AllRequests, Some, space_of
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import MeshPolicies, MtlsMode, PeerAuthentication, TargetRef
 from kubezt.ir.topology import Labels
@@ -220,43 +219,11 @@ def test_matrix_agrees_with_explain_on_random_meshes(mode, drawn, tmp_path_facto
     policies, modes, config = drawn
     model = _with_mesh(base_model(mode, tmp_path_factory.mktemp("mesh")), policies, modes, config)
     result = kubezt.evaluate(model)
-    rows = {(s, d, p, proto): req for s, d, p, proto, req in result.detailed()}
+    rows = request_rows(result)
     with one_by_one():
-        pairwise = {
-            (s, d, p, proto): req for s, d, p, proto, req in kubezt.evaluate(model).detailed()
-        }
+        pairwise = request_rows(kubezt.evaluate(model))
     # the same connections, and for each the same requests, as when every pair is decided by
     # the explanation's own mesh decision
     assert rows == pairwise
-    everything = space_of(model.mesh.authorization_policies).witnesses()
-    workloads = list(model.topology.workloads)
-    for src in workloads:
-        for dst in workloads:
-            for cp in dst.ports:
-                key = (src.id, dst.id, cp.port, cp.protocol.value)
-
-                def verdict(http, route, src=src, dst=dst, cp=cp):
-                    return kubezt.explain_connection(
-                        model,
-                        kubezt.End(kubezt.EndKind.WORKLOAD, workload=src),
-                        kubezt.End(kubezt.EndKind.WORKLOAD, workload=dst),
-                        cp.port,
-                        cp.protocol,
-                        service=route,
-                        http=http,
-                    ).allowed
-
-                rts = routes(model, dst, cp.port)
-                if key not in rows:
-                    for http in [None, *everything]:
-                        assert not any(verdict(http, r) for r in rts), (key, http)
-                elif isinstance(rows[key], AllRequests):
-                    assert any(verdict(None, r) for r in rts) or all(
-                        any(verdict(h, r) for r in rts) for h in everything
-                    ), key
-                else:
-                    # some requests pass: exactly the listed witnesses of the space
-                    some = rows[key]
-                    assert isinstance(some, Some)
-                    for h in some.space.witnesses():
-                        assert any(verdict(h, r) for r in rts) == (h in some.passing), (key, h)
+    problems = matrix_vs_explain(model, rows)
+    assert not problems, "\n".join(problems[:20])

@@ -24,6 +24,7 @@ from kubezt.engine.explain import Effect
 from kubezt.engine.index import ClassIndex, external_peer, workload_peer
 from kubezt.engine.l4 import staged_policy_steps
 from kubezt.ir.ports import PortKey, Protocol
+from kubezt.report.steps import step_text
 
 FILES = [(name, doc) for name, doc in read_cases("calico") if name != "selectors"] + [
     (f"policy-api-{name}", doc) for name, doc in read_cases("policy-api")
@@ -58,7 +59,7 @@ def test_calico_case(
     protocol = Protocol(expect.get("protocol", "TCP"))
     src, dst = end(loaded, expect["from"]), end(loaded, expect["to"])
     verdict = kubezt.explain_connection(model, src, dst, expect["port"], protocol)
-    steps = "\n".join(f"  {s.layer} {s.reason} {s.detail}" for s in verdict.steps)
+    steps = "\n".join(f"  {s.layer} {s.reason} {step_text(s)}" for s in verdict.steps)
     why = f"{case.get('why', '')}\nsteps:\n{steps}"
     assert verdict.verdict == expect["verdict"], why
     if expect["verdict"] == "deny":
@@ -70,7 +71,7 @@ def test_calico_case(
         assert final.rule_index == decided.get("rule"), why
         assert (final.action or "") == decided.get("action", ""), why
         if "policy" in decided:
-            assert decided["policy"] in final.detail, why
+            assert decided["policy"] in step_text(final), why
     if "passed" in expect:
         passed = [
             s.tier for s in verdict.steps if s.reason in ("calico-tier-pass", "tier-default-pass")

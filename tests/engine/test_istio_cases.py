@@ -44,6 +44,7 @@ from kubezt.engine.mesh import find_service
 from kubezt.engine.requests import AllRequests, Some
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.ports import Protocol
+from kubezt.report.steps import step_text
 
 MODES = ("sidecar", "ambient")
 MESH_LABELS = {
@@ -219,7 +220,7 @@ def test_request_verdict(case, request_, mode, case_dir, request) -> None:
         http=http_request(request_),
     )
     expect = per_mode(request_["expect"], mode)
-    steps = "\n".join(f"  {s.layer.value} {s.reason}: {s.detail}" for s in verdict.steps)
+    steps = "\n".join(f"  {s.layer.value} {s.reason}: {step_text(s)}" for s in verdict.steps)
     why = f"{request_['why']}\nsteps:\n{steps}"
     assert verdict.verdict == expect, why
     if expect == "deny":

@@ -14,6 +14,7 @@ import pytest
 import kubezt
 from casekit import load_objects, matrix, model_objects, read_cases
 from kubezt.ir.ports import Protocol
+from kubezt.report.steps import step_text
 
 CNP_CASES = read_cases("cluster-network-policy")
 CNP_PROBES = [
@@ -126,7 +127,7 @@ def test_cnp_explanation_agrees_and_names_the_decision(name: str, i: int, tmp: P
     deciding = [s for s in verdict.steps if s.layer is kubezt.Layer.CLUSTER_NETPOL]
     if not verdict.allowed and verdict.denied_by is kubezt.Layer.CLUSTER_NETPOL:
         deny = [s for s in deciding if s.effect == "deny"][-1]
-        assert "ClusterNetworkPolicy" in deny.detail and "priority" in deny.detail
+        assert "ClusterNetworkPolicy" in step_text(deny) and "priority" in step_text(deny)
         assert deny.tier in ("kube-admin", "kube-baseline") and deny.rule_index is not None
 
 

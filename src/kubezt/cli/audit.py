@@ -33,7 +33,7 @@ from kubezt.cli.pipes import decided
 from kubezt.cli.progress import shown
 from kubezt.cli.tables import Column, NoHeadersOpt, plain, write_listing
 from kubezt.engine.reach import evaluate
-from kubezt.report.audit import audit_document
+from kubezt.report.audit import audit_document, finding_message
 from kubezt.report.sarif import render_sarif
 
 SEVERITY_STYLE = {
@@ -136,7 +136,7 @@ def audit_tables(console: Console, report: AuditReport) -> None:
             cell = Text(f.obj, style="bold")
             if f.location is not None:
                 cell.append(f"  {f.location}" + (f" {f.path}" if f.path else ""), style="dim")
-            cell.append(f"\n{f.message}\n")
+            cell.append(f"\n{finding_message(f)}\n")
             cell.append(f"fix: {f.remediation}", style="italic")
             table.add_row(f.rule_id, Text(f.severity.value, style=SEVERITY_STYLE[f.severity]), cell)
         console.print(table)

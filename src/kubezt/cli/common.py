@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
@@ -23,6 +24,7 @@ from rich.console import Console
 from kubezt.api import load
 from kubezt.dialects.registry import LoadResult
 from kubezt.errors import Diagnostic, InputError, KubeztError, Severity
+from kubezt.report.atomic import write_atomic
 from kubezt.report.documents import to_json
 
 EXIT_OK = 0
@@ -97,6 +99,33 @@ def fail_input(diagnostics: tuple[Diagnostic, ...]) -> NoReturn:
     errors = sum(1 for d in diagnostics if d.severity is Severity.ERROR)
     err.print(f"kubezt: {errors} error(s) in the input; nothing was evaluated", markup=False)
     raise typer.Exit(EXIT_INPUT)
+
+
+IntentFileOpt = Annotated[
+    str,
+    typer.Option(
+        "-o", "--output", metavar="FILE", help="Intent file to write (atomically), or - for stdout."
+    ),
+]
+IntentNameOpt = Annotated[str, typer.Option(metavar="NAME", help="metadata.name of the intent.")]
+
+
+def write_files(target: str, files: Mapping[Path, str]) -> None:
+    """Write each file atomically; a failure is an input error naming `target` (exit 2)."""
+    try:
+        for path, text in files.items():
+            write_atomic(path, text)
+    except OSError as exc:
+        err.print(f"kubezt: cannot write {target}: {exc.strerror or exc}", markup=False)
+        raise typer.Exit(EXIT_INPUT) from None
+
+
+def write_output(target: str, text: str) -> None:
+    """`text` to stdout when `target` is `-`, else atomically to the file `target`."""
+    if target == "-":
+        typer.echo(text, nl=False)
+        return
+    write_files(target, {Path(target): text})
 
 
 def usage_error(message: str) -> NoReturn:

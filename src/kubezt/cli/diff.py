@@ -37,6 +37,7 @@ from kubezt.dialects.registry import LoadResult
 from kubezt.engine.reach import evaluate
 from kubezt.engine.requests import AllRequests
 from kubezt.report.analysis_documents import diff_document
+from kubezt.report.steps import step_text
 
 CLUSTER = "cluster"
 
@@ -263,7 +264,7 @@ def _decision(console: Console, side: str, decision: Decision) -> None:
         text = Text(f"       [{step.layer.value}]")
         if step.direction is not None:
             text.append(f" {step.direction.value.lower()}")
-        text.append(f" {step.reason}: {step.detail}")
+        text.append(f" {step.reason}: {step_text(step)}")
         if step.source is not None and step.source.location is not None:
             text.append(f" ({step.source.location})", style="dim")
         console.print(text)

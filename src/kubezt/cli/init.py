@@ -3,7 +3,6 @@ existing workloads."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,19 +10,21 @@ import yaml
 
 from kubezt.cli.common import (
     EXIT_INPUT,
+    IntentFileOpt,
+    IntentNameOpt,
     LoadOptions,
     PathsArg,
     err,
     guarded,
     load_options,
     load_paths,
+    write_output,
 )
 from kubezt.cli.compile import ModeOpt
 from kubezt.dialects.intent import parse_intent_data
 from kubezt.generate.intent import intent_document
 from kubezt.generate.scaffold import scaffold_intent
 from kubezt.ir.intent import Mode
-from kubezt.report.atomic import write_atomic
 
 HEADER = """\
 # Scaffolded by kubezt init: every service, its ServiceAccount and ports, and no calls.
@@ -35,15 +36,8 @@ HEADER = """\
 @load_options(mesh=False)
 def init_command(
     paths: PathsArg = None,
-    output: Annotated[
-        str,
-        typer.Option(
-            "-o", "--output", metavar="FILE", help="Intent file to write, or - for stdout."
-        ),
-    ] = "-",
-    name: Annotated[
-        str, typer.Option(metavar="NAME", help="metadata.name of the intent.")
-    ] = "intent",
+    output: IntentFileOpt = "-",
+    name: IntentNameOpt = "intent",
     mode: ModeOpt = None,
     namespace: Annotated[
         list[str] | None,
@@ -71,11 +65,4 @@ def init_command(
     for note in notes:
         err.print(f"kubezt: note: {note}", markup=False)
     text = HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=4096)
-    if output == "-":
-        typer.echo(text, nl=False)
-        return
-    try:
-        write_atomic(Path(output), text)
-    except OSError as exc:
-        err.print(f"kubezt: cannot write {output}: {exc.strerror or exc}", markup=False)
-        raise typer.Exit(EXIT_INPUT) from None
+    write_output(output, text)

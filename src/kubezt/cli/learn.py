@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +19,8 @@ from kubezt.cli.common import (
     EXIT_FINDING,
     EXIT_INPUT,
     EXIT_OK,
+    IntentFileOpt,
+    IntentNameOpt,
     LoadOptions,
     Output,
     emit,
@@ -28,6 +29,7 @@ from kubezt.cli.common import (
     load_options,
     load_paths,
     out,
+    write_output,
 )
 from kubezt.cli.compile import ModeOpt
 from kubezt.cli.tables import Column, NoHeadersOpt, plain, write_listing
@@ -37,7 +39,6 @@ from kubezt.generate.intent import intent_document
 from kubezt.generate.learn import DEFAULT_MAX_PATHS, Learner
 from kubezt.ir.flows import FlowFormat, FlowRecord
 from kubezt.ir.intent import Mode
-from kubezt.report.atomic import write_atomic
 from kubezt.report.flows import learned_intent_text, replay_document, replay_sarif
 
 FlowsArg = Annotated[
@@ -136,18 +137,8 @@ def learn_command(
             "--cluster/--context the workloads are read from the live cluster instead.",
         ),
     ] = None,
-    output: Annotated[
-        str,
-        typer.Option(
-            "-o",
-            "--output",
-            metavar="FILE",
-            help="Intent file to write (atomically), or - for stdout.",
-        ),
-    ] = "-",
-    name: Annotated[
-        str, typer.Option(metavar="NAME", help="metadata.name of the intent.")
-    ] = "learned",
+    output: IntentFileOpt = "-",
+    name: IntentNameOpt = "learned",
     mode: ModeOpt = None,
     namespace: Annotated[
         list[str] | None,
@@ -195,14 +186,7 @@ def learn_command(
         markup=False,
     )
     text = learned_intent_text(result, HEADER)
-    if output == "-":
-        typer.echo(text, nl=False)
-        return
-    try:
-        write_atomic(Path(output), text)
-    except OSError as exc:
-        err.print(f"kubezt: cannot write {output}: {exc.strerror or exc}", markup=False)
-        raise typer.Exit(EXIT_INPUT) from None
+    write_output(output, text)
 
 
 class ReplayOutput(StrEnum):

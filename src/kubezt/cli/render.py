@@ -14,6 +14,7 @@ from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import Reachability
 from kubezt.engine.requests import AllRequests, NoRequests, RequestSet
 from kubezt.ir.requests import HttpRequest
+from kubezt.report.steps import step_text
 
 MATRIX_LIMIT = 40
 """Above this many workloads `reach` summarises by namespace instead of drawing matrices."""
@@ -152,7 +153,7 @@ def explanation(
             line.append(f" {step.direction.value.lower()}")
         line.append(" ")
         line.append(step.effect.value, style=EFFECT_STYLE[step.effect])
-        line.append(f" {step.reason}: {step.detail}")
+        line.append(f" {step.reason}: {step_text(step)}")
         if step.source is not None and step.source.location is not None:
             where = f" ({step.source.location}"
             where += f", {step.source.path})" if step.source.path else ")"

@@ -170,7 +170,7 @@ def explain_l4(
             staged_policy_steps(matcher.ix, Side.SOURCE, Side.DESTINATION, key, directions)
         )
         if leg:
-            done = [dataclasses.replace(s, detail=f"[{leg}] {s.detail}") for s in done]
+            done = [dataclasses.replace(s, leg=leg) for s in done]
         return LayerVerdict(ok, tuple(done), layer)
 
     egress = _one_end(matcher, Side.SOURCE, src_peer, src, key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeAlias
 
 from kubezt.ir.mesh import AuthzAction
 from kubezt.ir.policy import Action, Direction
@@ -35,24 +36,49 @@ class Effect(StrEnum):
     INFO = "info"
 
 
+StepParam: TypeAlias = (
+    "str | int | float | bool | tuple[str, ...] | tuple[StagedChange, ...] | Step | None"
+)
+"""A message parameter: a name, a number, a flag, names, staged changes, or a nested step."""
+
+
+@dataclass(frozen=True, slots=True)
+class StagedChange:
+    """A staged policy against the enforced set: `added` (with the policy it replaces, if
+    any) or deleted."""
+
+    policy: str
+    replaces: str = ""
+    deleted: bool = False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Step:
     """One thing the evaluator looked at.
 
     `reason` is a stable kebab-case code (`no-policy-selects-destination`, `rule-matched`,
-    `calico-tier-pass`, `end-of-tier-deny`, …); `detail` is a short human sentence.
+    `calico-tier-pass`, `end-of-tier-deny`, …). It is also the code of the step's message:
+    `params` (with the fields below) are its parameters, and the report layer writes the
+    sentence (`kubezt.report.steps`). Steps whose message has no parameters yet carry the
+    sentence in `detail`.
     """
 
     layer: Layer
     reason: str
     effect: Effect
     detail: str = ""
+    params: tuple[tuple[str, StepParam], ...] = ()
     source: Source | None = None
     direction: Direction | None = None
     tier: str = ""
     rule_index: int | None = None
     action: Action | AuthzAction | None = None
     """The action of the rule or policy that matched: Calico's, or an AuthorizationPolicy's."""
+    leg: str = ""
+    """The wire leg of a multi-leg path (`client→waypoint`, …) the step belongs to."""
+
+    def param(self, name: str) -> StepParam:
+        return dict(self.params).get(name)
 
 
 @dataclass(frozen=True, slots=True)

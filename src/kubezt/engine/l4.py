@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from kubezt.engine.explain import Effect, Layer, Step
+from kubezt.engine.explain import Effect, Layer, StagedChange, Step
 from kubezt.engine.index import CALICO_NAME, CALICO_NAMESPACE, ClassIndex, PeerKind, iter_bits
 from kubezt.ir.policy import (
     ANP_TIER,
@@ -344,14 +344,12 @@ def policy_label(policy: Policy) -> str:
     return policy.ref
 
 
-def policy_rank(policy: Policy) -> str:
-    """` (order N)`, or for the policy API ` (tier Admin, priority N)`."""
-    if policy.dialect is Dialect.POLICY_API:
-        api_tier = "Admin" if policy.tier in ADMIN_TIERS else "Baseline"
-        if policy.order is None:
-            return f" (tier {api_tier})"
-        return f" (tier {api_tier}, priority {policy.order:g})"
-    return "" if policy.order is None else f" (order {policy.order:g})"
+def api_tier(policy: Policy) -> str:
+    """`Admin` or `Baseline` for a policy-API policy (its `priority` is its order), else ``
+    (its `order` is Calico's)."""
+    if policy.dialect is not Dialect.POLICY_API:
+        return ""
+    return "Admin" if policy.tier in ADMIN_TIERS else "Baseline"
 
 
 ADMIN_TIERS = frozenset({KUBE_ADMIN_TIER, ANP_TIER})
@@ -418,8 +416,6 @@ def decide(
                     layer=Layer.DATAPLANE,
                     reason="no-policy-selects-endpoint",
                     effect=Effect.ALLOW,
-                    detail="no policy selects the endpoint in this direction; the namespace "
-                    "profile allows",
                     direction=direction,
                 )
             )
@@ -430,13 +426,12 @@ def decide(
         layer = tier_layer(policies)
         passed = 0
         if trace is not None:
-            names = ", ".join(policy_label(p) for p in policies)
             trace.append(
                 Step(
                     layer=layer,
                     reason="tier-applies",
                     effect=Effect.CONTINUE,
-                    detail=f"tier {tier.name!r}: policies selecting the endpoint: {names}",
+                    params=(("policies", tuple(policy_label(p) for p in policies)),),
                     direction=direction,
                     tier=tier.name,
                 )
@@ -462,7 +457,6 @@ def decide(
                         layer=layer,
                         reason="tier-default-pass",
                         effect=Effect.CONTINUE,
-                        detail=f"no rule in tier {tier.name!r} decided; its default action is Pass",
                         direction=direction,
                         tier=tier.name,
                     )
@@ -475,7 +469,6 @@ def decide(
                         layer=layer,
                         reason="end-of-tier-deny",
                         effect=Effect.DENY,
-                        detail=f"no rule in tier {tier.name!r} allowed it: end-of-tier deny",
                         direction=direction,
                         tier=tier.name,
                     )
@@ -489,7 +482,6 @@ def decide(
                 layer=Layer.DATAPLANE,
                 reason="profile-allow",
                 effect=Effect.ALLOW,
-                detail="passed by the last applicable tier; the namespace profile allows",
                 direction=direction,
             )
         )
@@ -560,13 +552,6 @@ def _rule_step(
         rule.action, "rule-matched"
     )
     shown = rule.index if rule.index is not None else index
-    where = (
-        rule.origin.path
-        if rule.origin is not None and rule.origin.path
-        else (f"{direction.value.lower()} rule {shown}")
-    )
-    if rule.name:
-        where += f" {rule.name!r}"
     action = rule.action.value
     if policy.dialect is Dialect.POLICY_API and rule.action is Action.ALLOW:
         action = "Accept" if policy.kind == "ClusterNetworkPolicy" else "Allow"
@@ -574,8 +559,14 @@ def _rule_step(
         layer=layer,
         reason=reason,
         effect=effect,
-        detail=f"{policy_label(policy)}{policy_rank(policy)} {where} ({action}) matched"
-        + (": skip to the next tier" if rule.action is Action.PASS else ""),
+        params=(
+            ("policy", policy_label(policy)),
+            ("api_tier", api_tier(policy)),
+            ("order", policy.order),
+            ("path", rule.origin.path if rule.origin is not None else ""),
+            ("rule_name", rule.name or ""),
+            ("rule_action", action),
+        ),
         source=rule.origin or policy.source,
         direction=direction,
         tier=tier.name,
@@ -615,14 +606,12 @@ def _unordered_verdicts(
     if trace is not None:
         deciding = [r for r in results if r[1] | r[2] | r[3]]
         if len(deciding) > 1:
-            names = ", ".join(policy_label(r[0]) for r in deciding)
             trace.append(
                 Step(
                     layer=layer,
                     reason="equal-priority-overlap",
                     effect=Effect.CONTINUE,
-                    detail=f"{names} have equal priority in tier {tier.name!r} and all match: "
-                    "their order is undefined, so kubezt takes the deny-safe answer",
+                    params=(("policies", tuple(policy_label(r[0]) for r in deciding)),),
                     direction=direction,
                     tier=tier.name,
                 )
@@ -731,18 +720,18 @@ def staged_policy_steps(
         allowed_now = bool(decide(now, now_chain, direction, own, port, 1 << peer, now_trace))
         allowed_then = bool(decide(then, then_chain, direction, own, port, 1 << peer, then_trace))
         deciding = next(s for s in reversed(then_trace) if s.effect in (Effect.ALLOW, Effect.DENY))
-        changes = _staged_changes(now_chain, then_chain)
-        verdict = "allowed" if allowed_then else "denied"
         changed = allowed_now != allowed_then
         steps.append(
             Step(
                 layer=Layer.CALICO if deciding.layer is Layer.DATAPLANE else deciding.layer,
                 reason="staged-policy-would-change" if changed else "staged-policy-no-change",
                 effect=Effect.INFO,
-                detail=f"if the staged policies were enforced ({changes}), "
-                f"{direction.value.lower()} would be {verdict}"
-                + (f" (today: {'allowed' if allowed_now else 'denied'})" if changed else "")
-                + f": {deciding.detail}",
+                params=(
+                    ("changes", _staged_changes(now_chain, then_chain)),
+                    ("allowed", allowed_then),
+                    ("allowed_today", allowed_now),
+                    ("deciding", deciding),
+                ),
                 source=deciding.source,
                 direction=direction,
                 tier=deciding.tier,
@@ -753,17 +742,16 @@ def staged_policy_steps(
     return tuple(steps)
 
 
-def _staged_changes(now: TierChain, then: TierChain) -> str:
-    """`StagedX a replacing Y a, deleting Z b` for the policies that differ between chains."""
+def _staged_changes(now: TierChain, then: TierChain) -> tuple[StagedChange, ...]:
+    """The policies that differ between chains: staged ones added (replacing their enforced
+    twin, if any), enforced ones deleted."""
     added = [p for p in then.policies if p not in now.policies]
     removed = [p for p in now.policies if p not in then.policies]
-    parts: list[str] = []
+    parts: list[StagedChange] = []
     for staged in added:
         twins = [p for p in removed if is_staged_twin(staged, p)]
-        parts.append(
-            policy_label(staged) + (f" replacing {policy_label(twins[0])}" if twins else " (new)")
-        )
+        parts.append(StagedChange(policy_label(staged), policy_label(twins[0]) if twins else ""))
     for gone in removed:
         if not any(is_staged_twin(staged, gone) for staged in added):
-            parts.append(f"deleting {policy_label(gone)}")
-    return ", ".join(parts)
+            parts.append(StagedChange(policy_label(gone), deleted=True))
+    return tuple(parts)

@@ -18,6 +18,7 @@ from typing import Any
 
 from kubezt.analysis.audit import AuditReport, Finding, RuleSpec
 from kubezt.errors import Diagnostic
+from kubezt.report.steps import step_text
 
 AUDIT_SCHEMA = "kubezt.io/audit/v1"
 
@@ -41,9 +42,15 @@ def finding_document(finding: Finding) -> dict[str, Any]:
         doc["location"] = str(loc)
     if finding.path:
         doc["path"] = finding.path
-    doc["message"] = finding.message
+    doc["message"] = finding_message(finding)
     doc["remediation"] = finding.remediation
     return doc
+
+
+def finding_message(finding: Finding) -> str:
+    """The finding's message, with the sentence of the step that shows it in parentheses."""
+    why = step_text(finding.because) if finding.because is not None else ""
+    return f"{finding.message} ({why})" if why else finding.message
 
 
 def rule_document(spec: RuleSpec) -> dict[str, Any]:

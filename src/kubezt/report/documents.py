@@ -10,6 +10,7 @@ from kubezt.engine.reach import Reachability
 from kubezt.engine.requests import AllRequests, NoRequests, RequestSet
 from kubezt.errors import Diagnostic
 from kubezt.ir.requests import HttpRequest
+from kubezt.report.steps import step_text
 
 REACH_SCHEMA = "kubezt.io/reach/v1"
 EXPLAIN_SCHEMA = "kubezt.io/explain/v1"
@@ -60,7 +61,7 @@ def step_document(step: Step) -> dict[str, Any]:
         "layer": step.layer.value,
         "reason": step.reason,
         "effect": step.effect.value,
-        "detail": step.detail,
+        "detail": step_text(step),
     }
     if step.direction is not None:
         doc["direction"] = step.direction.value

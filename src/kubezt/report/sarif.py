@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from kubezt.analysis.audit import AuditReport, Finding, FindingSeverity, RuleSpec
 from kubezt.errors import Location
+from kubezt.report.audit import finding_message
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -152,7 +153,9 @@ def render_sarif(report: AuditReport, *, version: str, base: str | None = None) 
         result: dict[str, Any] = {
             "ruleId": finding.rule_id,
             "level": level(finding.severity),
-            "message": {"text": f"{finding.obj}: {finding.message}.\nFix: {finding.remediation}"},
+            "message": {
+                "text": f"{finding.obj}: {finding_message(finding)}.\nFix: {finding.remediation}"
+            },
             "locations": [location] if location else [],
             "partialFingerprints": {FINGERPRINT_KEY: f"{fingerprint}:{seen[fingerprint]}"},
             "properties": {

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from kubezt.errors import Location
 
 if TYPE_CHECKING:
+    from kubezt.engine.explain import Step
     from kubezt.engine.reach import Reachability
     from kubezt.ir.model import Model
 
@@ -65,6 +66,9 @@ class Finding:
     """The field inside the object (`spec.ingress[0].from[0]`), when the finding is about one."""
     remediation: str
     """What to change, naming the fix."""
+    because: Step | None = None
+    """The evaluation step that shows the problem; the report adds its sentence to `message`
+    in parentheses."""
 
     def sort_key(self) -> tuple[int, str, str, str, str, int, int, str, str]:
         """High severity first, then by rule, namespace, object and place."""
@@ -106,6 +110,7 @@ class RuleSpec:
         remediation: str,
         location: Location | None,
         path: str = "",
+        because: Step | None = None,
     ) -> Finding:
         return Finding(
             rule_id=self.id,
@@ -118,6 +123,7 @@ class RuleSpec:
             location=location,
             path=path,
             remediation=remediation,
+            because=because,
         )
 
 

@@ -199,17 +199,17 @@ def _check_default_deny(reach: Reachability, direction: Direction, spec: RuleSpe
             continue
         for item in open_items:
             w = item.workload
+            because = None
             if item.chain.empty:
                 message = f"no policy selects {w.id} for {word}, so all {word} traffic is allowed"
                 remediation = _remediation(direction, ns)
             else:
                 names = listing(policy_ref(p) for p in item.chain.policies)
-                why = item.open_by.detail if item.open_by is not None else ""
                 message = (
                     f"{names} select{'s' if len(item.chain.policies) == 1 else ''} {w.id} for "
                     f"{word}, but traffic that no rule names is still allowed"
-                    + (f" ({why})" if why else "")
                 )
+                because = item.open_by
                 remediation = (
                     "End the policy chain in a deny: remove the allow-all rule or the Pass that "
                     "leads to the namespace profile, or add a Calico policy in a tier with "
@@ -223,6 +223,7 @@ def _check_default_deny(reach: Reachability, direction: Direction, spec: RuleSpe
                     location=location_of(w.source),
                     message=message,
                     remediation=remediation,
+                    because=because,
                 )
             )
     return findings
