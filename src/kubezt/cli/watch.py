@@ -208,7 +208,8 @@ class Runner:
                     "workloads": len(model.topology.workloads),
                     "connectionsAllowed": self.watch.allowed,
                     "seconds": round(step.seconds, 4),
-                }
+                },
+                always=True,
             )
         elif step.relisted:
             self.emit({"type": "known", "message": "every resource relisted; verdicts current"})

@@ -562,15 +562,12 @@ def start_informers(
     stop: threading.Event,
     watch_timeout: int = WATCH_TIMEOUT,
 ) -> list[Informer]:
-    """One running informer per watched resource, sharing one connection pool sized for them
-    (each watch holds a connection)."""
-    import urllib3
-
+    """One running informer per watched resource, sharing the session's connection pool,
+    sized for them (each watch holds a connection)."""
     resources = watched_resources(what)
-    base = session.api.rest_client.pool_manager
-    pool = urllib3.PoolManager(
-        num_pools=4, **{**base.connection_pool_kw, "maxsize": len(resources) + 2}
-    )
+    pool = session.api.rest_client.pool_manager
+    pool.connection_pool_kw["maxsize"] = 2 * len(resources) + 4
+    pool.clear()  # the pools made so far are too small for a watch and a list per resource
     informers = [
         Informer(session, res, version, out, stop, pool, watch_timeout)
         for res, version in resources
