@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 from kubezt.analysis.diff import Change as DiffChange
 from kubezt.analysis.diff import explain_connections
-from kubezt.dialects.registry import LoadResult
+from kubezt.dialects.registry import CachedReader, LoadResult
 from kubezt.engine.incremental import (
     ConnectionChange,
     Delta,
@@ -38,14 +38,13 @@ from kubezt.engine.incremental import (
     rows_of,
 )
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION
-from kubezt.errors import ClusterError
+from kubezt.errors import ClusterError, DiagnosticSink
 from kubezt.ir.model import Model
 from kubezt.live.read import (
     ISTIO,
     MESH_CONFIG,
     Plan,
     Resource,
-    Snapshot,
     to_documents,
 )
 from kubezt.live.session import Session, _loads
@@ -388,6 +387,7 @@ class Watch:
         self.allowed = 0
         self._pending: dict[ObjKey, Cause] = {}
         self._was_unknown = False
+        self._reader = CachedReader()
 
     @property
     def synced(self) -> bool:
@@ -450,8 +450,10 @@ class Watch:
 
     def _load(self) -> LoadResult:
         items = [o for res in self.resources for o in self.store.get(res, {}).values()]
-        docs = tuple(to_documents(self.context, items))
-        return Snapshot(self.context, docs, self.plan.warnings).load()
+        sink = DiagnosticSink()
+        sink.extend(self.plan.warnings)
+        docs = to_documents(self.context, items)
+        return self._reader.load(docs, (f"cluster:{self.context}",), sink)
 
     def evaluate(self, clock: Callable[[], float] = time.perf_counter) -> Step | None:
         """Re-evaluate after `record`s: None while the state is unknown (a resource lost or
