@@ -544,3 +544,28 @@ def test_fail_on_allowed_exits_1_at_the_first_opening(
     rest = proc.stdout.read()
     assert f"ALLOWED          {kube_namespace}/a → {kube_namespace}/b 80/TCP" in rest
     assert f"by NetworkPolicy {kube_namespace}/b-from-a (created by bob)" in rest
+
+
+def test_an_object_kubezt_cannot_read_makes_verdicts_unknown_until_fixed(
+    kube_cluster: TestCluster, kube_namespace: str, watching: Any
+) -> None:
+    w = watching()
+    _steps(w, kube_cluster, kube_namespace, 0)
+    broken = {
+        "apiVersion": "projectcalico.org/v3",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "broken", "namespace": kube_namespace},
+        "spec": {"selector": "app ==", "types": ["Ingress"]},
+    }
+    kube_cluster.apply(broken)
+    unknown = w.next(lambda r: r["type"] == "unknown")
+    assert unknown["resource"] == "objects"
+    assert f"NetworkPolicy {kube_namespace}/broken" in unknown["reason"], unknown
+    assert "error E" in unknown["reason"]
+    fixed = copy.deepcopy(broken)
+    fixed["spec"]["selector"] = "app == 'b'"
+    kube_cluster.apply(fixed)
+    got = w.collect(_in(kube_namespace), 1)
+    assert [(r["change"], r["src"], r["dst"]) for r in got] == [
+        ("denied", f"{kube_namespace}/a", f"{kube_namespace}/b")
+    ]

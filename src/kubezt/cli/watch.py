@@ -188,10 +188,29 @@ class Runner:
         return None
 
     def _evaluate(self) -> int | None:
+        from kubezt.errors import InputError
         from kubezt.report.analysis_documents import change_document
 
         first = not self.watch.synced
-        step = guarded(self.watch.evaluate)
+        try:
+            step = self.watch.evaluate()
+        except InputError as exc:
+            # an object kubezt cannot read: no verdict until it is fixed (the next change
+            # retries), never one that silently leaves it out
+            if self.metrics is not None:
+                self.metrics.verdicts_known.set(0)
+            problems = [d.render() for d in exc.diagnostics if d.severity.value == "error"]
+            self.emit(
+                {
+                    "type": "unknown",
+                    "resource": "objects",
+                    "reason": "; ".join(problems[:3])
+                    + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""),
+                    "message": "verdicts are unknown until the objects are fixed",
+                },
+                always=first,
+            )
+            return EXIT_FINDING if self.fail_on is FailOn.UNKNOWN else None
         if step is None:
             return None
         m = self.metrics
