@@ -569,3 +569,44 @@ def test_an_object_kubezt_cannot_read_makes_verdicts_unknown_until_fixed(
     assert [(r["change"], r["src"], r["dst"]) for r in got] == [
         ("denied", f"{kube_namespace}/a", f"{kube_namespace}/b")
     ]
+
+
+def test_watch_runs_with_exactly_the_printed_roles(
+    kube_cluster: TestCluster, kube_namespace: str, watching: Any
+) -> None:
+    """The ClusterRole and Lease Role of --print-manifests, bound to a user with no other
+    rights, are enough to list and watch everything (the mesh ConfigMap by name), hold the
+    Lease and record Events."""
+    from kubezt.live.deploy import watch_manifests
+    from kubezt.live.watch import LeaseElector
+
+    docs = watch_manifests(kube_namespace, "unused")
+    roles = [d for d in docs if d["kind"] in ("ClusterRole", "Role")]
+    user = [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "restricted"}]
+    bindings = []
+    for d in docs:
+        if d["kind"] in ("ClusterRoleBinding", "RoleBinding"):
+            bindings.append({**d, "subjects": user})
+    for obj in roles + bindings:
+        kube_cluster.apply(obj)
+    try:
+        restricted = connect(
+            Target(kubeconfig=str(kube_cluster.kubeconfig), context="kubezt-restricted")
+        )
+
+        def elector(on_change: Callable[[bool], None]) -> LeaseElector:
+            return LeaseElector(restricted, kube_namespace, "kubezt-watch", "restricted",
+                                on_change, retry=0.3)  # fmt: skip
+
+        w = Watching(restricted, events=True, elector_factory=elector, identity="restricted")
+        try:
+            w.next(lambda r: r["type"] == "synced")
+            _until(lambda: w.runner.leading)
+            _steps(w, kube_cluster, kube_namespace, 0, 1, 2)
+            events = _wait_for_events(kube_cluster, kube_namespace, "b-from-a")
+            assert [e["reason"] for e in events] == ["ConnectionAllowed"]
+        finally:
+            w.close()
+    finally:
+        for obj in bindings + roles:
+            kube_cluster.delete(obj)
