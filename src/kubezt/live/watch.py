@@ -35,6 +35,7 @@ from kubezt.engine.incremental import (
     Delta,
     IncrementalReach,
     changes_between,
+    objects,
     rows_of,
 )
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION
@@ -476,7 +477,7 @@ class Watch:
         for c in net:
             self.allowed += int(c.allowed) - int(c.was_allowed)
         causes = tuple(self._pending[k] for k in sorted(self._pending))
-        by_key = _causes_by_change(deltas, causes)
+        by_key = _causes_by_change(deltas, causes, old)
         moved = tuple(
             Moved(src, dst, change, by_key.get((src, dst, change.port, change.protocol), causes))
             for src, dst, change in explain_connections(old, loaded.model, net)
@@ -524,24 +525,19 @@ def _presence(old: Model, new: Model, net: list[ConnectionChange]) -> tuple[Pres
 
 
 def _causes_by_change(
-    deltas: list[Delta], causes: tuple[Cause, ...]
+    deltas: list[Delta], causes: tuple[Cause, ...], old: Model
 ) -> dict[tuple[str, str, int, str], tuple[Cause, ...]]:
-    """For each connection, the stored objects whose IR change moved it."""
+    """For each connection, the stored objects whose change moved it: the object each IR
+    change was read from (for a deletion, the object as it was)."""
     by_ref = {c.ref: c for c in causes}
+    before = objects(old)
     out: dict[tuple[str, str, int, str], list[Cause]] = {}
     for delta in deltas:
-        obj = delta.change.new
+        obj = delta.change.new if delta.change.new is not None else before.get(delta.change.key)
         source = getattr(obj, "source", None)
-        ref = source.ref if source is not None else ""
-        cause = by_ref.get(ref)
-        if cause is None:  # a deletion, or an object read from another (a pod's controller)
-            name = delta.change.key
-            cause = next(
-                (c for c in causes if c.ref.endswith(f"{name[-2]}/{name[-1]}")),
-                None,
-            )
+        cause = by_ref.get(source.ref) if source is not None else None
         if cause is None:
-            continue
+            continue  # read from an object that did not change (left to the batch's causes)
         for c in delta.connections:
             items = out.setdefault(c.key, [])
             if cause not in items:
