@@ -416,14 +416,15 @@ def test_leadership_moves_when_the_leader_stops(
 
     changes: list[tuple[str, bool]] = []
 
-    def elector(identity: str) -> LeaseElector:
+    def elector(identity: str, duration: float = 3.0) -> LeaseElector:
         return LeaseElector(
             session, kube_namespace, "kubezt-watch", identity,
             lambda leading: changes.append((identity, leading)),
-            duration=3.0, renew_deadline=2.0, retry=0.3,
+            duration=duration, renew_deadline=2.0, retry=0.3,
         )  # fmt: skip
 
-    first, second = elector("one"), elector("two")
+    # the first holds the lease for 60 s: only its release lets the second in sooner
+    first, second = elector("one", duration=60.0), elector("two")
     first.start()
     _until(lambda: first.leading)
     second.start()
