@@ -261,8 +261,8 @@ def explain_connections(
             continue
         if c.src not in new_side.workloads or c.dst not in new_side.workloads:
             continue
-        before = Allowance(c.was_allowed, c.was_requests if c.was_allowed else None)
-        after = Allowance(c.allowed, c.requests if c.allowed else None)
+        before = Allowance(c.was_allowed, c.was_requests if c.was_allowed else ALL)
+        after = Allowance(c.allowed, c.requests if c.allowed else ALL)
         for change in _compare(c.key, before, after, old_side, new_side):
             out.append((c.src, c.dst, change))
     out.sort(key=lambda t: (t[0], t[1], *_change_key(t[2])))
