@@ -13,13 +13,18 @@ read the environment or import dialects, YAML, Typer or rich. Results are sorted
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
 from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
 from kubezt.engine.explain import Effect, Layer, Step, Verdict
-from kubezt.engine.incremental import IncrementalReach, changes_between, objects
+from kubezt.engine.incremental import (
+    ConnectionChange,
+    IncrementalReach,
+    changes_between,
+    objects,
+)
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
 from kubezt.engine.requests import ALL, AllRequests, RequestSet, Some
@@ -195,7 +200,7 @@ def diff(old: Reachability, new: Reachability) -> Diff:
     on the listed requests: a request listed on one side that the other side's explainer denies
     is gained (or lost), so spelling the same requests differently is not a change.
     """
-    old_side, new_side = _Side(old), _Side(new)
+    old_side, new_side = _Side(old.model, old), _Side(new.model, new)
     common = old_side.workloads.keys() & new_side.workloads.keys()
     changes: dict[tuple[str, str], list[Change]] = {}
     for key in sorted(old_side.rows.keys() | new_side.rows.keys()):
@@ -240,6 +245,28 @@ def diff_models(old: Model, new: Model) -> Diff:
     for change in changes_between(old, new):
         state.apply(change)
     return diff(old_reach, state.reachability())
+
+
+def explain_connections(
+    old: Model, new: Model, connections: Iterable[ConnectionChange]
+) -> tuple[tuple[str, str, Change], ...]:
+    """The connection changes an incremental step yielded (`IncrementalReach.apply`), as
+    `diff` reports and explains them, without comparing whole matrices: what `watch` prints
+    for each change. A connection from or to a workload one side lacks is left out (the
+    workload itself was added or removed)."""
+    old_side, new_side = _Side(old), _Side(new)
+    out: list[tuple[str, str, Change]] = []
+    for c in connections:
+        if c.src not in old_side.workloads or c.dst not in old_side.workloads:
+            continue
+        if c.src not in new_side.workloads or c.dst not in new_side.workloads:
+            continue
+        before = Allowance(c.was_allowed, c.was_requests if c.was_allowed else ALL)
+        after = Allowance(c.allowed, c.requests if c.allowed else ALL)
+        for change in _compare(c.key, before, after, old_side, new_side):
+            out.append((c.src, c.dst, change))
+    out.sort(key=lambda t: (t[0], t[1], *_change_key(t[2])))
+    return tuple(out)
 
 
 def _change_key(change: Change) -> tuple[int, str, str]:
@@ -313,17 +340,19 @@ def _change(
 class _Side:
     """One side of the diff: its matrix rows, workloads and explainer."""
 
-    def __init__(self, reach: Reachability) -> None:
-        self.model: Model = reach.model
+    def __init__(self, model: Model, reach: Reachability | None = None) -> None:
+        self.model: Model = model
         self.workloads: dict[str, Workload] = {
             w.id: w
-            for w in reach.model.topology.workloads
+            for w in self.model.topology.workloads
             if SYNTHETIC_ANNOTATION not in w.annotations
         }
-        self.rows: dict[Key, RequestSet] = {
-            (s, d, p, proto): r for s, d, p, proto, r in reach.detailed()
-        }
+        self._verdicts: dict[tuple[Key, ServiceAddress | None, HttpRequest | None], Verdict] = {}
+        self.rows: dict[Key, RequestSet] = {}
         self.declared: set[tuple[str, int, str]] = set()
+        if reach is None:
+            return
+        self.rows = {(s, d, p, proto): r for s, d, p, proto, r in reach.detailed()}
         topology_workloads = reach.model.topology.workloads
         for port_key, bits in reach.plan.items():
             for ci in iter_bits(bits):
@@ -331,7 +360,6 @@ class _Side:
                     self.declared.add(
                         (topology_workloads[wi].id, port_key.port, port_key.protocol.value)
                     )
-        self._verdicts: dict[tuple[Key, ServiceAddress | None, HttpRequest | None], Verdict] = {}
 
     def allowance(self, key: Key) -> Allowance:
         declared = (key[1], key[2], key[3]) in self.declared

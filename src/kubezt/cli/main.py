@@ -27,6 +27,7 @@ from kubezt.cli import (
     rbac,
     report,
     verify,
+    watch,
 )
 from kubezt.cli.common import EXIT_OK, err, out
 from kubezt.cli.helptext import readable_help
@@ -47,6 +48,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("completion", completion.completion_command),
     ("apply", apply.apply_command),
     ("rbac", rbac.rbac_command),
+    ("watch", watch.watch_command),
 )
 SUBCOMMANDS: tuple[tuple[str, typer.Typer], ...] = (("probe", probe.probe_app),)
 

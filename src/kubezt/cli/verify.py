@@ -170,27 +170,26 @@ def _table(result: VerifyResult) -> None:
     out.print(_verdict(result), markup=False)
 
 
-def verify_document(result: VerifyResult, warnings: tuple[Diagnostic, ...] = ()) -> dict[str, Any]:
-    def difference(d: Difference) -> dict[str, Any]:
-        doc: dict[str, Any] = {"kind": d.kind.value, "src": d.src, "dst": d.dst}
-        if d.port:
-            doc["port"] = d.port
-            doc["protocol"] = d.protocol
-            doc["requests"] = (
-                "all" if d.requests is None else [request_document(r) for r in d.requests]
-            )
-        for key, value in (("entry", d.entry), ("deniedBy", d.denied_by), ("detail", d.detail)):
-            if value:
-                doc[key] = value
-        return doc
+def difference_document(d: Difference) -> dict[str, Any]:
+    doc: dict[str, Any] = {"kind": d.kind.value, "src": d.src, "dst": d.dst}
+    if d.port:
+        doc["port"] = d.port
+        doc["protocol"] = d.protocol
+        doc["requests"] = "all" if d.requests is None else [request_document(r) for r in d.requests]
+    for key, value in (("entry", d.entry), ("deniedBy", d.denied_by), ("detail", d.detail)):
+        if value:
+            doc[key] = value
+    return doc
 
+
+def verify_document(result: VerifyResult, warnings: tuple[Diagnostic, ...] = ()) -> dict[str, Any]:
     return {
         "schemaVersion": VERIFY_SCHEMA,
         "intent": result.intent.name,
         "mode": result.intent.mode.value,
         "checked": result.checked,
         "ok": result.ok,
-        "differences": [difference(d) for d in result.differences],
+        "differences": [difference_document(d) for d in result.differences],
         "notes": list(result.notes),
         "warnings": [w.render() for w in warnings],
     }

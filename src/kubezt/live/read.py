@@ -25,6 +25,7 @@ evaluates with a policy kind silently missing.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -318,15 +319,22 @@ def origin(context: str, obj: dict[str, Any]) -> str:
 def documents(session: Session, what: Plan, progress: ReadProgress | None = None) -> list[Document]:
     """The cluster's objects as documents for the dialect readers; each origin names the
     object as stored (what `kubectl get` shows)."""
+    return to_documents(session.context, read_objects(session, what, progress))
+
+
+def to_documents(context: str, items: Iterable[dict[str, Any]]) -> list[Document]:
+    """Objects as the server returned them (with apiVersion and kind) as documents for the
+    dialect readers: Calico's stored forms undone, views of other objects and controllers a
+    pod stands for left out."""
     objects: list[dict[str, Any]] = []
     origins: list[str] = []
-    for obj in read_objects(session, what, progress):
-        where = origin(session.context, obj)
+    for obj in items:
+        where = origin(context, obj)
         if obj["apiVersion"].startswith(("crd.projectcalico.org/", "projectcalico.org/")):
             if str((obj.get("metadata") or {}).get("name", "")).startswith(CALICO_VIEW_PREFIXES):
                 continue
             if obj["apiVersion"].startswith("crd."):
-                obj = calico_crd_to_v3(obj) or obj
+                obj = calico_crd_to_v3(copy.deepcopy(obj)) or obj
         objects.append(obj)
         origins.append(where)
     skip = owned_views(objects)
