@@ -101,6 +101,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     page = args.page or args.out / "report-browser.html"
     gen_s = gen_cpu = gen_mib = 0.0
+    runs: list[tuple[float, float, float]] = []
     if args.page is None:
         runs = sorted(
             child(
@@ -124,6 +125,7 @@ def main() -> int:
         "report_cpu_s": round(gen_cpu, 2),
         "report_peak_mib": round(gen_mib, 1),
         "report_runs": max(1, args.repeat) if args.page is None else 0,
+        "report_cpu_s_each": [round(cpu, 2) for _, cpu, _ in runs] if args.page is None else [],
         "load_average_1m": round(os.getloadavg()[0], 2),
         "page_mib": round(page.stat().st_size / 2**20, 2),
     }
