@@ -143,6 +143,24 @@ class Learner:
         self.unresolved_examples: list[str] = []
         self.outside: dict[str, Evidence] = defaultdict(Evidence)
         self.flows = self.learned = self.denied = self.unresolved = 0
+        self._members: dict[str, Workload] = {}
+        self._groups: dict[tuple[object, ...], Workload] = {}
+
+    def _member(self, w: Workload) -> Workload:
+        """The first workload seen of `w`'s group: pods listed one by one with the same
+        namespace, ServiceAccount, labels and annotations are replicas that the intent cannot
+        tell apart (one service, one identity), so calls are kept per group, not per pod pair:
+        memory grows with the distinct calls, not with the lines."""
+        member = self._members.get(w.id)
+        if member is None:
+            group = (
+                w.namespace,
+                w.service_account,
+                tuple(sorted(w.labels.items())),
+                tuple(sorted(w.annotations.items())),
+            )
+            member = self._members[w.id] = self._groups.setdefault(group, w)
+        return member
 
     def add_all(self, records: Iterable[FlowRecord]) -> None:
         for record in records:
@@ -214,8 +232,10 @@ class Learner:
             return
         if dst.kind is not EndClass.WORKLOAD or dst.workload is None:
             return
-        self.workloads[dst.workload.id] = dst.workload
-        key = (src.workload.id, dst.workload.id, record.port, record.protocol)
+        src_w, dst_w = self._member(src.workload), self._member(dst.workload)
+        self.workloads[src_w.id] = src_w
+        self.workloads[dst_w.id] = dst_w
+        key = (src_w.id, dst_w.id, record.port, record.protocol)
         call = self.calls.get(key)
         if call is None:
             call = self.calls[key] = _Call()
