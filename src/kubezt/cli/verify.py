@@ -45,7 +45,7 @@ def verify_command(
     cluster allows that the intent does not grant, and every granted one it blocks.
 
     Exit code 0 no difference, 1 differences, 2 input error."""
-    intent = guarded(lambda: load_intent(intent_path))
+    intent = guarded(lambda: load_intent(intent_path, Mode(mode.value) if mode else None))
     loaded = load_paths(
         paths,
         dataclasses.replace(
