@@ -4,10 +4,12 @@
 
 Without --dir it generates the large-calico-istio cluster (benchmarks/generate.py, same
 arguments as `run.py --size large-calico-istio`) into benchmarks/out/report-<pods>/. It then
-measures, in fresh processes: `kubezt report DIR -o FILE` (wall time, peak RSS, page size); the
-page opening until it is interactive (the script has drawn the namespace graph); drilling into
-the largest namespace; and selecting a workload until its blast radius is shown. Prints a JSON
-line and a Markdown table. Needs chromium and chromedriver (scripts/test.sh installs them).
+measures, in fresh processes: `kubezt report DIR -o FILE` (wall time, CPU seconds of the child,
+user + system, peak RSS, page size; with --repeat N the median of N runs); the page opening until
+it is interactive (the script has drawn the namespace graph); drilling into the largest
+namespace; and selecting a workload until its blast radius is shown. Prints a JSON line and a
+Markdown table. `--no-browser` measures `kubezt report` only. The browser part needs chromium and
+chromedriver (scripts/test.sh installs them).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def child(cmd: list[str]) -> tuple[float, float]:
+def child(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS in MiB of one child process."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
@@ -34,7 +37,7 @@ def child(cmd: list[str]) -> tuple[float, float]:
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def browser():  # type: ignore[no-untyped-def]
@@ -67,6 +70,12 @@ def main() -> int:
     ap.add_argument(
         "--page", type=Path, help="measure this page in the browser only (no kubezt report run)"
     )
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="run `kubezt report` N times, keep the median"
+    )
+    ap.add_argument(
+        "--no-browser", action="store_true", help="measure `kubezt report` only, no browser"
+    )
     args = ap.parse_args()
     directory = args.dir
     if directory is None and args.page is None:
@@ -91,11 +100,36 @@ def main() -> int:
             )
     args.out.mkdir(parents=True, exist_ok=True)
     page = args.page or args.out / "report-browser.html"
-    gen_s = gen_mib = 0.0
+    gen_s = gen_cpu = gen_mib = 0.0
     if args.page is None:
-        gen_s, gen_mib = child(
-            [sys.executable, "-m", "kubezt", "report", str(directory), "-o", str(page), "--quiet"]
+        runs = sorted(
+            child(
+                [
+                    sys.executable,
+                    "-m",
+                    "kubezt",
+                    "report",
+                    str(directory),
+                    "-o",
+                    str(page),
+                    "--quiet",
+                ]
+            )
+            for _ in range(max(1, args.repeat))
         )
+        gen_s, gen_cpu, gen_mib = runs[len(runs) // 2]
+    report = {
+        "cluster": str(directory.name) if directory else str(page.name),
+        "report_s": round(gen_s, 2),
+        "report_cpu_s": round(gen_cpu, 2),
+        "report_peak_mib": round(gen_mib, 1),
+        "report_runs": max(1, args.repeat) if args.page is None else 0,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "page_mib": round(page.stat().st_size / 2**20, 2),
+    }
+    if args.no_browser:
+        print_result(report)
+        return 0
     driver = browser()
     try:
         start = time.perf_counter()
@@ -132,11 +166,7 @@ def main() -> int:
         driver.save_screenshot(str(args.out / "report-browser.png"))
     finally:
         driver.quit()
-    result = {
-        "cluster": str(directory.name) if directory else str(page.name),
-        "report_s": round(gen_s, 2),
-        "report_peak_mib": round(gen_mib, 1),
-        "page_mib": round(page.stat().st_size / 2**20, 2),
+    result = report | {
         "open_until_interactive_s": round(open_s, 2),
         "namespace_nodes": counts[0],
         "namespace_edges": counts[1],
@@ -146,12 +176,16 @@ def main() -> int:
         "blast_radius": blast,
         "console_errors": errors,
     }
+    print_result(result)
+    return 1 if errors else 0
+
+
+def print_result(result: dict[str, object]) -> None:
     print(json.dumps(result))
     print()
     print("| measurement | value |\n|---|---|")
     for key, value in result.items():
         print(f"| {key} | {value} |")
-    return 1 if errors else 0
 
 
 if __name__ == "__main__":

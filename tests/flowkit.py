@@ -1,6 +1,9 @@
 """Flow-log lines as the upstream tools write them, for tests: Calico Goldmane `Flow` JSON,
 Hubble `hubble observe -o jsonpb`, Istio's default access-log text format and its JSON
-encoding. `Traffic` is one observed connection or request between two pods."""
+encoding (sidecars), ztunnel's access log (text and JSON) and an ambient waypoint's access log
+(with ztunnel lines for what a waypoint does not carry). `Traffic` is one observed connection
+or request between two pods, from a pod to an address outside the cluster (egress), or from
+the API server to a pod (an admission webhook call)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-FORMATS = ("calico", "hubble", "envoy-json", "envoy-text")
+FORMATS = (
+    "calico",
+    "hubble",
+    "envoy-json",
+    "envoy-text",
+    "ztunnel-text",
+    "ztunnel-json",
+    "waypoint",
+)
 POD_SUFFIX = "-5d7f8c9b4-x7k2p"
 """The ReplicaSet and pod hash a Deployment's pod name carries."""
 
@@ -36,6 +47,15 @@ class Traffic:
     """(namespace, name, port) of the Service the client called."""
     allowed: bool = True
     time: int = 1_767_225_600  # 2026-01-01T00:00:00Z
+    kind: str = "call"
+    """`call` (pod to pod), `egress` (`dst` is an address outside the cluster, `host` its DNS
+    name when the client used one) or `webhook` (`src` is the API server's address)."""
+    host: str = ""
+
+
+def outside(ip: str) -> Pod:
+    """An address that is no pod (an egress destination, the API server)."""
+    return Pod("", "", ip, "")
 
 
 def _iso(t: int) -> str:
@@ -45,13 +65,20 @@ def _iso(t: int) -> str:
 def calico(t: Traffic, trust_domain: str = "cluster.local") -> str:
     """A Goldmane `Flow` (goldmane/proto/api.proto) as JSON with proto field names."""
     del trust_domain
+    # Calico OSS names no address outside the cluster: `pub`/`pvt` networks of type `net`.
+    src_name, src_type = (
+        ("pvt", "net") if t.kind == "webhook" else (t.src.name.rsplit("-", 1)[0] + "-*", "wep")
+    )
+    dst_name, dst_type = (
+        ("pub", "net") if t.kind == "egress" else (t.dst.name.rsplit("-", 1)[0] + "-*", "wep")
+    )
     key: dict[str, Any] = {
-        "source_name": t.src.name.rsplit("-", 1)[0] + "-*",
+        "source_name": src_name,
         "source_namespace": t.src.namespace,
-        "source_type": "wep",
-        "dest_name": t.dst.name.rsplit("-", 1)[0] + "-*",
+        "source_type": src_type,
+        "dest_name": dst_name,
         "dest_namespace": t.dst.namespace,
-        "dest_type": "wep",
+        "dest_type": dst_type,
         "dest_port": t.port,
         "proto": t.protocol.lower(),
         "reporter": "dst",
@@ -97,6 +124,9 @@ def hubble(t: Traffic, trust_domain: str = "cluster.local") -> str:
     del trust_domain
 
     def endpoint(p: Pod, ident: int) -> dict[str, Any]:
+        if not p.name:  # reserved identities: 2 world, 7 kube-apiserver
+            reserved = "kube-apiserver" if t.kind == "webhook" else "world"
+            return {"identity": 7 if t.kind == "webhook" else 2, "labels": [f"reserved:{reserved}"]}
         return {
             "ID": ident,
             "identity": ident + 1000,
@@ -126,6 +156,8 @@ def hubble(t: Traffic, trust_domain: str = "cluster.local") -> str:
         "is_reply": False,
         "Summary": "TCP Flags: SYN",
     }
+    if t.host:
+        flow["destination_names"] = [t.host]
     if not t.allowed:
         flow["drop_reason_desc"] = "POLICY_DENIED"
     if t.service:
@@ -183,13 +215,41 @@ def _envoy_fields(t: Traffic, trust_domain: str) -> dict[str, str]:
     }
 
 
+def _envoy_egress(t: Traffic, fields: dict[str, str]) -> dict[str, str]:
+    """The client sidecar's outbound line: a ServiceEntry host's cluster, or
+    PassthroughCluster for a bare address."""
+    address = f"[{t.dst.ip}]:{t.port}" if ":" in t.dst.ip else f"{t.dst.ip}:{t.port}"
+    return fields | {
+        "upstream_host": address,
+        "upstream_cluster": f"outbound|{t.port}||{t.host}" if t.host else "PassthroughCluster",
+        "upstream_local_address": f"{t.src.ip}:41142",
+        "downstream_local_address": address,
+        "downstream_remote_address": f"{t.src.ip}:41142",
+        "requested_server_name": t.host or "-",
+        "route_name": "-",
+        "downstream_peer_uri_san": "-",
+    }
+
+
+def _envoy_entry(t: Traffic, trust_domain: str) -> dict[str, str]:
+    fields = _envoy_fields(t, trust_domain)
+    if t.kind == "egress":
+        return _envoy_egress(t, fields)
+    if t.kind == "webhook":  # plaintext from the API server: no peer identity
+        return fields | {"downstream_peer_uri_san": "-", "requested_server_name": "-"}
+    return fields
+
+
 def envoy_json(t: Traffic, trust_domain: str = "cluster.local") -> str:
-    return json.dumps(_envoy_fields(t, trust_domain))
+    return json.dumps(_envoy_entry(t, trust_domain))
 
 
 def envoy_text(t: Traffic, trust_domain: str = "cluster.local") -> str:
     """Istio's default text format (pilot/pkg/model/telemetry_logging.go EnvoyTextLogFormat)."""
-    f = _envoy_fields(t, trust_domain)
+    return _envoy_text_line(_envoy_entry(t, trust_domain))
+
+
+def _envoy_text_line(f: dict[str, str]) -> str:
     return (
         f'[{f["start_time"]}] "{f["method"]} {f["path"]} {f["protocol"]}" {f["response_code"]} '
         f"{f['response_flags']} {f['response_code_details']} {f['connection_termination_details']} "
@@ -201,7 +261,122 @@ def envoy_text(t: Traffic, trust_domain: str = "cluster.local") -> str:
     )
 
 
-WRITERS = {"calico": calico, "hubble": hubble, "envoy-json": envoy_json, "envoy-text": envoy_text}
+def _ztunnel_fields(t: Traffic, trust_domain: str) -> dict[str, Any]:
+    """A ztunnel "connection complete" entry (istio/ztunnel src/proxy/metrics.rs): a call over
+    HBONE (at the client's ztunnel for an odd port, the server's for an even one), egress at
+    the client's ztunnel, a webhook call in plaintext at the server's."""
+
+    def identity(p: Pod) -> str:
+        return f"spiffe://{trust_domain}/ns/{p.namespace}/sa/{p.service_account}"
+
+    def addr(ip: str, number: int) -> str:
+        return f"[{ip}]:{number}" if ":" in ip else f"{ip}:{number}"
+
+    doc: dict[str, Any] = {"src.addr": addr(t.src.ip, 40978)}
+    if t.src.name:
+        doc |= {
+            "src.workload": t.src.name,
+            "src.namespace": t.src.namespace,
+            "src.identity": identity(t.src),
+        }
+    if t.kind == "call":
+        doc["dst.addr"] = addr(t.dst.ip, 15008)
+        doc["dst.hbone_addr"] = addr(t.dst.ip, t.port)
+    else:
+        doc["dst.addr"] = addr(t.dst.ip, t.port)
+    if t.service:
+        doc["dst.service"] = f"{t.service[1]}.{t.service[0]}.svc.cluster.local"
+    elif t.host:
+        doc["dst.service"] = t.host
+    if t.dst.name:
+        doc |= {"dst.workload": t.dst.name, "dst.namespace": t.dst.namespace}
+        if t.kind == "call":
+            doc["dst.identity"] = identity(t.dst)
+    inbound = t.kind == "webhook" or (t.kind == "call" and t.port % 2 == 0)
+    doc["direction"] = "inbound" if inbound else "outbound"
+    doc |= {"bytes_sent": 283, "bytes_recv": 358, "duration": "2ms"}
+    if not t.allowed:
+        doc["error"] = (
+            "connection closed due to policy rejection: allow policies exist, but none allowed"
+            if inbound
+            else "http status: 401 Unauthorized"
+        )
+    return doc
+
+
+def ztunnel_json(t: Traffic, trust_domain: str = "cluster.local") -> str:
+    """`LOG_FORMAT=json` (istio/ztunnel src/telemetry.rs IstioJsonFormat)."""
+    head = {
+        "level": "info" if t.allowed else "error",
+        "time": _iso(t.time).replace(".000Z", ".000000Z"),
+        "scope": "access",
+        "message": "connection complete",
+    }
+    return json.dumps(head | _ztunnel_fields(t, trust_domain))
+
+
+def ztunnel_text(t: Traffic, trust_domain: str = "cluster.local") -> str:
+    """The plain format (istio/ztunnel src/telemetry.rs IstioFormat): strings quoted as Rust
+    `Debug` prints them, addresses and numbers bare."""
+    fields = " ".join(
+        f"{k}={v}" if isinstance(v, int) or k.endswith(("addr", "hbone_addr")) else f'{k}="{v}"'
+        for k, v in _ztunnel_fields(t, trust_domain).items()
+    )
+    time = _iso(t.time).replace(".000Z", ".000000Z")
+    level = "info" if t.allowed else "error"
+    return f"{time}\t{level}\taccess\tconnection complete\t{fields}"
+
+
+def through_waypoint(t: Traffic) -> bool:
+    """An HTTP request to a Service: what a waypoint carries (and logs)."""
+    return t.kind == "call" and bool(t.method) and t.service is not None
+
+
+def waypoint(t: Traffic, trust_domain: str = "cluster.local") -> str:
+    """An HTTP request through the destination's waypoint as the waypoint logs it (Istio's
+    default text format; cluster `inbound-vip|<port>|http|<service host>`, upstream
+    `envoy://connect_originate/<pod>`); anything a waypoint does not carry (TCP, egress, the
+    API server's calls) as the ztunnel line."""
+    if not through_waypoint(t):
+        return ztunnel_text(t, trust_domain)
+    assert t.service is not None
+    f = _envoy_fields(t, trust_domain)
+    ns, name, service_port = t.service
+    return _envoy_text_line(
+        f
+        | {
+            "upstream_host": f"envoy://connect_originate/{t.dst.ip}:{t.port}",
+            "upstream_cluster": f"inbound-vip|{service_port}|http|{name}.{ns}.svc.cluster.local",
+            "upstream_local_address": "envoy://internal_client_address/",
+            "downstream_local_address": f"10.96.0.10:{service_port}",
+            "requested_server_name": "-",
+            "downstream_peer_uri_san": "-",
+        }
+    )
+
+
+WRITERS = {
+    "calico": calico,
+    "hubble": hubble,
+    "envoy-json": envoy_json,
+    "envoy-text": envoy_text,
+    "ztunnel-text": ztunnel_text,
+    "ztunnel-json": ztunnel_json,
+    "waypoint": waypoint,
+}
+
+
+def write_files(
+    traffic: list[Traffic], fmt: str, trust_domain: str = "cluster.local"
+) -> dict[str, str]:
+    """File suffix → lines: one file, but for `waypoint` the waypoint's log and the ztunnel
+    log of what the waypoint does not carry, as two files (as they are collected)."""
+    if fmt != "waypoint":
+        return {"": write(traffic, fmt, trust_domain)}
+    return {
+        "": write([t for t in traffic if through_waypoint(t)], fmt, trust_domain),
+        "-ztunnel": write([t for t in traffic if not through_waypoint(t)], fmt, trust_domain),
+    }
 
 
 def write(traffic: list[Traffic], fmt: str, trust_domain: str = "cluster.local") -> str:

@@ -135,3 +135,38 @@ def test_learn_without_manifests_or_a_cluster_is_a_usage_error() -> None:
     result = runner.invoke(app, ["learn", str(FLOWS)])
     assert result.exit_code == 2
     assert "--cluster" in result.output
+
+
+AMBIENT = ROOT / "tests" / "cases" / "learn-flows"
+
+
+def test_api_server_address_makes_its_calls_webhook_exceptions(tmp_path: Path) -> None:
+    """ztunnel names only the API server's address: with --api-server its plaintext call into
+    orders:8080 becomes an exception from that address; without it, the flow is not joined."""
+    flows = str(AMBIENT / "webhook.ztunnel.log")
+    manifests = str(AMBIENT / "ambient.yaml")
+    out = tmp_path / "intent.yaml"
+    result = runner.invoke(
+        app,
+        ["learn", flows, "-m", manifests, "--api-server", "172.18.0.0/24", "-o", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    (exception,) = load_intent(str(out)).exceptions
+    assert (str(exception.service), [p.port for p in exception.ports], exception.cidrs) == (
+        "shop/orders",
+        [8080],
+        ("172.18.0.2/32",),
+    )
+    result = runner.invoke(app, ["learn", flows, "-m", manifests, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 not joined to workloads" in result.output
+    assert load_intent(str(out)).exceptions == ()
+
+
+def test_bad_api_server_address_is_an_input_error() -> None:
+    flows = str(AMBIENT / "webhook.ztunnel.log")
+    result = runner.invoke(
+        app, ["learn", flows, "-m", str(AMBIENT / "ambient.yaml"), "--api-server", "nope"]
+    )
+    assert result.exit_code == 2
+    assert "--api-server: expected an address or CIDR, got 'nope'" in result.output

@@ -42,3 +42,34 @@ def test_generalised_paths_cover_every_observed_path_within_the_bound(
         if "//" in path or path.endswith("/.") or "/./" in path:
             continue  # the proxy normalises these before matching
         assert any(path_match(p, path) for p in patterns), (path, patterns)
+
+
+AMBIENT = Path(__file__).parent.parent / "cases" / "learn-flows"
+
+
+def test_ambient_call_is_learned_from_the_waypoint_log_not_from_ztunnel_hops() -> None:
+    """A call through a waypoint: ztunnel logs client → waypoint (skipped by the reader) and
+    waypoint → pod (a waypoint hop, not a call of the waypoint's); the waypoint's log names the
+    client and the pod, and that is the call learned, with its method and path template."""
+    import kubezt
+    from kubezt.dialects.flows import FlowStats, read_flows
+    from kubezt.generate.learn import Learner
+
+    model = kubezt.load([str(AMBIENT / "ambient.yaml")]).model
+    learner = Learner(model)
+    stats = FlowStats()
+    learner.add_all(
+        read_flows(
+            [str(AMBIENT / "ambient.ztunnel.log"), str(AMBIENT / "ambient.waypoint.log")], stats
+        )
+    )
+    assert (stats.records, stats.skipped, stats.bad) == (2, 1, 0)
+    result = learner.finish(name="learned")
+    assert [
+        (str(g.caller), str(g.service), [p.port for p in g.ports]) for g in result.intent.grants
+    ] == [("shop/web", "shop/orders", [8080])]
+    (grant,) = result.intent.grants
+    assert grant.http is not None
+    assert (grant.http.methods, grant.http.paths) == (("GET",), ("/orders/{*}",))
+    assert result.evidence["platform/waypoint-hops"].count == 1
+    assert result.unresolved == 0

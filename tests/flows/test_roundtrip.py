@@ -5,7 +5,12 @@
   workloads: replay finds nothing that breaks, `verify` finds the compiled cluster equal to the
   learned intent, and the learned intent grants no caller that never called.
 * The property: the same for random intents (tests/generate/test_compile_proof.py's strategy)
-  and a random subset of their grants as the observed traffic, in a random format and mode.
+  and a random subset of their grants, of their egress entries and of webhook targets (the API
+  server calling a service's port) as the observed traffic, in a random format and mode.
+
+Egress and the API server's calls are in the traffic of both: learned egress names only
+addresses and DNS names that were seen, learned exceptions only the API server's address and
+the ports it called.
 """
 
 from __future__ import annotations
@@ -22,13 +27,39 @@ from flowkit import FORMATS
 from generate.test_compile_proof import intent_documents
 from intentkit import EXAMPLE
 from kubezt.dialects.intent import load_intent, parse_intent_data
-from kubezt.ir.intent import Mode
+from kubezt.ir.intent import Egress, Identity, Mode, Port, ServiceRef
+
+EXAMPLE_EGRESS = [
+    Egress(
+        entry="egress/summary",
+        caller=Identity("shop", "summary"),
+        ports=(Port(443),),
+        cidrs=("192.0.2.0/24",),
+        hosts=("api.example.com",),
+    ),
+    Egress(
+        entry="egress/sleep",
+        caller=Identity("default", "sleep"),
+        ports=(Port(5432), Port(8443)),
+        cidrs=("198.51.100.7/32", "2001:db8::/64"),
+    ),
+]
+"""The example declares no egress: these are its summary's and sleep's outside calls."""
+EXAMPLE_WEBHOOKS = [(ServiceRef("default", "httpbin"), 8080)]
+"""...and the API server calling httpbin's port as an admission webhook."""
 
 
 @pytest.mark.parametrize("mode", list(Mode), ids=lambda m: m.value)
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_example_round_trip(tmp_path: Path, fmt: str, mode: Mode) -> None:
-    learn_compile_replay(tmp_path, load_intent(str(EXAMPLE)), fmt, mode)
+    learn_compile_replay(
+        tmp_path,
+        load_intent(str(EXAMPLE)),
+        fmt,
+        mode,
+        egress=EXAMPLE_EGRESS,
+        webhooks=EXAMPLE_WEBHOOKS,
+    )
 
 
 @pytest.mark.parametrize("fmt", ["calico", "hubble"])
@@ -71,4 +102,13 @@ def test_random_traffic_round_trip(
     grants = data.draw(
         st.lists(st.sampled_from(intent.grants), unique=True) if intent.grants else st.just([])
     )
-    learn_compile_replay(tmp_path, intent, fmt, mode, grants)
+    egress = data.draw(
+        st.lists(st.sampled_from(intent.egress), unique=True) if intent.egress else st.just([])
+    )
+    targets = [
+        (s.ref, p.port) for s in intent.services for p in s.ports if p.protocol.value == "TCP"
+    ]
+    webhooks = data.draw(
+        st.lists(st.sampled_from(targets), max_size=2, unique=True) if targets else st.just([])
+    )
+    learn_compile_replay(tmp_path, intent, fmt, mode, grants, egress=egress, webhooks=webhooks)

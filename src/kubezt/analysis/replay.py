@@ -18,7 +18,7 @@ Results are grouped by caller, callee, port, request and deciding policy.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -27,13 +27,12 @@ from kubezt.engine.connection import End, EndKind, explain_connection
 from kubezt.engine.explain import Effect, LayerVerdict, Verdict
 from kubezt.engine.flowjoin import EndClass, FlowJoin, Resolved
 from kubezt.engine.index import build_classes
-from kubezt.engine.mesh import find_service
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.flows import FlowRecord, Observed
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
-from kubezt.ir.topology import Topology, Workload
+from kubezt.ir.topology import Service, Topology, Workload
 
 
 class Outcome(StrEnum):
@@ -90,14 +89,23 @@ class ReplayResult:
 class Replayer:
     """Replays flows one at a time (streaming); `result` holds the totals and groups."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, api_server: Sequence[str] = ()) -> None:
         self.model = model
-        self.join = FlowJoin(model)
+        self.join = FlowJoin(model, api_server)
         self.result = ReplayResult()
         self._verdicts: dict[tuple[object, ...], tuple[Verdict, str]] = {}
         self._legs: dict[tuple[object, ...], LayerVerdict] = {}
         self._groups: dict[tuple[object, ...], ReplayGroup] = {}
         self._unresolved_examples = 0
+        # Per-line work memoised on bounded keys (workloads, classes, Services), so that a
+        # line costs dictionary look-ups once its calls have been seen.
+        self._services: dict[tuple[str, str], Service] = {}
+        for svc in model.topology.services:  # the first of a name, as the engine finds it
+            self._services.setdefault((svc.namespace, svc.name), svc)
+        self._service_memo: dict[tuple[object, ...], ServiceAddress | None] = {}
+        self._ends: dict[int, End | None] = {}
+        self._src_reps: dict[str, End] = {}
+        self._dst_reps: dict[tuple[str, str], End] = {}
         # Workloads no policy can tell apart (the engine's classes) share verdicts: each is
         # evaluated as its class's first member (another member when both ends fall in one
         # class, so that two pods never become one pod talking to itself).
@@ -125,7 +133,7 @@ class Replayer:
                 why = src.why if src.kind is EndClass.UNRESOLVED else dst.why
                 result.notes.append(f"{record.where}: not joined to a workload ({why})")
             return
-        src_end, dst_end = _end(src), _end(dst)
+        src_end, dst_end = self._end(src), self._end(dst)
         if src_end is None or dst_end is None or (dst.workload is None and dst_end.ip is None):
             result.skipped += 1
             return
@@ -190,18 +198,48 @@ class Replayer:
         group.count += record.count
         group.lines += 1
 
+    def _end(self, resolved: Resolved) -> End | None:
+        key = id(resolved)  # Resolved values live in the join's cache: their ids are stable
+        if key not in self._ends:
+            self._ends[key] = _end(resolved)
+        return self._ends[key]
+
     def _representatives(self, src: End, dst: End) -> tuple[End, End]:
         if src.workload is not None and src.workload == dst.workload:
             return src, dst  # one workload to itself: its own replica count decides
-        src_class = self._class_of.get(src.workload.id) if src.workload else None
+        src_rep = src
+        if src.workload is not None:
+            rep = self._src_reps.get(src.workload.id)
+            if rep is None:
+                src_class = self._class_of.get(src.workload.id)
+                rep = dataclasses.replace(src, workload=src_class[0]) if src_class else src
+                self._src_reps[src.workload.id] = rep
+            src_rep = rep
         dst_class = self._class_of.get(dst.workload.id) if dst.workload else None
-        src_rep = dataclasses.replace(src, workload=src_class[0]) if src_class else src
         if not dst_class:
             return src_rep, dst
-        others = [w for w in dst_class if w != src_rep.workload]
-        return src_rep, dataclasses.replace(dst, workload=others[0])
+        key = (dst_class[0].id, src_rep.workload.id if src_rep.workload else "")
+        dst_rep = self._dst_reps.get(key)
+        if dst_rep is None:
+            others = [w for w in dst_class if w != src_rep.workload]
+            dst_rep = self._dst_reps[key] = dataclasses.replace(dst, workload=others[0])
+        return src_rep, dst_rep
 
     def _service(self, record: FlowRecord, dst: Resolved) -> ServiceAddress | None:
+        key = (
+            record.service_name,
+            record.service_namespace,
+            record.service_port,
+            "" if record.service_name else record.host,
+            record.port,
+            record.protocol,
+            dst.workload.id if dst.workload is not None else "",
+        )
+        if key not in self._service_memo:
+            self._service_memo[key] = self._find_service(record, dst)
+        return self._service_memo[key]
+
+    def _find_service(self, record: FlowRecord, dst: Resolved) -> ServiceAddress | None:
         """The Service the client addressed, when the log names one the manifests have; a log
         without the Service port (Hubble) gets the port that targets the flow's pod port."""
         name, ns, port = record.service_name, record.service_namespace, record.service_port
@@ -219,7 +257,7 @@ class Replayer:
         if not name:
             return None
         ns = ns or (dst.workload.namespace if dst.workload else "")
-        svc = find_service(self.model, ServiceAddress(ns, name, 0))
+        svc = self._services.get((ns, name))
         if svc is None or (dst.workload is not None and not svc.selects(dst.workload)):
             return None
         if port:
@@ -268,8 +306,10 @@ def with_workloads(policies: Model, workloads: Model) -> Model:
     return dataclasses.replace(policies, topology=topology, mesh_config=mesh_config)
 
 
-def replay(model: Model, records: Iterable[FlowRecord]) -> ReplayResult:
-    return Replayer(model).add_all(records)
+def replay(
+    model: Model, records: Iterable[FlowRecord], api_server: Sequence[str] = ()
+) -> ReplayResult:
+    return Replayer(model, api_server).add_all(records)
 
 
 def _end(resolved: Resolved) -> End | None:

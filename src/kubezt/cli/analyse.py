@@ -28,8 +28,16 @@ from kubezt.cli.common import (
     usage_error,
 )
 from kubezt.cli.pipes import decided
-from kubezt.cli.progress import Progress, QuietOpt
-from kubezt.cli.tables import NoHeadersOpt, write_table
+from kubezt.cli.progress import Progress
+from kubezt.cli.tables import (
+    Column,
+    ListOutput,
+    ListOutputOpt,
+    NoHeadersOpt,
+    plain,
+    write_listing,
+    write_table,
+)
 from kubezt.engine.connection import End, EndKind, explain_connection, plan_path
 from kubezt.engine.explain import Layer
 from kubezt.engine.mesh import principal
@@ -40,18 +48,8 @@ from kubezt.ir.topology import Topology
 from kubezt.report.class_documents import pair_lines, reach_class_document
 from kubezt.report.documents import explain_document, reach_document, request_document
 
-
-class ReachOutput(StrEnum):
-    TABLE = "table"
-    WIDE = "wide"
-    JSON = "json"
-    YAML = "yaml"
-
-
-ReachOutputOpt = Annotated[
-    ReachOutput,
-    typer.Option("-o", "--output", help="Output format (wide: the table with more columns)."),
-]
+ReachOutput = ListOutput
+ReachOutputOpt = ListOutputOpt
 
 CLASS_LEVEL_ABOVE = 2_000
 """`-o json|yaml` without --by writes the class-level result above this many workloads."""
@@ -96,7 +94,6 @@ def reach(
     ] = None,
     output: ReachOutputOpt = ReachOutput.TABLE,
     no_headers: NoHeadersOpt = False,
-    quiet: QuietOpt = False,
     by: Annotated[
         By,
         typer.Option(
@@ -117,7 +114,7 @@ def reach(
     The table is a matrix per port for up to 40 workloads; above that, one row per pair of
     namespaces with counts (use --namespace or --workload for the connections themselves).
     -o wide adds the requests that pass where only some do."""
-    progress = Progress(quiet)
+    progress = Progress(options.quiet)
     progress.stage("loading manifests")
     loaded = load_paths(paths, options)
     progress.stage("evaluating every connection")
@@ -180,6 +177,16 @@ def reach(
         render.reach_tables(out, result)
 
 
+STEP_COLUMNS = (
+    Column("LAYER"),
+    Column("DIRECTION"),
+    Column("EFFECT"),
+    Column("REASON"),
+    Column("DETAIL", wide=True),
+    Column("SOURCE", wide=True),
+)
+
+
 def parse_end(text: str, model_lookup: Callable[[str], object | None], role: str) -> End:
     from kubezt.ir.topology import Workload
 
@@ -240,12 +247,14 @@ def explain(
     header: Annotated[
         list[str] | None, typer.Option(metavar="NAME=VALUE", help="HTTP header; repeatable.")
     ] = None,
-    output: Annotated[Output, typer.Option("-o", "--output", help="Output format.")] = Output.TABLE,
+    output: ListOutputOpt = ListOutput.TABLE,
+    no_headers: NoHeadersOpt = False,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Whether one connection (or HTTP request) is allowed, and why, layer by layer.
 
-    Exit code 0 allowed, 1 denied, 2 input error."""
+    -o wide or --no-headers list the steps as a plain table (the request and the verdict go
+    to stderr). Exit code 0 allowed, 1 denied, 2 input error."""
     loaded = load_paths(paths, options)
     topology = loaded.model.topology
     src_end = parse_end(src, topology.workload, "source")
@@ -283,7 +292,27 @@ def explain(
     near = None
     if verdict.denied_by in (Layer.AUTHZ_SIDECAR, Layer.ZTUNNEL) and dst_end.workload is not None:
         near = nearest_allow_rule(model, dst_end.workload, Caller(who, port, http))
-    if output is Output.TABLE:
+    if plain(output, no_headers):
+        err.print(
+            render.request_line(
+                src_end.label, dst_end.label, port, protocol.value, who, service, http
+            ),
+            markup=False,
+        )
+        verdict_line = f"{src_end.label} → {dst_end.label} {port}/{protocol.value}: "
+        verdict_line += verdict.verdict.upper()
+        if verdict.denied_by is not None:
+            verdict_line += f" (denied by {verdict.denied_by.value})"
+        err.print(verdict_line, markup=False)
+        if near is not None:
+            render.nearest(err, near)
+        write_listing(
+            STEP_COLUMNS,
+            render.step_rows(verdict),
+            wide=output is ListOutput.WIDE,
+            no_headers=no_headers,
+        )
+    elif output is ListOutput.TABLE:
         out.print(
             render.request_line(
                 src_end.label, dst_end.label, port, protocol.value, who, service, http
@@ -315,7 +344,7 @@ def explain(
                     for m in near.mismatches
                 ],
             }
-        emit(doc, output)
+        emit(doc, Output(output.value))
     raise typer.Exit(EXIT_OK if verdict.allowed else EXIT_FINDING)
 
 

@@ -23,12 +23,15 @@ from kubezt.cli.common import (
     Output,
     PathsArg,
     emit,
+    err,
     guarded,
     load_options,
     load_paths,
     out,
 )
 from kubezt.cli.pipes import decided
+from kubezt.cli.progress import shown
+from kubezt.cli.tables import Column, NoHeadersOpt, plain, write_listing
 from kubezt.engine.reach import evaluate
 from kubezt.report.audit import audit_document
 from kubezt.report.sarif import render_sarif
@@ -42,6 +45,7 @@ SEVERITY_STYLE = {
 
 class AuditOutput(StrEnum):
     TABLE = "table"
+    WIDE = "wide"
     JSON = "json"
     YAML = "yaml"
     SARIF = "sarif"
@@ -57,8 +61,12 @@ class FailOn(StrEnum):
 def audit_command(
     paths: PathsArg = None,
     output: Annotated[
-        AuditOutput, typer.Option("-o", "--output", help="Output format.")
+        AuditOutput,
+        typer.Option(
+            "-o", "--output", help="Output format (wide: a plain table with more columns)."
+        ),
     ] = AuditOutput.TABLE,
+    no_headers: NoHeadersOpt = False,
     fail_on: Annotated[
         FailOn,
         typer.Option("--fail-on", help="Exit 1 when a finding has this severity or a higher one."),
@@ -79,13 +87,24 @@ def audit_command(
     instead of IPs, least privilege, ambient mesh pitfalls and policy hygiene. Each finding has
     a stable rule id (KZT101…), a severity, the file:line to fix and a remediation.
 
+    -o wide or --no-headers list one finding per row (the counts go to stderr).
+
     Exit code 0 no finding at or above --fail-on, 1 such findings, 2 input error."""
     loaded = load_paths(paths, options)
     scope = frozenset(namespace) if namespace else None
-    report = guarded(lambda: audit(evaluate(loaded.model), namespaces=scope))
+    with shown(options.quiet, "evaluating and auditing"):
+        report = guarded(lambda: audit(evaluate(loaded.model), namespaces=scope))
     failing = report.at_least(FindingSeverity(fail_on.value))
     decided(EXIT_FINDING if failing else EXIT_OK)
-    if output is AuditOutput.TABLE:
+    if plain(output, no_headers):
+        write_listing(
+            FINDING_COLUMNS,
+            finding_rows(report),
+            wide=output is AuditOutput.WIDE,
+            no_headers=no_headers,
+        )
+        err.print(f"{counts_line(report)}; score {report.score}", markup=False)
+    elif output is AuditOutput.TABLE:
         audit_tables(out, report)
     elif output is AuditOutput.SARIF:
         from kubezt import __version__
@@ -135,8 +154,43 @@ def audit_tables(console: Console, report: AuditReport) -> None:
         scores.add_row("(cluster-wide)", "", "", ", ".join(report.cluster_rules))
     scores.add_row(Text("overall", style="bold"), Text(str(report.score), style="bold"), "", "")
     console.print(scores)
+    console.print(counts_line(report))
+
+
+def counts_line(report: AuditReport) -> str:
     counts = {s: sum(1 for f in report.findings if f.severity is s) for s in FindingSeverity}
-    console.print(
-        f"{len(report.findings)} finding(s): "
-        + ", ".join(f"{counts[s]} {s.value}" for s in reversed(FindingSeverity))
+    return f"{len(report.findings)} finding(s): " + ", ".join(
+        f"{counts[s]} {s.value}" for s in reversed(FindingSeverity)
     )
+
+
+FINDING_COLUMNS = (
+    Column("RULE"),
+    Column("SEVERITY"),
+    Column("NAMESPACE"),
+    Column("KIND"),
+    Column("NAME"),
+    Column("LOCATION"),
+    Column("PRINCIPLE", wide=True),
+    Column("PATH", wide=True),
+    Column("MESSAGE", wide=True),
+    Column("FIX", wide=True),
+)
+
+
+def finding_rows(report: AuditReport) -> list[list[str]]:
+    """One row per finding, in the report's order."""
+    return [
+        [
+            f.rule_id,
+            f.severity.value,
+            f.namespace or "",
+            *f.obj.partition(" ")[::2],
+            str(f.location) if f.location is not None else "",
+            str(f.principle.value),
+            f.path,
+            f.message,
+            f.remediation,
+        ]
+        for f in report.findings
+    ]

@@ -14,13 +14,23 @@ from kubezt.analysis.blast_radius import BlastRadius, Rank, blast_radius, rank
 from kubezt.cli.common import (
     LoadOptions,
     Output,
-    OutputOpt,
     emit,
+    err,
     guarded,
     load_options,
     load_paths,
     out,
     usage_error,
+)
+from kubezt.cli.progress import shown
+from kubezt.cli.render import requests_cell
+from kubezt.cli.tables import (
+    Column,
+    ListOutput,
+    ListOutputOpt,
+    NoHeadersOpt,
+    plain,
+    write_listing,
 )
 from kubezt.engine.reach import evaluate
 from kubezt.engine.requests import AllRequests, NoRequests, RequestSet
@@ -51,7 +61,8 @@ def blast_radius_command(
             "--all", help="Rank every workload by blast radius (transitive, then direct reach)."
         ),
     ] = False,
-    output: OutputOpt = Output.TABLE,
+    output: ListOutputOpt = ListOutput.TABLE,
+    no_headers: NoHeadersOpt = False,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """What an attacker holding a pod of WORKLOAD (its address and its ServiceAccount's
@@ -62,6 +73,8 @@ def blast_radius_command(
     kubezt blast-radius shop/customer examples/shop --hops 2
 
     kubezt blast-radius --all examples/shop
+
+    -o wide or --no-headers list one connection per row (with --all: one workload per row).
 
     Exit codes: 0 success, 2 invalid input."""
     if all_workloads:
@@ -76,19 +89,60 @@ def blast_radius_command(
             )
         workload, paths = args[0], args[1:]
     loaded = load_paths(paths, options)
-    reach = guarded(lambda: evaluate(loaded.model))
+    with shown(options.quiet, "evaluating every connection"):
+        reach = guarded(lambda: evaluate(loaded.model))
+    wide = output is ListOutput.WIDE
     if workload is None:
         ranks = rank(reach)
-        if output is Output.TABLE:
+        if plain(output, no_headers):
+            write_listing(RANK_COLUMNS, rank_rows(ranks), wide=wide, no_headers=no_headers)
+        elif output is ListOutput.TABLE:
             ranking_table(out, ranks)
         else:
-            emit(ranking_document(ranks, loaded.warnings), output)
+            emit(ranking_document(ranks, loaded.warnings), Output(output.value))
         return
     result = guarded(lambda: blast_radius(reach, workload, hops))
-    if output is Output.TABLE:
+    if plain(output, no_headers):
+        write_listing(REACHED_COLUMNS, reached_rows(result, wide), wide=wide, no_headers=no_headers)
+        if result.truncated:
+            err.print(f"kubezt: --hops {result.hops} stopped the search", markup=False)
+    elif output is ListOutput.TABLE:
         blast_radius_table(out, result)
     else:
-        emit(blast_radius_document(result, loaded.warnings), output)
+        emit(blast_radius_document(result, loaded.warnings), Output(output.value))
+
+
+REACHED_COLUMNS = (
+    Column("HOP"),
+    Column("WORKLOAD"),
+    Column("VIA"),
+    Column("PORT"),
+    Column("REQUESTS"),
+)
+RANK_COLUMNS = (
+    Column("RANK"),
+    Column("WORKLOAD"),
+    Column("REACHED"),
+    Column("DIRECT"),
+    Column("SAME IDENTITY"),
+    Column("IDENTITY", wide=True),
+)
+
+
+def reached_rows(result: BlastRadius, wide: bool) -> list[list[str]]:
+    """One row per connection a foothold may open (wide: with the requests that pass)."""
+    return [
+        [str(r.hop), r.workload, a.via, f"{a.port}/{a.protocol}", requests_cell(a.requests, wide)]
+        for r in result.reached
+        for a in r.access
+    ]
+
+
+def rank_rows(ranks: list[Rank]) -> list[list[str]]:
+    return [
+        [str(n), r.workload, str(r.reached), str(r.direct), str(r.shared_identity), r.identity]
+        for n, r in enumerate(ranks, 1)
+    ]
 
 
 def blast_radius_table(console: Console, result: BlastRadius) -> None:

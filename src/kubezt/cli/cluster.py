@@ -11,6 +11,7 @@ from kubezt.errors import DiagnosticSink
 
 if TYPE_CHECKING:
     from kubezt.cli.common import LoadOptions
+    from kubezt.live.read import ReadProgress
     from kubezt.live.session import Session
 
 
@@ -20,9 +21,12 @@ def open_session(live: LoadOptions) -> Session:
     return connect(Target(kubeconfig=live.kubeconfig, context=live.context))
 
 
-def load_live(live: LoadOptions, paths: list[str]) -> LoadResult:
+def load_live(
+    live: LoadOptions, paths: list[str], progress: ReadProgress | None = None
+) -> LoadResult:
     """The live cluster's model; objects in `paths` replace the cluster's objects of the same
-    kind, namespace and name (the state after applying them)."""
+    kind, namespace and name (the state after applying them). `progress` is told how the read
+    goes."""
     from kubezt.live.read import load_cluster
 
     session = open_session(live)
@@ -32,4 +36,4 @@ def load_live(live: LoadOptions, paths: list[str]) -> LoadResult:
         sink = DiagnosticSink()
         extra, files = parse_paths(paths, sink)
         sink.raise_if_errors()
-    return load_cluster(session, extra, tuple(files))
+    return load_cluster(session, extra, tuple(files), progress)

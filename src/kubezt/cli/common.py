@@ -86,6 +86,7 @@ OutputOpt = Annotated[Output, typer.Option("-o", "--output", help="Output format
 VerboseOpt = Annotated[
     bool, typer.Option("--verbose", "-v", help="Also list skipped objects of unknown kinds.")
 ]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not show progress on stderr.")]
 
 
 def fail_input(diagnostics: tuple[Diagnostic, ...]) -> NoReturn:
@@ -140,6 +141,7 @@ class LoadOptions:
     """The options every command that reads manifests shares (see `load_options`)."""
 
     verbose: bool = False
+    quiet: bool = False
     root_namespace: str | None = None
     trust_domain: str | None = None
     trust_domain_aliases: tuple[str, ...] = ()
@@ -153,7 +155,10 @@ class LoadOptions:
         return bool(self.cluster or self.context or self.kubeconfig)
 
 
-_VERBOSE = (inspect.Parameter("verbose", KEYWORD, default=False, annotation=VerboseOpt),)
+_VERBOSE = (
+    inspect.Parameter("verbose", KEYWORD, default=False, annotation=VerboseOpt),
+    inspect.Parameter("quiet", KEYWORD, default=False, annotation=QuietOpt),
+)
 _MESH = (
     inspect.Parameter("root_namespace", KEYWORD, default=None, annotation=RootNamespaceOpt),
     inspect.Parameter("trust_domain", KEYWORD, default=None, annotation=TrustDomainOpt),
@@ -171,8 +176,8 @@ Command = TypeVar("Command", bound=Callable[..., None])
 
 def load_options(*, mesh: bool = True) -> Callable[[Command], Command]:
     """Give a command the shared options in place of its `options: LoadOptions` parameter:
-    `--verbose`, and with `mesh` also `--root-namespace`, `--trust-domain` and
-    `--trust-domain-alias`. The command receives them as one `LoadOptions`."""
+    `--verbose`, `--quiet`, the live options, and with `mesh` also `--root-namespace`,
+    `--trust-domain` and `--trust-domain-alias`. The command receives them as one `LoadOptions`."""
     added = _VERBOSE + _LIVE + (_MESH if mesh else ())
 
     def decorate(command: Command) -> Command:
@@ -186,6 +191,7 @@ def load_options(*, mesh: bool = True) -> Callable[[Command], Command]:
             values = {p.name: kwargs.pop(p.name) for p in added}
             options = LoadOptions(
                 verbose=values["verbose"],
+                quiet=values["quiet"],
                 root_namespace=values.get("root_namespace"),
                 trust_domain=values.get("trust_domain"),
                 trust_domain_aliases=tuple(values.get("trust_domain_alias") or ()),
@@ -208,31 +214,40 @@ _SAID: set[str] = set()
 def load_paths(paths: list[str] | None, options: LoadOptions) -> LoadResult:
     """Load manifests (or, with the live options, the cluster with the manifests applied over
     it) with the options' mesh overrides; print warnings (and with --verbose the skipped
-    objects) to stderr."""
+    objects) to stderr. Reading a cluster shows its progress on stderr when it is a terminal
+    (not with --quiet)."""
     if options.live:
         from kubezt.api import settled
         from kubezt.cli.cluster import load_live
+        from kubezt.cli.progress import Progress
 
-        result = guarded(
-            lambda: settled(
-                load_live(options, paths or []),
-                root_namespace=options.root_namespace,
-                trust_domain=options.trust_domain,
-                trust_domain_aliases=options.trust_domain_aliases,
+        progress = Progress(options.quiet)
+        try:
+            result = guarded(
+                lambda: settled(
+                    load_live(options, paths or [], progress.reading),
+                    root_namespace=options.root_namespace,
+                    trust_domain=options.trust_domain,
+                    trust_domain_aliases=options.trust_domain_aliases,
+                )
             )
-        )
+        finally:
+            progress.done()
     elif not paths:
         usage_error("no input: give manifest files or directories, or --cluster/--context")
     else:
+        from kubezt.cli.progress import shown
+
         files = paths
-        result = guarded(
-            lambda: load(
-                files,
-                root_namespace=options.root_namespace,
-                trust_domain=options.trust_domain,
-                trust_domain_aliases=options.trust_domain_aliases,
+        with shown(options.quiet, "loading manifests"):
+            result = guarded(
+                lambda: load(
+                    files,
+                    root_namespace=options.root_namespace,
+                    trust_domain=options.trust_domain,
+                    trust_domain_aliases=options.trust_domain_aliases,
+                )
             )
-        )
     for diag in result.warnings:
         text = diag.render()
         if text not in _SAID:  # diff loads twice: a warning both sides share is said once

@@ -22,6 +22,7 @@ from kubezt.cli.common import (
     LoadOptions,
     Output,
     emit,
+    err,
     guarded,
     load_options,
     load_paths,
@@ -29,6 +30,9 @@ from kubezt.cli.common import (
     usage_error,
 )
 from kubezt.cli.pipes import decided
+from kubezt.cli.progress import shown
+from kubezt.cli.render import requests_cell
+from kubezt.cli.tables import Column, NoHeadersOpt, plain, write_listing
 from kubezt.dialects.registry import LoadResult
 from kubezt.engine.reach import evaluate
 from kubezt.engine.requests import AllRequests
@@ -39,6 +43,7 @@ CLUSTER = "cluster"
 
 class DiffOutput(StrEnum):
     TABLE = "table"
+    WIDE = "wide"
     JSON = "json"
     YAML = "yaml"
     HTML = "html"
@@ -49,8 +54,8 @@ DiffOutputOpt = Annotated[
     typer.Option(
         "-o",
         "--output",
-        help="Output format; html: the report page of NEW with the changed edges highlighted "
-        "(a pull-request artefact), on stdout.",
+        help="Output format; wide: a plain table with more columns; html: the report page of "
+        "NEW with the changed edges highlighted (a pull-request artefact), on stdout.",
     ),
 ]
 
@@ -76,6 +81,7 @@ def diff_command(
         ),
     ] = None,
     output: DiffOutputOpt = DiffOutput.TABLE,
+    no_headers: NoHeadersOpt = False,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Which connections NEW allows that OLD denied and the reverse, by workload pair, port
@@ -88,6 +94,9 @@ def diff_command(
     kubezt diff --cluster out/      (what applying out/ to the cluster would change)
 
     kubezt diff main/manifests cluster   (what the cluster holds that main does not)
+
+    -o wide or --no-headers list one change per row (the summary and the workloads added or
+    removed go to stderr).
 
     Exit codes: 0 nothing newly allowed, 1 something newly allowed (a connection, every request
     where only some passed, more requests, or an added workload that connects or is connected
@@ -108,15 +117,20 @@ def diff_command(
 
     before = side(old, None)
     after = side(CLUSTER, new) if old == CLUSTER and new != CLUSTER else side(new, None)
-    if output is DiffOutput.HTML:
-        # The page draws the new side's whole matrix, so both sides are evaluated in full.
-        old_reach = guarded(lambda: evaluate(before.model))
-        new_reach = guarded(lambda: evaluate(after.model))
-        result = guarded(lambda: compare(old_reach, new_reach))
-    else:
-        result = guarded(lambda: diff_models(before.model, after.model))
+    with shown(options.quiet, "comparing every connection"):
+        if output is DiffOutput.HTML:
+            # The page draws the new side's whole matrix, so both sides are evaluated in full.
+            old_reach = guarded(lambda: evaluate(before.model))
+            new_reach = guarded(lambda: evaluate(after.model))
+            result = guarded(lambda: compare(old_reach, new_reach))
+        else:
+            result = guarded(lambda: diff_models(before.model, after.model))
     decided(EXIT_FINDING if result.opens else EXIT_OK)
-    if output is DiffOutput.TABLE:
+    if plain(output, no_headers):
+        wide = output is DiffOutput.WIDE
+        write_listing(CHANGE_COLUMNS, change_rows(result, wide), wide=wide, no_headers=no_headers)
+        summary(err, result)
+    elif output is DiffOutput.TABLE:
         diff_table(out, result)
     elif output is DiffOutput.HTML:
         from kubezt.cli.report import page_for
@@ -128,8 +142,51 @@ def diff_command(
     raise typer.Exit(EXIT_FINDING if result.opens else EXIT_OK)
 
 
-def diff_table(console: Console, result: Diff) -> None:
-    """A summary line, one row per change, then each change's explanation on both sides."""
+CHANGE_COLUMNS = (
+    Column("SOURCE"),
+    Column("DESTINATION"),
+    Column("PORT"),
+    Column("CHANGE"),
+    Column("OLD"),
+    Column("NEW"),
+    Column("OLD DECISION", wide=True),
+    Column("NEW DECISION", wide=True),
+    Column("REQUESTS", wide=True),
+)
+
+
+def change_rows(result: Diff, wide: bool) -> list[list[str]]:
+    """One row per change: what each side allows (wide: which requests, the layer that decided
+    on each side, and the requests gained or lost)."""
+    return [
+        [
+            src,
+            dst,
+            f"{change.port}/{change.protocol}",
+            change.kind.value,
+            _allowance_cell(change.old, wide),
+            _allowance_cell(change.new, wide),
+            _decision_cell(change.old_decision),
+            _decision_cell(change.new_decision),
+            ", ".join(request_text(r) for r in change.requests),
+        ]
+        for src, dst, change in result.changes()
+    ]
+
+
+def _allowance_cell(allowance: Allowance, wide: bool) -> str:
+    text = requests_cell(allowance.requests, wide) if allowance.allowed else "denied"
+    return text if allowance.declared else f"{text} (port not declared)"
+
+
+def _decision_cell(decision: Decision) -> str:
+    if decision.allowed:
+        return "allow"
+    return f"deny by {decision.denied_by.value}" if decision.denied_by is not None else "deny"
+
+
+def summary(console: Console, result: Diff) -> None:
+    """The counts, then each workload only one side has."""
     opened, closed = len(result.opened), len(result.closed)
     head = Text()
     head.append(f"{opened} newly allowed", style="bold red" if opened else "bold")
@@ -145,6 +202,11 @@ def diff_table(console: Console, result: Diff) -> None:
                 f"{title}: {p.workload} (reaches {p.reaches}, reached by {p.reached_by})",
                 markup=False,
             )
+
+
+def diff_table(console: Console, result: Diff) -> None:
+    """A summary line, one row per change, then each change's explanation on both sides."""
+    summary(console, result)
     if not result.pairs:
         return
     table = Table(show_edge=False, pad_edge=False, box=None)

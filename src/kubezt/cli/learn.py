@@ -3,6 +3,7 @@ manifest set: what would break)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kubezt.analysis.replay import Replayer, ReplayResult, with_workloads
+from kubezt.analysis.replay import Replayer, ReplayGroup, ReplayResult, with_workloads
 from kubezt.cli.common import (
     EXIT_FINDING,
     EXIT_INPUT,
@@ -29,6 +30,7 @@ from kubezt.cli.common import (
     out,
 )
 from kubezt.cli.compile import ModeOpt
+from kubezt.cli.tables import Column, NoHeadersOpt, plain, write_listing
 from kubezt.dialects.flows import FlowStats, read_flows
 from kubezt.dialects.intent import parse_intent_data
 from kubezt.generate.intent import intent_document
@@ -41,6 +43,15 @@ from kubezt.report.flows import learned_intent_text, replay_document, replay_sar
 FlowsArg = Annotated[
     list[str],
     typer.Argument(help="Flow-log files (plain or gzip), or - for stdin.", show_default=False),
+]
+ApiServerOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--api-server",
+        metavar="CIDR",
+        help="Address(es) of the Kubernetes API server: flows from them are its calls into "
+        "admission webhooks (Envoy and ztunnel logs name only addresses); repeatable.",
+    ),
 ]
 FormatOpt = Annotated[
     FlowFormat | None,
@@ -56,10 +67,13 @@ HEADER = """\
 
 
 @contextmanager
-def _progress(paths: list[str]) -> Iterator[Callable[[str], Callable[[int], None]] | None]:
-    """A progress bar over the bytes of the flow logs, on stderr when it is a terminal."""
+def _progress(
+    paths: list[str], quiet: bool = False
+) -> Iterator[Callable[[str], Callable[[int], None]] | None]:
+    """A progress bar over the bytes of the flow logs, on stderr when it is a terminal (not
+    with --quiet)."""
     sizes = {p: os.path.getsize(p) for p in paths if p != "-" and os.path.isfile(p)}
-    if not err.is_terminal or not sizes:
+    if quiet or not err.is_terminal or not sizes:
         yield None
         return
     with Progress(
@@ -89,8 +103,9 @@ def _stream(
     flow_format: FlowFormat | None,
     stats: FlowStats,
     sink: Callable[[FlowRecord], None],
+    quiet: bool = False,
 ) -> None:
-    with _progress(paths) as progress:
+    with _progress(paths, quiet) as progress:
         for record in read_flows(paths, stats, flow_format=flow_format, progress=progress):
             sink(record)
     for diag in stats.diagnostics:
@@ -151,15 +166,16 @@ def learn_command(
         ),
     ] = DEFAULT_MAX_PATHS,
     flow_format: FormatOpt = None,
+    api_server: ApiServerOpt = None,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Write the least-privilege intent that admits the allowed flows of the flow logs:
     callers by identity, ports, HTTP methods and path templates, egress; every entry with
     its evidence. Exit codes: 0 written, 2 invalid input."""
     loaded = load_paths(manifests, options)
-    learner = Learner(loaded.model)
+    learner = Learner(loaded.model, _networks(api_server))
     stats = FlowStats()
-    _stream(flows, flow_format, stats, learner.add)
+    _stream(flows, flow_format, stats, learner.add, options.quiet)
     result = learner.finish(
         name=name,
         mode=Mode(mode.value) if mode else None,
@@ -191,6 +207,7 @@ def learn_command(
 
 class ReplayOutput(StrEnum):
     TABLE = "table"
+    WIDE = "wide"
     JSON = "json"
     YAML = "yaml"
     SARIF = "sarif"
@@ -227,15 +244,21 @@ def replay_command(
         ),
     ] = None,
     output: Annotated[
-        ReplayOutput, typer.Option("-o", "--output", help="Output format.")
+        ReplayOutput,
+        typer.Option(
+            "-o", "--output", help="Output format (wide: a plain table with more columns)."
+        ),
     ] = ReplayOutput.TABLE,
+    no_headers: NoHeadersOpt = False,
     flow_format: FormatOpt = None,
+    api_server: ApiServerOpt = None,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Replay observed flows against a manifest set with the exact evaluator: every flow that
     would be denied (would break), grouped by caller, callee and deciding policy, and every flow
-    the cluster denied that the manifests allow. Exit codes: 0 nothing breaks, 1 something
-    would break, 2 invalid input."""
+    the cluster denied that the manifests allow. -o wide or --no-headers list one group per row
+    (OUTCOME `breaks` or `disagrees`; the counts go to stderr). Exit codes: 0 nothing
+    breaks, 1 something would break, 2 invalid input."""
     flow_paths, manifest_paths = _split(flows, manifests or [])
     if not manifest_paths:
         err.print("kubezt: no manifests given (directories, *.yaml, or --manifests)", markup=False)
@@ -247,11 +270,21 @@ def replay_command(
     model = loaded.model
     if workloads:
         model = with_workloads(model, load_paths(workloads, options).model)
-    replayer = Replayer(model)
+    replayer = Replayer(model, _networks(api_server))
     stats = FlowStats()
-    _stream(flow_paths, flow_format, stats, replayer.add)
+    _stream(flow_paths, flow_format, stats, replayer.add, options.quiet)
     result = replayer.finish()
-    if output is ReplayOutput.TABLE:
+    if plain(output, no_headers):
+        write_listing(
+            GROUP_COLUMNS,
+            group_rows(result),
+            wide=output is ReplayOutput.WIDE,
+            no_headers=no_headers,
+        )
+        for note in result.notes:
+            err.print(f"note: {note}", markup=False)
+        err.print(_summary(result), markup=False)
+    elif output is ReplayOutput.TABLE:
         _table(result)
     elif output is ReplayOutput.SARIF:
         from kubezt import __version__
@@ -261,6 +294,19 @@ def replay_command(
         warnings = [w.render() for w in loaded.warnings] + [d.render() for d in stats.diagnostics]
         emit(replay_document(result, warnings), Output(output.value))
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FINDING)
+
+
+def _networks(cidrs: list[str] | None) -> tuple[str, ...]:
+    """`--api-server` values, checked: exit 2 on one that is not an address or CIDR."""
+    for cidr in cidrs or ():
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            err.print(
+                f"kubezt: --api-server: expected an address or CIDR, got {cidr!r}", markup=False
+            )
+            raise typer.Exit(EXIT_INPUT) from None
+    return tuple(cidrs or ())
 
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -277,6 +323,57 @@ def _split(arguments: list[str], manifests: list[str]) -> tuple[list[str], list[
 
 def _is_manifest(path: str) -> bool:
     return os.path.isdir(path) or path.endswith(MANIFEST_SUFFIXES)
+
+
+GROUP_COLUMNS = (
+    Column("OUTCOME"),
+    Column("CALLER"),
+    Column("CALLEE"),
+    Column("PORT"),
+    Column("REQUEST"),
+    Column("DENIED BY"),
+    Column("FLOWS"),
+    Column("LAYER", wide=True),
+    Column("FIRST SEEN AT", wide=True),
+)
+
+
+def group_rows(result: ReplayResult) -> list[list[str]]:
+    """One row per group: the flows that would break, then those the cluster denied that the
+    manifests allow (wide: the deciding layer and where the first flow was logged)."""
+    return [
+        _group_cells(outcome, g)
+        for outcome, groups in (("breaks", result.breaks), ("disagrees", result.disagreements))
+        for g in groups
+    ]
+
+
+def _group_cells(outcome: str, g: ReplayGroup) -> list[str]:
+    """The cells of GROUP_COLUMNS for one group."""
+    return [
+        outcome,
+        g.src,
+        g.dst,
+        f"{g.port}/{g.protocol.value}",
+        g.request,
+        g.policy or g.denied_by,
+        str(g.count),
+        g.denied_by,
+        g.first,
+    ]
+
+
+def _summary(result: ReplayResult) -> str:
+    verdict = (
+        "nothing would break"
+        if result.ok
+        else f"{sum(g.count for g in result.breaks)} flow(s) in {len(result.breaks)} group(s) "
+        "would break"
+    )
+    return (
+        f"{result.evaluated} flow(s) replayed ({result.distinct} distinct), {result.unresolved} "
+        f"not joined to workloads, {result.skipped} skipped: {verdict}"
+    )
 
 
 def _table(result: ReplayResult) -> None:
@@ -298,26 +395,10 @@ def _table(result: ReplayResult) -> None:
         ):
             table.add_column(column)
         for g in groups:
-            table.add_row(
-                g.src,
-                g.dst,
-                f"{g.port}/{g.protocol.value}",
-                g.request,
-                g.policy or g.denied_by,
-                str(g.count),
-                g.first,
-            )
+            # the listing's cells without OUTCOME (the table's title) and LAYER
+            cells = _group_cells("", g)
+            table.add_row(*cells[1:7], cells[8])
         out.print(table)
     for note in result.notes:
         err.print(f"note: {note}", markup=False)
-    verdict = (
-        "nothing would break"
-        if result.ok
-        else f"{sum(g.count for g in result.breaks)} flow(s) in {len(result.breaks)} group(s) "
-        "would break"
-    )
-    out.print(
-        f"{result.evaluated} flow(s) replayed ({result.distinct} distinct), {result.unresolved} "
-        f"not joined to workloads, {result.skipped} skipped: {verdict}",
-        markup=False,
-    )
+    out.print(_summary(result), markup=False)

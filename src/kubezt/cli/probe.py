@@ -18,7 +18,6 @@ from kubezt.cli.common import (
     EXIT_OK,
     LoadOptions,
     Output,
-    OutputOpt,
     PathsArg,
     emit,
     err,
@@ -27,6 +26,15 @@ from kubezt.cli.common import (
     load_paths,
     out,
     usage_error,
+)
+from kubezt.cli.progress import shown
+from kubezt.cli.tables import (
+    Column,
+    ListOutput,
+    ListOutputOpt,
+    NoHeadersOpt,
+    plain,
+    write_listing,
 )
 from kubezt.engine.reach import evaluate
 from kubezt.generate.probe import EXPECTED, compare, plan_probes, probe_jobs
@@ -63,7 +71,8 @@ def plan_command(
     `kubectl logs -n NS job/NAME` for each Job (or `-l kubezt.io/probe=true` per namespace),
     then `kubezt probe compare LOGS DIR`. Exit codes: 0 written, 2 invalid input."""
     loaded = load_paths(paths, options)
-    reach = guarded(lambda: evaluate(loaded.model))
+    with shown(options.quiet, "evaluating every connection"):
+        reach = guarded(lambda: evaluate(loaded.model))
     probes, unprobed = plan_probes(loaded.model, reach.connections())
     jobs = probe_jobs(loaded.model, probes, unprobed)
     directory = Path(output_dir)
@@ -130,13 +139,15 @@ def compare_command(
         str,
         typer.Argument(help="The plan directory, its prediction.json, or its probes.yaml."),
     ],
-    output: OutputOpt = Output.TABLE,
+    output: ListOutputOpt = ListOutput.TABLE,
+    no_headers: NoHeadersOpt = False,
 ) -> None:
     """List every probe where the cluster and the prediction disagree: `reached` (connected,
     or refused by the destination host) against `blocked` (timed out), `error` when the probe
     could not run, `missing` when the logs have no line for it. Log lines other than
-    `kubezt-probe ID OUTCOME` are ignored. Exit codes: 0 all agree, 1 any disagreement, 2
-    invalid input."""
+    `kubezt-probe ID OUTCOME` are ignored. -o wide or --no-headers list one disagreement per
+    row (the counts go to stderr; wide adds the source, destination and port). Exit codes: 0
+    all agree, 1 any disagreement, 2 invalid input."""
     expected = _expected(prediction)
     try:
         text = sys.stdin.read() if results == "-" else Path(results).read_text("utf-8")
@@ -148,7 +159,15 @@ def compare_command(
         if match:
             observed[match.group(1)] = match.group(2)
     disagreements, agreed = compare(expected, observed)
-    if output is Output.TABLE:
+    if plain(output, no_headers):
+        write_listing(
+            DISAGREEMENT_COLUMNS,
+            [[d.id, d.expected, d.observed, *_probe_ends(d.id)] for d in disagreements],
+            wide=output is ListOutput.WIDE,
+            no_headers=no_headers,
+        )
+        err.print(f"{agreed} probe(s) agree, {len(disagreements)} disagree", markup=False)
+    elif output is ListOutput.TABLE:
         out.print(f"{agreed} probe(s) agree, {len(disagreements)} disagree", markup=False)
         if disagreements:
             grid = Table()
@@ -167,6 +186,23 @@ def compare_command(
                     for d in disagreements
                 ],
             },
-            output,
+            Output(output.value),
         )
     raise typer.Exit(EXIT_FINDING if disagreements else EXIT_OK)
+
+
+DISAGREEMENT_COLUMNS = (
+    Column("PROBE"),
+    Column("PREDICTED"),
+    Column("OBSERVED"),
+    Column("SOURCE", wide=True),
+    Column("DESTINATION", wide=True),
+    Column("PORT", wide=True),
+)
+
+
+def _probe_ends(probe_id: str) -> list[str]:
+    """Source, destination and port of a probe id `SRC>DST:PORT/PROTOCOL` (blank otherwise)."""
+    src, sep, rest = probe_id.partition(">")
+    dst, colon, port = rest.rpartition(":")
+    return [src, dst, port] if sep and colon else ["", "", ""]

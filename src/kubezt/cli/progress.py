@@ -4,14 +4,14 @@ stdout is never mixed with it and logs never fill with it."""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-import typer
 from rich.console import Console
 
-from kubezt.cli.common import err
+from kubezt.cli.common import QuietOpt, err
 
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not show progress on stderr.")]
+__all__ = ["Progress", "QuietOpt", "shown"]
 
 
 class Progress:
@@ -34,6 +34,17 @@ class Progress:
         self._last = now
         self._show(f"{stage}: {done}/{total}")
 
+    def reading(self, kind: str, done: int, total: int, objects: int) -> None:
+        """A live read's callback (`kubezt.live.read.ReadProgress`): the kind being read, the
+        kinds read before it, the kinds to read and the objects read so far."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        self._show(f"reading the cluster: {kind} ({done + 1}/{total} kinds), {objects:,} objects")
+
     def _show(self, text: str) -> None:
         if not self.enabled:
             return
@@ -45,3 +56,14 @@ class Progress:
         if self.enabled:
             self.console.file.write("\r\x1b[2K")
             self.console.file.flush()
+
+
+@contextmanager
+def shown(quiet: bool, text: str) -> Iterator[None]:
+    """Show one stage of work (`loading manifests…`, with the seconds spent) while it runs."""
+    progress = Progress(quiet)
+    progress.stage(text)
+    try:
+        yield
+    finally:
+        progress.done()

@@ -114,6 +114,28 @@ def nearest(console: Console, rule: NearestRule) -> None:
         )
 
 
+def step_rows(verdict: Verdict) -> list[list[str]]:
+    """The steps of an explanation as listing rows: layer, direction, effect, reason, detail,
+    and where the deciding object is written."""
+    rows = []
+    for step in verdict.steps:
+        where = ""
+        if step.source is not None and step.source.location is not None:
+            where = str(step.source.location)
+            where += f" {step.source.path}" if step.source.path else ""
+        rows.append(
+            [
+                step.layer.value,
+                step.direction.value.lower() if step.direction is not None else "",
+                step.effect.value,
+                step.reason,
+                step.detail,
+                where,
+            ]
+        )
+    return rows
+
+
 def explanation(
     console: Console, src: str, dst: str, port: int, protocol: str, verdict: Verdict
 ) -> None:

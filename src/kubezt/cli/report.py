@@ -18,7 +18,7 @@ from kubezt.cli.common import (
     load_options,
     load_paths,
 )
-from kubezt.cli.progress import Progress, QuietOpt
+from kubezt.cli.progress import Progress
 from kubezt.engine.reach import Reachability, evaluate
 from kubezt.report.atomic import write_atomic
 from kubezt.report.html import DEFAULT_BUDGET, diff_data, render_html, report_data
@@ -46,7 +46,6 @@ def report_command(
     output: OutFileOpt = "report.html",
     title: TitleOpt = None,
     explain_budget: BudgetOpt = DEFAULT_BUDGET,
-    quiet: QuietOpt = False,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """One HTML file that opens offline (no network, everything inlined): the connectivity
@@ -59,7 +58,7 @@ def report_command(
     kubezt report examples/shop -o report.html
 
     Exit codes: 0 written, 2 invalid input."""
-    progress = Progress(quiet)
+    progress = Progress(options.quiet)
     progress.stage("loading manifests")
     loaded = load_paths(paths, options)
     progress.stage("evaluating every connection")

@@ -14,7 +14,6 @@ from kubezt.cli.common import (
     EXIT_OK,
     LoadOptions,
     Output,
-    OutputOpt,
     PathsArg,
     emit,
     err,
@@ -25,6 +24,15 @@ from kubezt.cli.common import (
 )
 from kubezt.cli.compile import IntentArg, ModeOpt
 from kubezt.cli.pipes import decided
+from kubezt.cli.progress import shown
+from kubezt.cli.tables import (
+    Column,
+    ListOutput,
+    ListOutputOpt,
+    NoHeadersOpt,
+    plain,
+    write_listing,
+)
 from kubezt.dialects.intent import load_intent
 from kubezt.errors import Diagnostic
 from kubezt.ir.intent import Mode
@@ -38,11 +46,14 @@ def verify_command(
     intent_path: IntentArg,
     paths: PathsArg = None,
     mode: ModeOpt = None,
-    output: OutputOpt = Output.TABLE,
+    output: ListOutputOpt = ListOutput.TABLE,
+    no_headers: NoHeadersOpt = False,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Compare manifests and workloads with an intent: every connection (and HTTP request) the
     cluster allows that the intent does not grant, and every granted one it blocks.
+
+    -o wide or --no-headers list one difference per row (the verdict goes to stderr).
 
     Exit code 0 no difference, 1 differences, 2 input error."""
     intent = guarded(lambda: load_intent(intent_path, Mode(mode.value) if mode else None))
@@ -52,13 +63,72 @@ def verify_command(
             options, root_namespace=intent.root_namespace, trust_domain=intent.trust_domain
         ),
     )
-    result = guarded(lambda: verify(intent, loaded.model, Mode(mode.value) if mode else None))
+    with shown(options.quiet, "checking every connection against the intent"):
+        result = guarded(lambda: verify(intent, loaded.model, Mode(mode.value) if mode else None))
     decided(EXIT_OK if result.ok else EXIT_FINDING)
-    if output is Output.TABLE:
+    if plain(output, no_headers):
+        wide = output is ListOutput.WIDE
+        write_listing(
+            DIFFERENCE_COLUMNS, difference_rows(result, wide), wide=wide, no_headers=no_headers
+        )
+        for note in result.notes:
+            err.print(f"note: {note}", markup=False)
+        err.print(_verdict(result), markup=False)
+    elif output is ListOutput.TABLE:
         _table(result)
     else:
-        emit(verify_document(result, loaded.warnings), output)
+        emit(verify_document(result, loaded.warnings), Output(output.value))
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FINDING)
+
+
+DIFFERENCE_COLUMNS = (
+    Column("DIFFERENCE"),
+    Column("SOURCE"),
+    Column("DESTINATION"),
+    Column("PORT"),
+    Column("REQUESTS"),
+    Column("ENTRY", wide=True),
+    Column("DENIED BY", wide=True),
+    Column("DETAIL", wide=True),
+)
+
+
+def difference_rows(result: VerifyResult, wide: bool) -> list[list[str]]:
+    """One row per difference (wide: the requests themselves, the intent entry, the layer
+    that denied and the detail)."""
+    return [
+        [
+            d.kind.value,
+            d.src,
+            d.dst,
+            f"{d.port}/{d.protocol}" if d.port else "",
+            _requests_cell(d, wide),
+            d.entry,
+            d.denied_by,
+            d.detail,
+        ]
+        for d in result.differences
+    ]
+
+
+def _verdict(result: VerifyResult) -> str:
+    verdict = (
+        "matches the intent"
+        if result.ok
+        else f"differs from the intent in {len(result.differences)} place(s)"
+    )
+    return f"{result.checked} connections and requests checked: the cluster {verdict}"
+
+
+def _requests_cell(diff: Difference, wide: bool) -> str:
+    """`all` (the whole connection), or the requests that differ (how many; wide: which)."""
+    if diff.requests is None:
+        return _requests(diff)
+    if not wide:
+        return f"some ({len(diff.requests)})"
+    return "; ".join(
+        f"{r.method} {r.path}" + (f" host={r.host}" if r.host else "") for r in diff.requests
+    )
 
 
 def _requests(diff: Difference) -> str:
@@ -97,14 +167,7 @@ def _table(result: VerifyResult) -> None:
         out.print(table)
     for note in result.notes:
         err.print(f"note: {note}", markup=False)
-    verdict = (
-        "matches the intent"
-        if result.ok
-        else f"differs from the intent in {len(result.differences)} place(s)"
-    )
-    out.print(
-        f"{result.checked} connections and requests checked: the cluster {verdict}", markup=False
-    )
+    out.print(_verdict(result), markup=False)
 
 
 def verify_document(result: VerifyResult, warnings: tuple[Diagnostic, ...] = ()) -> dict[str, Any]:

@@ -472,14 +472,10 @@ class _Resolver:
     def _conflicts(self, grants: list[Grant]) -> None:
         """Two entries granting one caller the same port of one service, where either allows
         every request: one of them is redundant or says the opposite of the other."""
-        for i, later in enumerate(grants):
-            for earlier in grants[:i]:
-                if (earlier.caller, earlier.service, earlier.from_gateway) != (
-                    later.caller,
-                    later.service,
-                    later.from_gateway,
-                ):
-                    continue
+        seen: dict[tuple[Identity, ServiceRef, bool], list[Grant]] = {}
+        for later in grants:
+            same = seen.setdefault((later.caller, later.service, later.from_gateway), [])
+            for earlier in list(same):
                 common = sorted(set(earlier.ports) & set(later.ports))
                 if not common or (earlier.http is not None and later.http is not None):
                     continue
@@ -493,6 +489,7 @@ class _Resolver:
                     f"{common[0]} of {later.service}; {broad.entry} allows every request there",
                     hint="merge the entries, or remove the broader one",
                 )
+            same.append(later)
 
     def _grant_path(self, grant: Grant) -> tuple[PathPart, ...]:
         return self.grant_paths.get(grant.entry, ("spec",))

@@ -7,7 +7,8 @@ is its longest prefix: Deployment → ReplicaSet → Pod names are built that wa
 addresses the manifests give pods), by Istio principal (`<td>/ns/<ns>/sa/<sa>`, when exactly one
 workload runs as that ServiceAccount), and by labels (the one workload of the namespace whose
 pod labels the end carries). An end outside the cluster (Calico `pub`/`pvt`/`net`, Hubble
-`reserved:world`, an address no pod has) is external; a host endpoint or the node is a node.
+`reserved:world`, an address no pod has) is external; a host endpoint or the node is a node;
+Hubble's `reserved:kube-apiserver`, or an address given as the API server's, is the API server.
 Pure: no I/O.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -55,13 +57,18 @@ class Resolved:
 class FlowJoin:
     """Resolves flow ends against one model; results are cached per distinct end."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, api_server: Sequence[str] = ()) -> None:
         self.model = model
+        self.api_server = tuple(ipaddress.ip_network(c, strict=False) for c in api_server)
+        """Addresses of the API server (`--api-server`): flow logs that name only addresses
+        (Envoy, ztunnel) show its calls into admission webhooks from these."""
         self._by_ns: dict[str, list[Workload]] = defaultdict(list)
         self._by_ip: dict[str, Workload] = {}
         self._by_sa: dict[tuple[str, str], list[Workload]] = defaultdict(list)
+        self._named: dict[tuple[str, str], Workload] = {}
         for w in model.topology.workloads:
             self._by_ns[w.namespace].append(w)
+            self._named.setdefault((w.namespace, w.name), w)
             self._by_sa[(w.namespace, w.service_account)].append(w)
             for ip in w.ips:
                 self._by_ip[ip] = w
@@ -84,6 +91,8 @@ class FlowJoin:
                 return Resolved(EndClass.WORKLOAD, w, end.ip)
         if end.ip and end.ip in self._by_ip:
             return Resolved(EndClass.WORKLOAD, self._by_ip[end.ip], end.ip)
+        if end.ip and self.api_server and not end.name and _within(end.ip, self.api_server):
+            return Resolved(EndClass.API_SERVER, ip=end.ip)
         if end.principal:
             parts = end.principal.split("/")
             if len(parts) == 5 and parts[1] == "ns" and parts[3] == "sa":
@@ -118,18 +127,20 @@ class FlowJoin:
         else (for an aggregate) the first Pod whose name the aggregate's prefix begins."""
         aggregate = name.endswith("*")
         stem = name.removesuffix("*")
-        best: Workload | None = None
-        pods: list[Workload] = []
-        for w in self._by_ns.get(namespace, ()):
-            if w.name == stem:
+        # The workload named `stem`, else the longest `-`-separated prefix of it that names one
+        # (the first workload of that name, in manifest order).
+        prefix = stem
+        while prefix:
+            w = self._named.get((namespace, prefix))
+            if w is not None and (prefix == stem or stem.startswith(prefix + "-")):
                 return w
-            if stem.startswith(w.name + "-") and (best is None or len(w.name) > len(best.name)):
-                best = w
-            elif aggregate and w.kind == "Pod" and w.name.startswith(stem):
-                pods.append(w)
-        if best is None and pods:
-            best = min(pods, key=lambda w: w.name)
-        return best
+            prefix = prefix.rpartition("-")[0]
+        if not aggregate:
+            return None
+        pods = [
+            w for w in self._by_ns.get(namespace, ()) if w.kind == "Pod" and w.name.startswith(stem)
+        ]
+        return min(pods, key=lambda w: w.name) if pods else None
 
 
 INTERNAL_RANGES = tuple(
@@ -137,6 +148,16 @@ INTERNAL_RANGES = tuple(
     for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
 """RFC 1918, CGNAT and ULA ranges: where cluster pod and service addresses live."""
+
+
+def _within(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks if net.version == ip.version)
 
 
 def _public(address: str) -> bool:

@@ -106,6 +106,12 @@ class _Call:
     overflow: bool = False
 
 
+@dataclass(slots=True)
+class _Outside:
+    ports: set[int] = field(default_factory=set)
+    evidence: Evidence = field(default_factory=Evidence)
+
+
 @dataclass(frozen=True, slots=True)
 class LearnResult:
     intent: Intent
@@ -124,11 +130,12 @@ class LearnResult:
 class Learner:
     """Accumulates flows; `finish()` returns the intent."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, api_server: Sequence[str] = ()) -> None:
         self.model = model
-        self.join = FlowJoin(model)
+        self.join = FlowJoin(model, api_server)
         self.calls: dict[tuple[str, str, int, Protocol], _Call] = {}
-        self.egress: dict[tuple[str, Protocol], dict[str, object]] = {}
+        self.egress: dict[tuple[str, Protocol], dict[tuple[str, str], _Outside]] = {}
+        """(caller, protocol) → destination (`cidr`/`host`, address or name) → its ports."""
         self.api_callers: dict[str, Evidence] = defaultdict(Evidence)
         self.webhooks: dict[tuple[str, int, str], Evidence] = defaultdict(Evidence)
         self.platform: dict[str, Evidence] = defaultdict(Evidence)
@@ -178,6 +185,13 @@ class Learner:
             else:
                 self.platform["kubelet-probes"].add(record)
             return
+        if src.workload is not None and (
+            proxy_role(src.workload, self.model.mesh) is ProxyRole.WAYPOINT
+        ):
+            # ztunnel's log of a waypoint's hop to the pod: the waypoint's own access log names
+            # the client; HBONE from the waypoint is granted with each call through it.
+            self.platform["waypoint-hops"].add(record)
+            return
         if src.workload is None:  # from outside the cluster straight to a pod
             self.outside[f"{src.label} → {dst.label}:{record.port}"].add(record)
             return
@@ -186,17 +200,17 @@ class Learner:
             self.api_callers[src.workload.id].add(record)
             return
         if dst.kind is EndClass.EXTERNAL:
-            slot = self.egress.setdefault(
-                (src.workload.id, record.protocol),
-                {"ports": set(), "cidrs": set(), "hosts": set(), "evidence": Evidence()},
-            )
-            slot["ports"].add(record.port)  # type: ignore[attr-defined]
-            if dst.ip:
-                slot["cidrs"].add(dst.ip)  # type: ignore[attr-defined]
+            dests = self.egress.setdefault((src.workload.id, record.protocol), {})
             host = record.host.rsplit(":", 1)[0] if record.host else ""
+            targets = [("cidr", dst.ip)] if dst.ip else []
             if host and not _is_ip(host):
-                slot["hosts"].add(host)  # type: ignore[attr-defined]
-            slot["evidence"].add(record)  # type: ignore[attr-defined]
+                targets.append(("host", host))
+            for dest in targets or [("", "")]:  # ("", ""): the log names no outside address
+                slot = dests.get(dest)
+                if slot is None:
+                    slot = dests[dest] = _Outside()
+                slot.ports.add(record.port)
+                slot.evidence.add(record)
             return
         if dst.kind is not EndClass.WORKLOAD or dst.workload is None:
             return
@@ -243,11 +257,17 @@ class Learner:
         evidence: dict[str, Evidence] = {}
         names: set[str] = set()
 
+        by_namespace: dict[str, list[Service]] = defaultdict(list)
+        for s in scaffold.services:
+            by_namespace[s.namespace].append(s)
+        service_cache: dict[str, Service | None] = {}
+
         def service_of(w: Workload) -> Service | None:
-            for s in scaffold.services:
-                if s.namespace == w.namespace and s.selector.matches(w.labels):
-                    return s
-            return None
+            if w.id not in service_cache:
+                service_cache[w.id] = next(
+                    (s for s in by_namespace[w.namespace] if s.selector.matches(w.labels)), None
+                )
+            return service_cache[w.id]
 
         def port_of(s: Service, number: int, protocol: Protocol) -> Port:
             found = s.port(number, protocol)
@@ -334,33 +354,39 @@ class Learner:
             )
             evidence[entry] = grouped_evidence[key]
         egress: list[Egress] = []
-        for (src_id, protocol), slot in sorted(self.egress.items(), key=lambda kv: str(kv[0])):
+        for (src_id, protocol), dests in sorted(self.egress.items(), key=lambda kv: str(kv[0])):
             caller = service_of(self.workloads[src_id])
-            ev = slot["evidence"]
-            assert isinstance(ev, Evidence)
             if caller is None:
                 notes.append(f"{src_id}: egress outside the cluster from a workload out of scope")
                 continue
-            cidrs = sorted(_host_cidr(ip) for ip in slot["cidrs"])  # type: ignore[attr-defined]
-            hosts = sorted(slot["hosts"])  # type: ignore[call-overload]
-            if not cidrs and not hosts:
+            unnamed = dests.get(("", ""))
+            if unnamed is not None:
                 notes.append(
                     f"{src_id}: connections to addresses outside the cluster on ports "
-                    f"{sorted(slot['ports'])} ({ev.where}), but the log names no address; add "  # type: ignore[call-overload]
-                    "spec.egress by hand"
+                    f"{sorted(unnamed.ports)} ({unnamed.evidence.where}), but the log names no "
+                    "address; add spec.egress by hand"
                 )
-                continue
-            entry = "egress/" + unique(f"{caller.name}-egress")
-            egress.append(
-                Egress(
-                    entry=entry,
-                    caller=caller.identity,
-                    ports=tuple(Port(p, protocol) for p in sorted(slot["ports"])),  # type: ignore[call-overload]
-                    cidrs=tuple(cidrs),
-                    hosts=tuple(hosts),
+            # Destinations seen on the same ports share an entry: every (destination, port) an
+            # entry grants was seen.
+            by_ports: dict[frozenset[int], list[tuple[str, str]]] = defaultdict(list)
+            for dest, slot in dests.items():
+                if dest != ("", ""):
+                    by_ports[frozenset(slot.ports)].append(dest)
+            for numbers, same in sorted(by_ports.items(), key=lambda kv: sorted(kv[0])):
+                ev = Evidence()
+                for dest in same:
+                    ev.merge(dests[dest].evidence)
+                entry = "egress/" + unique(f"{caller.name}-egress")
+                egress.append(
+                    Egress(
+                        entry=entry,
+                        caller=caller.identity,
+                        ports=tuple(Port(n, protocol) for n in sorted(numbers)),
+                        cidrs=tuple(sorted(_host_cidr(v) for k, v in same if k == "cidr")),
+                        hosts=tuple(sorted(v for k, v in same if k == "host")),
+                    )
                 )
-            )
-            evidence[entry] = ev
+                evidence[entry] = ev
         exceptions: list[Exemption] = []
         by_target: dict[tuple[str, int], list[str]] = defaultdict(list)
         for dst_id, number, ip in sorted(self.webhooks):

@@ -1,8 +1,8 @@
 """Observed traffic: one record per flow-log line, whatever tool wrote it.
 
-The readers in `kubezt.dialects.flows` turn Calico (Goldmane/Whisker), Istio/Envoy access-log
-and Hubble lines into `FlowRecord`s; `learn` folds them into an intent and `replay` puts each
-one through the evaluator. Pure, frozen data.
+The readers in `kubezt.dialects.flows` turn Calico (Goldmane/Whisker), Istio/Envoy (sidecar
+and waypoint) access-log, ztunnel access-log and Hubble lines into `FlowRecord`s; `learn`
+folds them into an intent and `replay` puts each one through the evaluator. Pure, frozen data.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ class FlowFormat(StrEnum):
     """Istio/Envoy access logs: Istio's default text format or its JSON encoding."""
     HUBBLE = "hubble"
     """Cilium Hubble flows: `hubble observe -o jsonpb` (or `-o json`) lines."""
+    ZTUNNEL = "ztunnel"
+    """Istio ambient ztunnel access logs: its text lines or its JSON lines."""
 
 
 class Observed(StrEnum):
@@ -77,7 +79,8 @@ class FlowRecord:
     path: str = ""
     host: str = ""
     reporter: str = ""
-    """`src`/`dst` (Calico), `inbound`/`outbound` (Envoy), `ingress`/`egress` (Hubble)."""
+    """`src`/`dst` (Calico), `inbound`/`outbound` (Envoy sidecar, ztunnel), `waypoint`,
+    `ingress`/`egress` (Hubble)."""
     policies: tuple[str, ...] = ()
     """Policy hits the log names (`tier/kind/namespace/name#rule=action`)."""
 

@@ -26,7 +26,7 @@ evaluates with a policy kind silently missing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,17 +202,32 @@ def plan(session: Session) -> Plan:
     )
 
 
-def read_objects(session: Session, what: Plan) -> Iterator[dict[str, Any]]:
-    """Every object of the plan, as the JSON the server returned (with apiVersion and kind)."""
-    for res, version in what.resources:
+ReadProgress = Callable[[str, int, int, int], None]
+"""Told, as a read goes: the kind being read (its plural), how many kinds were read before it,
+how many kinds there are to read, and how many objects were read so far."""
+
+
+def read_objects(
+    session: Session, what: Plan, progress: ReadProgress | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every object of the plan, as the JSON the server returned (with apiVersion and kind);
+    `progress` is told of each kind as it starts and of each object read."""
+    count = 0
+    kinds = len(what.resources)
+    for done, (res, version) in enumerate(what.resources):
         api_version = version if not res.group else f"{res.group}/{version}"
         path = f"{res.base(version)}/{res.plural}"
+        if progress is not None:
+            progress(res.plural, done, kinds, count)
         for item in session.list(path, resource=f"{res.plural}.{res.group or 'core'}"):
             item["apiVersion"] = api_version
             item["kind"] = res.kind
             meta = item.get("metadata")
             if isinstance(meta, dict):
                 meta.pop("managedFields", None)
+            count += 1
+            if progress is not None:
+                progress(res.plural, done, kinds, count)
             yield item
     if what.mesh_config:
         namespace, name = MESH_CONFIG
@@ -300,12 +315,12 @@ def origin(context: str, obj: dict[str, Any]) -> str:
     return f"cluster:{context} {obj.get('kind')} {ref}"
 
 
-def documents(session: Session, what: Plan) -> list[Document]:
+def documents(session: Session, what: Plan, progress: ReadProgress | None = None) -> list[Document]:
     """The cluster's objects as documents for the dialect readers; each origin names the
     object as stored (what `kubectl get` shows)."""
     objects: list[dict[str, Any]] = []
     origins: list[str] = []
-    for obj in read_objects(session, what):
+    for obj in read_objects(session, what, progress):
         where = origin(session.context, obj)
         if obj["apiVersion"].startswith(("crd.projectcalico.org/", "projectcalico.org/")):
             if str((obj.get("metadata") or {}).get("name", "")).startswith(CALICO_VIEW_PREFIXES):
@@ -343,17 +358,20 @@ class Snapshot:
         return load_parsed(docs, (f"cluster:{self.context}", *files), sink)
 
 
-def snapshot(session: Session) -> Snapshot:
+def snapshot(session: Session, progress: ReadProgress | None = None) -> Snapshot:
     what = plan(session)
-    return Snapshot(session.context, tuple(documents(session, what)), what.warnings)
+    return Snapshot(session.context, tuple(documents(session, what, progress)), what.warnings)
 
 
 def load_cluster(
-    session: Session, extra: Iterable[Document] = (), files: tuple[str, ...] = ()
+    session: Session,
+    extra: Iterable[Document] = (),
+    files: tuple[str, ...] = (),
+    progress: ReadProgress | None = None,
 ) -> LoadResult:
     """The cluster's model (warnings about absent products included), with `extra` documents
-    applied over it."""
-    return snapshot(session).load(extra, files)
+    applied over it; `progress` is told how the read goes."""
+    return snapshot(session, progress).load(extra, files)
 
 
 def _key(obj: Any) -> tuple[str, str, str, str]:

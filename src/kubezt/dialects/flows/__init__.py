@@ -3,8 +3,9 @@
 | module | format |
 |---|---|
 | `calico.py` | Calico open-source flow logs (Goldmane `Flow`, Whisker `/flows`), JSON lines |
-| `envoy.py` | Istio/Envoy access logs, Istio's default text format and JSON encoding |
+| `envoy.py` | Istio/Envoy access logs of sidecars and waypoints, Istio's text format or JSON |
 | `hubble.py` | Cilium Hubble, `hubble observe -o jsonpb` / `-o json` lines |
+| `ztunnel.py` | Istio ambient ztunnel access logs, its text lines and JSON lines |
 
 `read_flows(paths)` streams `FlowRecord`s from plain or gzip files (or stdin), one line at a
 time (constant memory), detecting each file's format from its first line unless one is given.
@@ -23,6 +24,7 @@ from kubezt.dialects.flows._lines import JSONDecodeError, Progress, loads, numbe
 from kubezt.dialects.flows.calico import parse_calico
 from kubezt.dialects.flows.envoy import parse_envoy_fields, parse_envoy_text
 from kubezt.dialects.flows.hubble import parse_hubble
+from kubezt.dialects.flows.ztunnel import TEXT_START, parse_ztunnel_fields, parse_ztunnel_text
 from kubezt.errors import Diagnostic, Location, Severity
 from kubezt.ir.flows import FlowFormat, FlowRecord
 
@@ -54,6 +56,8 @@ def detect_format(line: str) -> FlowFormat | None:
     stripped = line.lstrip()
     if stripped.startswith("[") and '"' in stripped:
         return FlowFormat.ENVOY
+    if TEXT_START.match(stripped):
+        return FlowFormat.ZTUNNEL
     if not stripped.startswith("{"):
         return None
     try:
@@ -68,6 +72,8 @@ def detect_format(line: str) -> FlowFormat | None:
         return FlowFormat.HUBBLE
     if "upstream_cluster" in doc or "downstream_remote_address" in doc:
         return FlowFormat.ENVOY
+    if "scope" in doc and "level" in doc and "message" in doc:
+        return FlowFormat.ZTUNNEL
     if any(k in doc for k in ("Key", "key", "dest_name", "source_name", "dest_port", "flow")):
         return FlowFormat.CALICO
     return None
@@ -93,10 +99,17 @@ def _envoy(line: str, file: str, number: int) -> FlowRecord | None:
     return parse_envoy_text(line, file, number)
 
 
+def _ztunnel(line: str, file: str, number: int) -> FlowRecord | None:
+    if line.lstrip().startswith("{"):
+        return _json(parse_ztunnel_fields)(line, file, number)
+    return parse_ztunnel_text(line, file, number)
+
+
 PARSERS: dict[FlowFormat, Parser] = {
     FlowFormat.CALICO: _json(parse_calico),
     FlowFormat.ENVOY: _envoy,
     FlowFormat.HUBBLE: _json(parse_hubble),
+    FlowFormat.ZTUNNEL: _ztunnel,
 }
 
 
@@ -124,7 +137,8 @@ def read_flows(
                         stats.add_bad(
                             path,
                             number,
-                            "not a flow record of a known format (Calico, Envoy or Hubble); "
+                            "not a flow record of a known format (Calico, Envoy, Hubble or "
+                            "ztunnel); "
                             "use --format",
                         )
                         continue

@@ -18,21 +18,24 @@ PROTOCOL_NUMBERS = {"6": Protocol.TCP, "17": Protocol.UDP, "132": Protocol.SCTP}
 
 
 def field(doc: Mapping[str, Any], *names: str) -> Any:
-    """The first of `names` present in `doc` (upstream spellings differ between the proto
-    field name and its JSON name), else None."""
+    """The first of `names` present (and not null) in `doc` (upstream spellings differ between
+    the proto field name and its JSON name), else None. Readers are handed `dict`s (JSON
+    objects, regex groups)."""
     for name in names:
-        if name in doc:
-            return doc[name]
+        value = doc.get(name)
+        if value is not None:
+            return value
     return None
 
 
 def text(doc: Mapping[str, Any], *names: str) -> str:
-    value = field(doc, *names)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BadLine(f"{names[0]}: expected a string, got {value!r}")
-    return value
+    for name in names:
+        value = doc.get(name)
+        if value is not None:
+            if isinstance(value, str):
+                return value
+            raise BadLine(f"{names[0]}: expected a string, got {value!r}")
+    return ""
 
 
 def integer(doc: Mapping[str, Any], *names: str, required: bool = False) -> int:
@@ -79,7 +82,7 @@ def timestamp(value: Any, name: str) -> float | None:
         raise BadLine(f"{name}: expected a time, got {value!r}")
     if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
     if isinstance(value, str):
         if value.isdigit():
@@ -96,7 +99,7 @@ def labels(value: Any, name: str) -> tuple[tuple[str, str], ...]:
     if value is None or value == "":
         return ()
     items: list[str]
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return tuple(sorted((str(k), str(v)) for k, v in value.items()))
     if isinstance(value, str):
         items = [part.strip() for part in value.split("|")]

@@ -37,14 +37,14 @@ from kubezt.ir.flows import FlowEnd, FlowRecord, Observed
 
 def parse_calico(doc: Any, file: str, line: int) -> FlowRecord | None:
     """The flow of one line; None for an ICMP flow (no port)."""
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, dict):
         raise BadLine(f"expected a JSON object, got {type(doc).__name__}")
-    if "flow" in doc and isinstance(doc["flow"], Mapping):  # a FlowResult {id, flow}
+    if "flow" in doc and isinstance(doc["flow"], dict):  # a FlowResult {id, flow}
         doc = doc["flow"]
     key = field(doc, "Key", "key")
     if key is None:
         key = doc
-    elif not isinstance(key, Mapping):
+    elif not isinstance(key, dict):
         raise BadLine(f"Key: expected an object, got {key!r}")
     action = text(key, "action").lower()
     observed = {"allow": Observed.ALLOWED, "deny": Observed.DENIED, "drop": Observed.DENIED}
@@ -100,14 +100,14 @@ def _kind(key: Mapping[str, Any], end: str) -> str:
 def _policies(trace: Any) -> tuple[str, ...]:
     if trace is None:
         return ()
-    if not isinstance(trace, Mapping):
+    if not isinstance(trace, dict):
         raise BadLine(f"policies: expected an object, got {trace!r}")
     hits = field(trace, "enforced_policies", "enforcedPolicies", "enforced") or []
     if not isinstance(hits, list):
         raise BadLine(f"policies.enforced_policies: expected a list, got {hits!r}")
     out = []
     for hit in hits:
-        if not isinstance(hit, Mapping):
+        if not isinstance(hit, dict):
             raise BadLine(f"policies.enforced_policies: expected objects, got {hit!r}")
         namespace = text(hit, "namespace")
         name = f"{namespace}/{text(hit, 'name')}" if namespace else text(hit, "name")
