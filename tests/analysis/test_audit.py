@@ -6,7 +6,10 @@ naming). A fail fixture lists, in its header, every finding of its rule it must 
 
     # expect: KZT301 | Kubernetes NetworkPolicy shop/db | 31 | spec.ingress[0].from[0]
 
-(rule, object, line, and the field path when the finding has one).
+(rule, object, line, and the field path when the finding has one), and optionally what the
+finding at a line must say:
+
+    # says: 31 | from pods running as ServiceAccount monitor
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from kubezt.errors import Location
 CASES = Path(__file__).resolve().parents[1] / "cases" / "audit"
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
 EXPECT = re.compile(r"^#\s*expect:\s*(KZT\d{3})\s*\|\s*([^|]+?)\s*\|\s*(\d+)\s*(?:\|\s*(\S+)\s*)?$")
+SAYS = re.compile(r"^#\s*says:\s*(\d+)\s*\|\s*(.+?)\s*$")
 FAMILIES = {
     "1": "isolation",
     "2": "mtls",
@@ -84,6 +88,24 @@ def test_fail_fixture_reports_exactly_the_expected_findings(rule_id: str, path: 
     assert got == wanted
     for f in report.findings:
         assert f.location is not None and f.location.file == str(path), f
+    for line, text in said(path):
+        messages = [
+            f.message
+            for f in report.findings
+            if f.rule_id == rule_id and f.location is not None and f.location.line == line
+        ]
+        assert any(text in m for m in messages), (line, text, messages)
+
+
+def said(path: Path) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        m = SAYS.match(line)
+        if m:
+            out.append((int(m.group(1)), m.group(2)))
+    return out
 
 
 @pytest.mark.parametrize(("rule_id", "path"), fixtures("pass"))

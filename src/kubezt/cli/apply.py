@@ -52,9 +52,10 @@ def _source_objects(
                 objects += [d for d in yaml.safe_load_all(file.read_text("utf-8")) if d]
             except (OSError, yaml.YAMLError) as exc:
                 usage_error(f"{file}: {exc}")
-        intent = guarded(lambda: load_intent(intent_path)) if intent_path else None
+        chosen = Mode(mode.value) if mode else None
+        intent = guarded(lambda: load_intent(intent_path, chosen)) if intent_path else None
         return objects, intent, str(path)
-    intent = guarded(lambda: load_intent(source))
+    intent = guarded(lambda: load_intent(source, Mode(mode.value) if mode else None))
     compiled = guarded(lambda: compile_intent(intent, mode=Mode(mode.value) if mode else None))
     return list(compiled.objects()), compiled.intent, f"compiled:{source}"
 

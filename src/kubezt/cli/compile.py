@@ -79,7 +79,7 @@ def compile_command(
 ) -> None:
     """Generate the Kubernetes, Calico and Istio manifests that enforce an intent, in both
     layers, in rollout order. Exit codes: 0 written, 2 invalid intent or unsupported."""
-    intent = guarded(lambda: load_intent(intent_path))
+    intent = guarded(lambda: load_intent(intent_path, Mode(mode.value) if mode else None))
     compiled = guarded(
         lambda: compile_intent(
             intent,

@@ -56,7 +56,7 @@ def verify_command(
     -o wide or --no-headers list one difference per row (the verdict goes to stderr).
 
     Exit code 0 no difference, 1 differences, 2 input error."""
-    intent = guarded(lambda: load_intent(intent_path))
+    intent = guarded(lambda: load_intent(intent_path, Mode(mode.value) if mode else None))
     loaded = load_paths(
         paths,
         dataclasses.replace(

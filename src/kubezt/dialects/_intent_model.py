@@ -106,6 +106,13 @@ class CallerModel(_Model):
     )
 
 
+class IdentityModel(_Model):
+    """A workload identity outside any call: a ServiceAccount in a namespace (both required)."""
+
+    service_account: DnsLabel = Field(description="The ServiceAccount.")
+    namespace: DnsLabel = Field(description="Its namespace.")
+
+
 PortList = list[Annotated[int, Field(ge=1, le=65535)]]
 
 
@@ -151,7 +158,7 @@ class EgressModel(_Model):
     """Connections from a workload identity to destinations outside the cluster."""
 
     name: DnsLabel | None = None
-    from_: CallerModel = Field(alias="from")
+    from_: IdentityModel = Field(alias="from")
     to: EgressTargetModel
     ports: PortList = Field(min_length=1)
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
@@ -171,11 +178,11 @@ class IstiodModel(_Model):
 
 
 class KubeApiServerModel(_Model):
-    from_: list[CallerModel] = Field(default_factory=list, alias="from")
+    from_: list[IdentityModel] = Field(default_factory=list, alias="from")
 
 
 class MetricsModel(_Model):
-    from_: CallerModel = Field(alias="from", description="The Prometheus identity.")
+    from_: IdentityModel = Field(alias="from", description="The Prometheus identity.")
     proxy_ports: PortList = Field(default_factory=lambda: [15020, 15090])
 
 
@@ -201,13 +208,15 @@ class ExceptionModel(_Model):
 
 
 class MeshModel(_Model):
-    mode: Literal["sidecar", "ambient"]
+    mode: Literal["sidecar", "ambient"] | None = Field(
+        default=None, description="Required unless the command is given --mode."
+    )
     trust_domain: str = Field(default="cluster.local", pattern=TRUST_DOMAIN, max_length=255)
     root_namespace: DnsLabel = "istio-system"
 
 
 class SpecModel(_Model):
-    mesh: MeshModel
+    mesh: MeshModel = Field(default_factory=MeshModel)
     namespaces: list[DnsLabel] = Field(min_length=1)
     services: list[ServiceModel] = Field(default_factory=list)
     calls: list[CallModel] = Field(default_factory=list)

@@ -20,6 +20,7 @@ from kubezt.dialects._intent_model import (
     KIND,
     CallerModel,
     HttpModel,
+    IdentityModel,
     IntentModel,
     PortModel,
     closest_field,
@@ -68,8 +69,9 @@ from kubezt.ir.topology import Labels
 # --- reading ---------------------------------------------------------------------------------
 
 
-def load_intent(path: str) -> Intent:
-    """Read and resolve the intent in the file at `path` (`-` for stdin).
+def load_intent(path: str, mode: Mode | None = None) -> Intent:
+    """Read and resolve the intent in the file at `path` (`-` for stdin); `mode` (the
+    command's --mode) stands in for a missing `spec.mesh.mode`.
 
     Raises `InputError` with every problem found, each located at its file:line:col.
     """
@@ -89,10 +91,10 @@ def load_intent(path: str) -> Intent:
             )
         )
         sink.raise_if_errors()
-    return parse_intent(docs[0])
+    return parse_intent(docs[0], mode)
 
 
-def parse_intent(doc: Document) -> Intent:
+def parse_intent(doc: Document, mode: Mode | None = None) -> Intent:
     """Validate one document against the format and resolve it into an `Intent`."""
     sink = DiagnosticSink()
     obj = _object_ref(doc.data)
@@ -115,7 +117,7 @@ def parse_intent(doc: Document) -> Intent:
             sink.add(pydantic_diagnostic(doc, obj, error))
         raise InputError(sorted(sink.items, key=Diagnostic.sort_key)) from None
     sink.raise_if_errors()
-    intent = _Resolver(doc, model, sink, obj).resolve()
+    intent = _Resolver(doc, model, sink, obj, mode).resolve()
     sink.raise_if_errors()
     return intent
 
@@ -145,6 +147,8 @@ class _Resolver:
     model: IntentModel
     sink: DiagnosticSink
     obj: str
+    mode: Mode | None = None
+    """The command's --mode, for an intent without spec.mesh.mode."""
     services: dict[ServiceRef, Service] = field(default_factory=dict)
     service_paths: dict[ServiceRef, tuple[PathPart, ...]] = field(default_factory=dict)
     grant_paths: dict[str, tuple[PathPart, ...]] = field(default_factory=dict)
@@ -158,7 +162,14 @@ class _Resolver:
 
     def resolve(self) -> Intent:
         spec = self.model.spec
-        mode = Mode(spec.mesh.mode)
+        mode = Mode(spec.mesh.mode) if spec.mesh.mode is not None else self.mode
+        if mode is None:
+            self.error(
+                ("spec", "mesh", "mode"),
+                "E102",
+                'expected the field "mode" (sidecar or ambient) or the option --mode, got nothing',
+            )
+            mode = Mode.SIDECAR  # carry on to report every other problem
         root = spec.mesh.root_namespace
         namespaces = self._namespaces(root)
         self._services(namespaces)
@@ -333,7 +344,7 @@ class _Resolver:
 
     def _caller(
         self,
-        caller: CallerModel,
+        caller: CallerModel | IdentityModel,
         path: tuple[PathPart, ...],
         identities: set[Identity],
         default_ns: str | None,
@@ -567,20 +578,15 @@ class _Resolver:
         metrics = None
         if p.metrics is not None:
             m_path = (*path, "metrics", "from")
-            if p.metrics.from_.namespace is None:
+            scraper = Identity(p.metrics.from_.namespace, p.metrics.from_.service_account)
+            if scraper.namespace in namespaces:
                 self.error(
-                    (*m_path, "namespace"), "E102", 'expected the field "namespace", got nothing'
+                    (*m_path, "namespace"),
+                    "E122",
+                    f"expected the metrics scraper to run outside the namespaces in scope, "
+                    f'got "{scraper.namespace}"',
                 )
-            else:
-                scraper = Identity(p.metrics.from_.namespace, p.metrics.from_.service_account)
-                if scraper.namespace in namespaces:
-                    self.error(
-                        (*m_path, "namespace"),
-                        "E122",
-                        f"expected the metrics scraper to run outside the namespaces in scope, "
-                        f'got "{scraper.namespace}"',
-                    )
-                metrics = Metrics(scraper, tuple(sorted(set(p.metrics.proxy_ports))))
+            metrics = Metrics(scraper, tuple(sorted(set(p.metrics.proxy_ports))))
         return Platform(dns, istiod, KubeApiServer(tuple(sorted(set(callers)))), metrics)
 
 

@@ -75,7 +75,11 @@ class Reachability:
 
     @property
     def workload_ids(self) -> list[str]:
-        return sorted(w.id for w in self.model.topology.workloads)
+        """The workloads of the input (not the waypoint pods kubezt stands in for a Gateway
+        whose pod is not in the input)."""
+        return sorted(
+            w.id for w in self.model.topology.workloads if SYNTHETIC_ANNOTATION not in w.annotations
+        )
 
     def _synthetic(self, wi: int) -> bool:
         return SYNTHETIC_ANNOTATION in self.model.topology.workloads[wi].annotations

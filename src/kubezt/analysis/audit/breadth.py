@@ -63,8 +63,9 @@ KZT403 = RuleSpec(
     principle=Principle.LEAST_PRIVILEGE,
     help=(
         "A peer that selects every pod of a namespace (`podSelector: {}`, or a namespace "
-        "selector alone) admits workloads that do not need the connection. Select the client "
-        "pods by label or ServiceAccount."
+        "selector alone), or an Istio ALLOW source that names only `namespaces`, admits "
+        "workloads that do not need the connection. Select the client pods by label or "
+        "ServiceAccount, or name the principals."
     ),
 )
 KZT404 = RuleSpec(
@@ -123,6 +124,23 @@ def _every_pod(peer: EntityMatch) -> bool:
     )
 
 
+def _pods(peer: EntityMatch) -> str:
+    """The pods a peer names, with every endpoint criterion it has (label selectors and
+    ServiceAccounts): "every pod" only when it has none."""
+    parts: list[str] = []
+    if peer.selector is not None and not isinstance(peer.selector, All):
+        parts.append(f"matching {peer.selector}")
+    if peer.not_selector is not None:
+        parts.append(f"not matching {peer.not_selector}")
+    if peer.service_account_names is not None:
+        names = ", ".join(sorted(peer.service_account_names))
+        plural = "s" if len(peer.service_account_names) != 1 else ""
+        parts.append(f"running as ServiceAccount{plural} {names}")
+    if peer.service_account_selector is not None:
+        parts.append(f"whose ServiceAccount matches {peer.service_account_selector}")
+    return "pods " + " and ".join(parts) if parts else "every pod"
+
+
 def _l4_findings(reach: Reachability, spec: RuleSpec, match: str) -> list[Finding]:
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
@@ -134,12 +152,7 @@ def _l4_findings(reach: Reachability, spec: RuleSpec, match: str) -> list[Findin
         elif match == "namespace":
             hit = _any_namespace(peer) and not hbone_only(ports_side)
             what = "from" if direction is Direction.INGRESS else "to"
-            pods = (
-                "every pod"
-                if peer.selector is None or isinstance(peer.selector, All)
-                else f"pods matching {peer.selector}"
-            )
-            text = f"allows {traffic(rule)} {what} {pods} in any namespace"
+            text = f"allows {traffic(rule)} {what} {_pods(peer)} in any namespace"
         else:
             hit = _every_pod(peer) and not hbone_only(ports_side)
             what = "from" if direction is Direction.INGRESS else "to"
@@ -230,8 +243,44 @@ def check_allow_any_namespace(model: Model, reach: Reachability) -> list[Finding
 
 
 def check_allow_any_pod(model: Model, reach: Reachability) -> list[Finding]:
-    """KZT403: Allow rules whose peer is every pod of one or more named namespaces."""
-    return _l4_findings(reach, KZT403, "pod")
+    """KZT403: Allow rules whose peer is every pod of one or more named namespaces, written as
+    an L3/L4 peer or as an Istio ALLOW source that names only `namespaces` (every workload of
+    those namespaces, whatever its ServiceAccount)."""
+    findings = _l4_findings(reach, KZT403, "pod")
+    for authz in _applied_allows(reach):
+        for rule in authz.rules:
+            if any(c.key.startswith(("source.", "remote.")) for c in rule.conditions):
+                continue  # a condition narrows the source further
+            for j, src in enumerate(rule.sources or ()):
+                namespaces = _namespaces_only(src)
+                if not namespaces:
+                    continue
+                findings.append(
+                    KZT403.finding(
+                        obj=authz.ref,
+                        namespace=authz.namespace,
+                        location=location_of(authz.source),
+                        path=f"spec.rules[{rule.index}].from[{j}]",
+                        message=(
+                            "ALLOW rule admits every workload of namespace"
+                            f"{'s' if len(namespaces) > 1 else ''} {listing(namespaces)}, "
+                            "whatever its ServiceAccount (the source names only `namespaces`)"
+                        ),
+                        remediation=(
+                            "Name the client principals (`cluster.local/ns/<ns>/sa/<sa>`) or "
+                            "`serviceAccounts` that need access."
+                        ),
+                    )
+                )
+    return findings
+
+
+def _namespaces_only(src: AuthzSource) -> tuple[str, ...]:
+    """The namespaces of a source that names nothing else (and no `*`, which is KZT404)."""
+    present = {name for name in AuthzSource.__dataclass_fields__ if getattr(src, name) is not None}
+    if present != {"namespaces"} or not src.namespaces or "*" in src.namespaces:
+        return ()
+    return tuple(src.namespaces)
 
 
 def check_allow_any_principal(model: Model, reach: Reachability) -> list[Finding]:

@@ -32,6 +32,7 @@ from kubezt.analysis.audit.finding import Finding, FindingSeverity, Principle, R
 from kubezt.engine.authz import AuthzRequest, Enforcer, authorize, workload_policies
 from kubezt.engine.mesh import WAYPOINT_GATEWAY_LABEL, effective_mtls
 from kubezt.engine.reach import Reachability
+from kubezt.engine.requests import space_of
 from kubezt.errors import Location
 from kubezt.ir.mesh import AuthorizationPolicy, AuthzAction, AuthzRule, MtlsMode
 from kubezt.ir.model import Model
@@ -212,20 +213,43 @@ def _rule_ports(rule: AuthzRule) -> set[int] | None:
     return ports
 
 
+_ADDRESS_FIELDS = ("ip_blocks", "not_ip_blocks", "remote_ip_blocks", "not_remote_ip_blocks")
+
+
+def _reads_address(rule: AuthzRule) -> bool:
+    return any(
+        getattr(src, name) is not None for src in rule.sources or () for name in _ADDRESS_FIELDS
+    ) or any(c.key in ("source.ip", "remote.ip") for c in rule.conditions)
+
+
 def _plaintext_refused(model: Model, w: Workload, port: int, enforcer: Enforcer) -> bool:
-    """A DENY policy at the workload refuses a connection that carries no identity."""
+    """The workload's policies refuse every connection that carries no identity: a DENY
+    policy refuses it, or no ALLOW rule admits it for any request (one witness per cell of
+    the policies' request space). Rules that read the client's address may admit plaintext
+    from some address: then only the DENY policies are asked."""
     config = model.mesh_config
-    denies = [
+    policies = [
         p
         for p in workload_policies(
             model.mesh.authorization_in(w.namespace, config.root_namespace), w, config
         )
-        if p.action is AuthzAction.DENY
+        if not p.dry_run
     ]
-    if not denies:
+    denies = [p for p in policies if p.action is AuthzAction.DENY]
+    if (
+        denies
+        and not authorize(
+            denies, AuthzRequest(None, None, w.ip, port, None), enforcer, config, w.id
+        ).allowed
+    ):
+        return True
+    if any(_reads_address(r) for p in policies for r in p.rules):
         return False
-    request = AuthzRequest(None, None, w.ip, port, None)
-    return not authorize(denies, request, enforcer, config, w.id).allowed
+    requests = [None, *space_of(policies).witnesses()]
+    return not any(
+        authorize(policies, AuthzRequest(None, None, w.ip, port, r), enforcer, config, w.id).allowed
+        for r in requests
+    )
 
 
 def check_identity_rules_accept_plaintext(model: Model, reach: Reachability) -> list[Finding]:
