@@ -31,6 +31,9 @@ def assert_same(result: kubezt.Reachability) -> None:
     assert expanded == pairs
     lines = list(pair_lines(result))
     assert lines[1:] == pairs
+    # streamed per source workload, still in (src, dst, port, protocol) order, each pair once
+    keys = [(r["src"], r["dst"], r["port"], r["protocol"]) for r in pairs]
+    assert keys == sorted(set(keys))
     assert lines[0]["workloads"] == result.workload_ids
 
 

@@ -101,41 +101,66 @@ class Reachability:
             yield Connection(src, dst, port, protocol)
 
     def detailed(self) -> Iterator[AllowedConnection]:
-        """Like `connections()`, with the requests that pass (`ALL` or `Some`)."""
+        """Like `connections()`, with the requests that pass (`ALL` or `Some`).
+
+        Streamed: the rows of one source workload at a time, so memory holds the class-level
+        edges and one source's rows, never the whole pair list."""
         workloads = self.model.topology.workloads
-        rows: list[AllowedConnection] = []
+        # per source class: (port, destination class, requests) of every allowed edge
+        out_edges: dict[int, list[tuple[PortKey, int, RequestSet]]] = {}
         for port, per_dst in self.allowed.items():
             for d, srcs in per_dst.items():
-                dst_ids = [
+                for s in iter_bits(srcs & self.reported):
+                    out_edges.setdefault(s, []).append(
+                        (port, d, self.partial.get((port, d, s), ALL))
+                    )
+        dst_ids: dict[int, list[str]] = {}
+
+        def ids_of(d: int) -> list[str]:
+            found = dst_ids.get(d)
+            if found is None:
+                found = [
                     workloads[wj].id for wj in self.classes[d].members if not self._synthetic(wj)
                 ]
-                for s in iter_bits(srcs & self.reported):
-                    requests: RequestSet = self.partial.get((port, d, s), ALL)
-                    for wi in self.classes[s].members:
-                        src_id = workloads[wi].id
-                        for dst_id in dst_ids:
-                            if src_id == dst_id and is_single_pod(workloads[wi]):
-                                continue
-                            rows.append(
-                                AllowedConnection(
-                                    src_id, dst_id, port.port, port.protocol.value, requests
-                                )
-                            )
-            # a single pod reaching itself never leaves its network namespace
-            for d in iter_bits(self.plan.get(port, 0) & self.reported):
-                for wi in self.classes[d].members:
-                    if is_single_pod(workloads[wi]) and not self._synthetic(wi):
+                dst_ids[d] = found
+            return found
+
+        # a single pod reaching itself never leaves its network namespace: every port its
+        # class is evaluated on
+        own_ports: dict[int, list[PortKey]] = {}
+        for port, dsts in self.plan.items():
+            for d in iter_bits(dsts & self.reported):
+                own_ports.setdefault(d, []).append(port)
+        sources = sorted(
+            (workloads[wi].id, wi, c.index)
+            for c in self.classes
+            if c.index in out_edges or c.index in own_ports
+            for wi in c.members
+        )
+        i = 0
+        while i < len(sources):
+            src_id = sources[i][0]
+            rows: list[AllowedConnection] = []
+            while i < len(sources) and sources[i][0] == src_id:
+                _, wi, s = sources[i]
+                i += 1
+                single = is_single_pod(workloads[wi])
+                for port, d, requests in out_edges.get(s, ()):
+                    for dst_id in ids_of(d):
+                        if src_id == dst_id and single:
+                            continue
                         rows.append(
                             AllowedConnection(
-                                workloads[wi].id,
-                                workloads[wi].id,
-                                port.port,
-                                port.protocol.value,
-                                ALL,
+                                src_id, dst_id, port.port, port.protocol.value, requests
                             )
                         )
-        rows.sort(key=lambda r: r[:4])
-        return iter(rows)
+                if single and not self._synthetic(wi):
+                    for port in own_ports.get(s, ()):
+                        rows.append(
+                            AllowedConnection(src_id, src_id, port.port, port.protocol.value, ALL)
+                        )
+            rows.sort(key=lambda r: r[:4])
+            yield from rows
 
 
 def with_waypoint_pods(model: Model) -> Model:
