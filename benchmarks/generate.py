@@ -56,9 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--format",
-        choices=["docs", "list"],
+        choices=["docs", "list", "json"],
         default="docs",
-        help="docs: one YAML document per object; list: one v1 List per file",
+        help="docs: one YAML document per object; list: one v1 List per file; json: one v1 "
+        "List per file as `kubectl get -o json` prints it",
     )
     ap.add_argument(
         "--lean",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .calico import Calico
@@ -91,11 +92,19 @@ class Generator(Topology, Workloads, NetworkPolicies, Calico, Istio):
 
     def write(self, out: Path, fmt: str) -> tuple[int, int]:
         out.mkdir(parents=True, exist_ok=True)
-        for old in out.glob("*.yaml"):
-            old.unlink()
+        for pattern in ("*.yaml", "*.json"):
+            for old in out.glob(pattern):
+                old.unlink()
         files = {"cluster-scoped": self.cluster_docs, **self.docs}
         total = 0
         for stem, docs in files.items():
+            if fmt == "json":  # what `kubectl get -o json` prints: one List, 4-space indent
+                listing = {"apiVersion": "v1", "items": docs, "kind": "List"}
+                listing["metadata"] = {"resourceVersion": ""}
+                text = json.dumps(listing, indent=4) + "\n"
+                (out / f"{stem}.json").write_text(text, encoding="utf-8")
+                total += len(text)
+                continue
             path = out / f"{stem}.yaml"
             if fmt == "list":
                 docs = [

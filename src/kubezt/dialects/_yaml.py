@@ -4,8 +4,11 @@ Owns: expanding paths (files, directories, `-` for stdin), splitting multi-docum
 `kind: List`, and remembering for every object its file and line. Uses PyYAML's C loader when it
 is available. Must not interpret any object (that is the dialect readers' job).
 
-JSON is parsed with the standard library (strict JSON, and a stream of several JSON values such
-as `jq` prints is accepted) and composed once more as YAML only to learn where each field is.
+JSON is parsed with the standard library's C scanner (strict JSON, and a stream of several JSON
+values such as `jq` prints is accepted). A file's Pods and workload controllers (the bulk of a
+`kubectl get -o json` dump) are kept as decoded, pruned to the fields readers use, and located
+by their offsets; their fields are located only when a reader reports one (the file is then
+composed again). Every other object is composed once more as YAML to learn where each field is.
 Duplicate mapping keys, which PyYAML would silently merge, are found before construction and
 reported by the registry with the object they belong to.
 """
@@ -103,7 +106,11 @@ def _relocate(file: str, seq: int) -> yaml.Node | None:
     if nodes is None:
         sink = DiagnosticSink()
         text = read_text(file, sink)
-        nodes = [d.node for d in load_documents(text, file, sink)] if text is not None else []
+        nodes = (
+            [d.node for d in load_documents(text, file, sink, exact=True)]
+            if text is not None
+            else []
+        )
         if len(_RELOCATED) >= 32:
             _RELOCATED.clear()
         _RELOCATED[file] = nodes
@@ -319,15 +326,23 @@ def read_text(file: str, sink: DiagnosticSink) -> str | None:
     return text.removeprefix("\ufeff")
 
 
-def load_documents(text: str, file: str, sink: DiagnosticSink) -> Iterator[Document]:
+def load_documents(
+    text: str, file: str, sink: DiagnosticSink, exact: bool = False
+) -> Iterator[Document]:
     """Every object in `text`: multi-document YAML, JSON, and the items of `kind: List`.
 
     Empty documents and comments (Helm output) are skipped. A syntax error is reported with its
-    line and column; the documents before it are still returned.
+    line and column; the documents before it are still returned. `exact`: every JSON object
+    with its composed node (see `_json_fast`).
     """
     name = "<stdin>" if file == "-" else file
     text = text.removeprefix("\ufeff")
     strict_json = file.lower().endswith(".json")
+    if strict_json and not exact and file != "-":
+        fast = _json_fast(text, name, sink)
+        if fast is not None:
+            yield from fast
+            return
     if strict_json or (file == "-" and text.lstrip().startswith("{")):
         documents = _json_documents(text, name, sink, strict_json)
         if documents is not None:
@@ -437,6 +452,126 @@ def _pruned(loader: Any, node: yaml.Node, spec: Any) -> Any:
         return [_pruned(loader, item, spec) for item in node.value]
     # not the shape readers expect: build it as is, so they report what they got
     return loader.construct_object(node, deep=True)
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _RepeatedKey
+    return out
+
+
+_SCAN = json.JSONDecoder(object_pairs_hook=_unique_keys).scan_once  # type: ignore[attr-defined]
+"""The standard library's C scanner, refusing a key written twice (the decoder keeps the last)."""
+LAZY_JSON_KINDS = frozenset(PRUNED_KINDS) | {"Service", "ServiceAccount", "Namespace", "Node"}
+"""Kinds whose readers locate a field only to report it: from a JSON file they are not
+composed as YAML unless a reader asks (`Document.locate`)."""
+
+
+def _json_fast(text: str, name: str, sink: DiagnosticSink) -> list[Document] | None:
+    """The documents of a JSON file of objects without repeated keys (what kubectl and every
+    JSON writer produce), read without composing the bulky kinds as YAML: Pods and workload
+    controllers (`LAZY_JSON_KINDS`) are decoded once, pruned (`PRUNED_KINDS`) and located by
+    offset, with `seq` to
+    compose their file again if a field must be located. None: anything else (a syntax error, a
+    value that is not an object, a key written twice), for `_json_documents` to read exactly.
+    """
+    values: list[tuple[Any, list[tuple[Any, int, int]] | None, int, int]] = []
+    try:
+        pos = _JSON_SPACE.match(text, 0).end()  # type: ignore[union-attr]
+        while pos < len(text):
+            if text[pos] != "{":
+                return None
+            value, items, end = _top_object(text, pos)
+            values.append((value, items, pos, end))
+            pos = _JSON_SPACE.match(text, end).end()  # type: ignore[union-attr]
+    except (ValueError, IndexError, StopIteration, RecursionError):
+        return None
+    out: list[Document] = []
+    line = scanned = 0  # 0-based line of offset `scanned`
+
+    def add(value: Any, start: int, end: int) -> None:
+        nonlocal line, scanned
+        line += text.count("\n", scanned, start)
+        scanned = start
+        column = start - (text.rfind("\n", 0, start) + 1)
+        kind = value.get("kind") if isinstance(value, dict) else None
+        if isinstance(kind, str) and kind in LAZY_JSON_KINDS:
+            spec = PRUNED_KINDS.get(kind, True)
+            out.append(Document(_prune(value, spec), name, line + 1, None, (), column + 1))
+            out[-1].seq = len(out) - 1
+            return
+        node = _compose_json(text[start:end], line, column) if isinstance(value, dict) else None
+        for doc in _expand(value, node, name, sink, (), line + 1, column + 1):
+            doc.seq = len(out)
+            out.append(doc)
+
+    for value, items, start, end in values:
+        kind = value.get("kind")
+        if items is None or not (isinstance(kind, str) and kind.endswith("List")):
+            add(value, start, end)
+            continue
+        for item, item_start, item_end in items:
+            add(item, item_start, item_end)
+    return out
+
+
+def _top_object(text: str, pos: int) -> tuple[Any, list[tuple[Any, int, int]] | None, int]:
+    """Decode the object at `pos`; when it has an `items` array, also where each item is."""
+    space = _JSON_SPACE.match
+    obj: dict[str, Any] = {}
+    items: list[tuple[Any, int, int]] | None = None
+    pos = space(text, pos + 1).end()  # type: ignore[union-attr]
+    if text[pos] == "}":
+        return obj, None, pos + 1
+    while True:
+        if text[pos] != '"':
+            raise ValueError
+        key, pos = json.decoder.scanstring(text, pos + 1)  # type: ignore[attr-defined]
+        pos = space(text, pos).end()  # type: ignore[union-attr]
+        if text[pos] != ":" or key in obj:
+            raise ValueError
+        pos = space(text, pos + 1).end()  # type: ignore[union-attr]
+        if key == "items" and text[pos] == "[":
+            items = []
+            pos = space(text, pos + 1).end()  # type: ignore[union-attr]
+            if text[pos] == "]":
+                pos += 1
+            else:
+                while True:
+                    item, end = _SCAN(text, pos)
+                    items.append((item, pos, end))
+                    pos = space(text, end).end()  # type: ignore[union-attr]
+                    if text[pos] == "]":
+                        pos += 1
+                        break
+                    if text[pos] != ",":
+                        raise ValueError
+                    pos = space(text, pos + 1).end()  # type: ignore[union-attr]
+            obj[key] = [item for item, _, _ in items]
+        else:
+            obj[key], pos = _SCAN(text, pos)
+        pos = space(text, pos).end()  # type: ignore[union-attr]
+        if text[pos] == "}":
+            return obj, items, pos + 1
+        if text[pos] != ",":
+            raise ValueError
+        pos = space(text, pos + 1).end()  # type: ignore[union-attr]
+
+
+def _prune(value: Any, spec: Any) -> Any:
+    """`_pruned` on decoded data."""
+    if spec is True:
+        return value
+    if isinstance(value, dict):
+        return {k: _prune(v, spec[k]) for k, v in value.items() if k in spec}
+    if isinstance(value, list):
+        return [_prune(item, spec) for item in value]
+    return value
 
 
 def _json_documents(

@@ -1,0 +1,115 @@
+"""JSON files are read without composing their Pods, workload controllers, Services,
+ServiceAccounts, Namespaces and Nodes as YAML (`_json_fast`). The property: on random objects of
+every kind, written as a `kind: List` (any indentation) or as a stream of values, the fast path
+gives the same documents as the exact path (the data the readers use, each object's line and
+column, and every field's location, found by composing the file again only when asked); and a
+file it cannot read exactly (a key written twice, a syntax error) is left to the exact path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kubezt.dialects._yaml import (
+    LAZY_JSON_KINDS,
+    PRUNED_KINDS,
+    _json_fast,
+    _prune,
+    load_documents,
+)
+from kubezt.errors import DiagnosticSink
+
+KINDS = sorted(LAZY_JSON_KINDS | {"NetworkPolicy", "AuthorizationPolicy", "ConfigMap"})
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.text('ab:"\\/{}[],\n\té', max_size=6),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["name", "ports", "spec", "x", "a:b"]), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def objects(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(KINDS))
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": kind}
+    obj["metadata"] = {"name": draw(st.sampled_from(["web", "db"])), "labels": {"app": "x"}}
+    spec = PRUNED_KINDS.get(kind, {})
+    fields = {"spec": draw(values), "status": draw(values), "extra": draw(values)}
+    if "spec" in spec and isinstance(spec["spec"], dict):
+        inner = {k: draw(values) for k in spec["spec"] if draw(st.booleans())}
+        inner["unused"] = draw(values)
+        fields["spec"] = inner
+    obj.update({k: v for k, v in fields.items() if draw(st.booleans())})
+    return obj
+
+
+def paths(data: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    out = [prefix]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += paths(v, (*prefix, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += paths(v, (*prefix, i))
+    return out
+
+
+def exact_data(doc_data: Any) -> Any:
+    kind = doc_data.get("kind") if isinstance(doc_data, dict) else None
+    return _prune(doc_data, PRUNED_KINDS.get(kind, True)) if kind in LAZY_JSON_KINDS else doc_data
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    objs=st.lists(objects(), min_size=1, max_size=5),
+    as_list=st.booleans(),
+    indent=st.sampled_from([None, 2, 4, "\t"]),
+)
+def test_fast_json_reads_what_the_exact_path_reads(
+    tmp_path: Path, objs: list[dict[str, Any]], as_list: bool, indent: Any
+) -> None:
+    if as_list:
+        text = json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}, indent=indent)
+    else:
+        text = "\n".join(json.dumps(o, indent=indent) for o in objs)
+    # a new file each time: a file's composed nodes are cached by name while a run lasts
+    path = tmp_path / f"objects-{len(list(tmp_path.iterdir()))}.json"
+    path.write_text(text, encoding="utf-8")
+    file = str(path)
+    assert _json_fast(text, file, DiagnosticSink()) is not None
+    fast = list(load_documents(text, file, DiagnosticSink()))
+    exact = list(load_documents(text, file, DiagnosticSink(), exact=True))
+    assert len(fast) == len(exact) == len(objs)
+    for f, e in zip(fast, exact, strict=True):
+        assert f.data == exact_data(e.data)
+        for p in paths(f.data):
+            assert f.locate(p) == e.locate(p), p
+
+
+def test_a_key_written_twice_is_left_to_the_exact_path(tmp_path: Path) -> None:
+    pod = '{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "name": "b"}}'
+    for text in (pod, '{"kind": "List", "items": [' + pod + "]}"):
+        assert _json_fast(text, "pods.json", DiagnosticSink()) is None
+        sink = DiagnosticSink()
+        docs = list(load_documents(text, "pods.json", sink))
+        assert [d.duplicates[0].path for d in docs] == [("metadata", "name")]
+
+
+def test_malformed_json_is_left_to_the_exact_path() -> None:
+    for text in ('{"kind": "Pod",}', '[{"kind": "Pod"}]', '{"kind": "Pod"} x', '{"a": NaN'):
+        assert _json_fast(text, "x.json", DiagnosticSink()) is None
