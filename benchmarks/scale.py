@@ -4,23 +4,28 @@ floor, from 1,000 to 100,000 pods.
 
     python benchmarks/scale.py                        # 1k, 10k, 30k, 100k pods
     python benchmarks/scale.py --pods 1000 10000      # some sizes only
+    python benchmarks/scale.py --format json          # `kubectl get -o json` Lists as input
+    python benchmarks/scale.py --mix k8s              # Kubernetes NetworkPolicies only
 
 Inputs: the generator's mixed clusters (`--policies pods/10 --calico-share 0.3 --istio`:
 Kubernetes and Calico policies with tiers, Istio sidecar and ambient namespaces with a
-waypoint). For each size, in fresh processes:
+waypoint; 10,000 policies at 100,000 pods), or with `--mix k8s` Kubernetes NetworkPolicies only;
+as YAML (`--format yaml`, one document per object) or as `kubectl get -o json` Lists. For
+each size, in fresh processes:
 
 * `e2e`: `kubezt reach DIR -o json --by class > file` — wall, CPU and peak RSS; median of
   `--repeat`;
 * `phases` (CPU seconds): one process timing `parse` (every file through the loader's
   parser, in the same worker processes `kubezt.load` uses), `load` (parse + lowering to the
   model; `lower` is the difference), `evaluate` and `write` (class document + orjson);
-* `floor` (CPU seconds): PyYAML's C loader alone on the same files, and `json.loads` /
-  `orjson.loads` on the same objects written as JSON — what any reader of these formats pays;
+* `floor` (CPU seconds): PyYAML's C loader alone on the same files (YAML input), and
+  `json.loads` / `orjson.loads` on the same objects as JSON — what any reader of these formats
+  pays;
 * at 10,000 pods, the class-level result expanded to pairs is compared with the per-pair
   result (`--by pair`): both must agree.
 
 Targets: 10,000 pods under 2 s, 100,000 pods under 10 s and 4 GiB (end to end). Results go to
-`benchmarks/out/scale-results.json`; a growth table with the exponent is printed.
+`benchmarks/out/scale-results-MIX-FORMAT.json`; a growth table with the exponent is printed.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 
@@ -85,19 +91,30 @@ FLOOR = r"""
 import json, sys, time
 from pathlib import Path
 import yaml, orjson
-time.perf_counter = time.process_time  # CPU seconds (single process)
+clock = time.process_time  # CPU seconds (single process)
+out = {}
 files = sorted(Path(sys.argv[1]).glob("*.yaml"))
-t = time.perf_counter()
-objs = []
-for f in files:
-    with f.open(encoding="utf-8") as fh:
-        objs.extend(yaml.load_all(fh, Loader=yaml.CSafeLoader))
-t_yaml = time.perf_counter() - t
-text = json.dumps({"apiVersion": "v1", "kind": "List", "items": [o for o in objs if o]})
-t = time.perf_counter(); json.loads(text); t_json = time.perf_counter() - t
-t = time.perf_counter(); orjson.loads(text); t_orjson = time.perf_counter() - t
-print(json.dumps({"yaml_c_s": t_yaml, "json_loads_s": t_json, "orjson_loads_s": t_orjson,
-                  "json_bytes": len(text)}))
+if files:
+    t = clock()
+    objs = []
+    for f in files:
+        with f.open(encoding="utf-8") as fh:
+            objs.extend(yaml.load_all(fh, Loader=yaml.CSafeLoader))
+    out["yaml_c_s"] = clock() - t
+    texts = [json.dumps({"apiVersion": "v1", "kind": "List", "items": [o for o in objs if o]})]
+    del objs
+else:
+    texts = [f.read_text(encoding="utf-8") for f in sorted(Path(sys.argv[1]).glob("*.json"))]
+t = clock()
+for text in texts:
+    json.loads(text)
+out["json_loads_s"] = clock() - t
+t = clock()
+for text in texts:
+    orjson.loads(text)
+out["orjson_loads_s"] = clock() - t
+out["json_bytes"] = sum(len(text) for text in texts)
+print(json.dumps(out))
 """
 
 AGREE = r"""
@@ -125,8 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--no-agree", action="store_true", help="skip the class/pair comparison")
+    ap.add_argument("--format", choices=["yaml", "json"], default="yaml", help="input format")
+    ap.add_argument(
+        "--mix",
+        choices=["mixed", "k8s"],
+        default="mixed",
+        help="mixed: Kubernetes + Calico (30%%) policies and Istio; k8s: NetworkPolicies only",
+    )
     args = ap.parse_args(argv)
     rows = []
+    print(f"input: {args.mix}, {args.format}; load average {os.getloadavg()[0]:.1f}", flush=True)
     print(
         "| pods | policies | e2e wall s | e2e CPU s | peak MiB | parse | lower | evaluate "
         "| write | YAML C loader | json.loads | orjson.loads | classes | output MB | target |"
@@ -135,10 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for pods in args.pods:
         policies = pods // 10
-        gen = ["--pods", str(pods), "--policies", str(policies), "--calico-share", "0.3"]
-        gen += ["--istio", "--seed", str(args.seed)]
-        d = generate(f"scale-{pods}", gen)
-        out_file = OUT / "mesh" / f"scale-{pods}.classes.json"
+        gen = ["--pods", str(pods), "--policies", str(policies)]
+        if args.mix == "mixed":
+            gen += ["--calico-share", "0.3", "--istio"]
+        gen += ["--seed", str(args.seed)]
+        name = f"scale-{pods}" + ("" if args.mix == "mixed" else "-k8s")
+        if args.format == "json":
+            gen += ["--format", "json"]
+            name += "-json"
+        d = generate(name, gen)
+        out_file = OUT / "mesh" / f"{name}.classes.json"
         e2e = [
             run_measured(
                 [
@@ -189,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             failed |= not met
         row["target"] = verdict
         if pods == 10_000 and not args.no_agree:
-            pair_file = OUT / "mesh" / f"scale-{pods}.pairs.jsonl"
-            run_measured(
+            pair_file = OUT / "mesh" / f"{name}.pairs.jsonl"
+            pair_run = run_measured(
                 [
                     "sh",
                     "-c",
@@ -210,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                 else {"error": agree.stderr[-2000:]}
             )
             failed |= not row["class_pair_agreement"].get("agree", False)
+            # streamed: the per-pair run's memory stays near the class-level run's
+            row["class_pair_agreement"]["pair_run_peak_mib"] = round(pair_run.peak_mib, 1)
+            row["class_pair_agreement"]["pair_output_mb"] = round(pair_file.stat().st_size / 1e6, 1)
         rows.append(row)
 
         def f(key: str, row: dict = row) -> str:
@@ -235,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{exp_cpu:.2f} (CPU)"
         )
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "scale-results.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    results = OUT / f"scale-results-{args.mix}-{args.format}.json"
+    results.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     return 1 if failed else 0
 
 
