@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kubezt.engine.index import iter_bits
 from kubezt.engine.mesh import principal
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability
 from kubezt.engine.requests import RequestSet
@@ -142,27 +143,67 @@ def blast_radius(reach: Reachability, workload_id: str, hops: int | None = None)
 
 def rank(reach: Reachability) -> list[Rank]:
     """Every workload's blast radius (transitive reach, then direct reach), largest first; ties
-    by workload id. The counts equal those of `blast_radius(reach, id)` without a hop limit."""
+    by workload id. The counts equal those of `blast_radius(reach, id)` without a hop limit.
+
+    Computed on the graph of classes, never expanded to pairs: a workload of class C reaches
+    every workload of each class D != C reachable from C in one or more steps, and the other
+    workloads of C when C is on a cycle (its own edge included): the workloads of a class are
+    interchangeable, and a step between two classes can always pick another workload."""
     workloads = reported_workloads(reach)
-    ids = sorted(workloads)
-    graph = connection_graph(reach)
-    index = {w: i for i, w in enumerate(ids)}
-    successors = [[index[d] for d in graph.get(w, {})] for w in ids]
+    members: dict[int, list[str]] = {}
+    for c in reach.classes:
+        if reach.reported >> c.index & 1:
+            ids_here = [
+                w.id
+                for wi in c.members
+                if (w := reach.model.topology.workloads[wi]).id in workloads
+                and SYNTHETIC_ANNOTATION not in w.annotations
+            ]
+            if ids_here:
+                members[c.index] = ids_here
+    nodes = sorted(members)
+    node_of = {c: i for i, c in enumerate(nodes)}
+    succ_bits = [0] * len(nodes)
+    for per_dst in reach.allowed.values():
+        for d, srcs in per_dst.items():
+            j = node_of.get(d)
+            if j is None:
+                continue
+            for s in iter_bits(srcs & reach.reported):
+                i = node_of.get(s)
+                if i is not None:
+                    succ_bits[i] |= 1 << j
+    successors = [list(iter_bits(bits)) for bits in succ_bits]
     closure = _closures(successors)
+    size = [len(members[c]) for c in nodes]
+    totals: dict[int, int] = {}
+
+    def count(i: int, bits: int) -> int:
+        """Workloads of the classes in `bits`, a workload of class `i` itself not counted."""
+        total = totals.get(bits)
+        if total is None:
+            total = sum(size[j] for j in iter_bits(bits))
+            totals[bits] = total
+        return total - (1 if bits >> i & 1 else 0)
+
     accounts: dict[tuple[str, str], int] = {}
     for w in workloads.values():
         key = (w.namespace, w.service_account)
         accounts[key] = accounts.get(key, 0) + 1
-    ranks = [
-        Rank(
-            workload=w,
-            identity=_identity(reach, workloads[w]),
-            reached=(closure[i] & ~(1 << i)).bit_count(),
-            direct=len(successors[i]),
-            shared_identity=accounts[(workloads[w].namespace, workloads[w].service_account)] - 1,
-        )
-        for i, w in enumerate(ids)
-    ]
+    ranks: list[Rank] = []
+    for i, ci in enumerate(nodes):
+        reached, direct = count(i, closure[i]), count(i, succ_bits[i])
+        for w_id in members[ci]:
+            w = workloads[w_id]
+            ranks.append(
+                Rank(
+                    workload=w_id,
+                    identity=_identity(reach, w),
+                    reached=reached,
+                    direct=direct,
+                    shared_identity=accounts[(w.namespace, w.service_account)] - 1,
+                )
+            )
     ranks.sort(key=lambda r: (-r.reached, -r.direct, r.workload))
     return ranks
 
