@@ -321,6 +321,15 @@ class Runner:
                     )
                     for cause in moved.causes:
                         notes.append((cause, "ConnectionAllowed", text))
+        # one Event per object and reason in a batch: a change that opens many port cells
+        # (or drifts on many) names the first and counts the rest
+        grouped: dict[tuple[str, str], tuple[Any, list[str]]] = {}
+        for cause, reason, text in notes:
+            grouped.setdefault((cause.ref, reason), (cause, []))[1].append(text)
+        notes = [
+            (cause, reason, texts[0] + (f" (and {len(texts) - 1} more)" if len(texts) > 1 else ""))
+            for (_, reason), (cause, texts) in grouped.items()
+        ]
         for cause, reason, text in notes[:MAX_EVENTS_PER_BATCH]:
             if cause.obj is None:
                 continue
@@ -356,8 +365,17 @@ def _presence(step: Any) -> list[Record]:
     ]
 
 
-def _difference_order(doc: Record) -> tuple[str, str, str, int]:
-    return (doc["kind"], doc["src"], doc["dst"], int(doc.get("port", 0)))
+def _difference_order(doc: Record) -> tuple[str, str, str, tuple[int, int, str]]:
+    """By kind, source, destination, then port: numbers first, then cells named by text
+    (`other`, `8000-8080`)."""
+    port = doc.get("port", 0)
+    number = isinstance(port, int)
+    return (
+        doc["kind"],
+        doc["src"],
+        doc["dst"],
+        (0 if number else 1, port if number else 0, "" if number else str(port)),
+    )
 
 
 def _drift_text(doc: Record, intent: Intent | None) -> str:
