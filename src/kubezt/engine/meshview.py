@@ -143,6 +143,9 @@ class MeshView:
         self._authz_nets = authz_nets
         self.sets = MeshSets(model, classes, self.reps, self.services, authz_nets)
         self._spaces: dict[tuple[object, ...], RequestSpace | None] = {}
+        self._spaces_by_policies: dict[tuple[int, ...], RequestSpace] = {}
+        """Destinations with the same policies share their space (keyed by the policies'
+        ids: the model holds them)."""
         self._common: dict[frozenset[RequestSpace], RequestSpace] = {}
         self._somes: dict[tuple[object, ...], Some] = {}
         self._unions: dict[tuple[int, int], RequestSet] = {}
@@ -161,6 +164,7 @@ class MeshView:
         if model.mesh is not old.mesh or model.mesh_config != old.mesh_config:
             self.sets = MeshSets(model, self.classes, self.reps, self.services, self._authz_nets)
             self._spaces.clear()
+            self._spaces_by_policies.clear()
 
     def _union(self, a: Some, b: Some) -> RequestSet:
         """The requests passing on either route (both decided over one space; the sets are
@@ -548,9 +552,13 @@ class MeshView:
         policies = self.sets.server_policies(d)
         if path.waypoint is not None:
             policies = policies + self.sets.waypoint_policies(path.waypoint, svc)
-        if not mentions_http(policies) and not self.alp:
-            return None
-        return space_of(policies, self.alp_matches)
+        pkey = tuple(map(id, policies))
+        space = self._spaces_by_policies.get(pkey)
+        if space is None:
+            if not mentions_http(policies) and not self.alp:
+                return None
+            space = self._spaces_by_policies[pkey] = space_of(policies, self.alp_matches)
+        return space
 
 
 def _outbound_capture(workload: Workload) -> tuple[tuple[str, str], ...]:
