@@ -74,6 +74,47 @@ def test_set_authorizer_agrees_with_authorize_for_every_source(scenario) -> None
             assert bool(bits >> i & 1) == plaintext, (enforcer, r, policies)
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.data())
+def test_one_authorizer_shared_by_many_policy_sets(scenario, data) -> None:
+    """Destinations that share some of their policies (namespace-wide, root namespace) share
+    one authorizer, whose per-policy and per-operation answers are reused across their sets:
+    every set, in any order, still decides as `authorize` does."""
+    policies, reqs, config = scenario
+    principals = [r.principal for r in reqs]
+    addresses = [r.source_ip for r in reqs]
+    space = SourceSpace(principals, addresses, addresses, config)
+    anonymous = SourceSpace([None] * len(reqs), addresses, addresses, config)
+    subsets = data.draw(
+        st.lists(st.permutations(policies).flatmap(lambda ps: st.just(ps[: len(ps) // 2 + 1])))
+        | st.just([]),
+        label="policy sets",
+    )
+    sets_of_policies = [policies, *subsets, []]
+    for enforcer in ENFORCERS:
+        sets = SetAuthorizer(space, anonymous, config)
+        for chosen in sets_of_policies:
+            for mtls in (True, False):
+                for i, r in enumerate(reqs):
+                    expected = authorize(
+                        chosen,
+                        AuthzRequest(
+                            r.principal if mtls else None,
+                            r.source_ip,
+                            r.destination_ip,
+                            r.port,
+                            r.http,
+                        ),
+                        enforcer,
+                        config,
+                        "test",
+                    ).allowed
+                    (bits,) = sets.allowed_each(
+                        chosen, enforcer, mtls, r.destination_ip, r.port, [r.http]
+                    )
+                    assert bool(bits >> i & 1) == expected, (enforcer, mtls, r, chosen)
+
+
 # --- random meshes ----------------------------------------------------------------------------
 
 APPS = (

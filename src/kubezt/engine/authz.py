@@ -205,9 +205,13 @@ def namespace_match(pattern: str, principal: str | None, enforcer: Enforcer) -> 
     if principal is None:
         return False
     if enforcer is not Enforcer.ZTUNNEL:
-        regex = ".*/ns/" + ".*".join(re.escape(part) for part in pattern.split("*")) + "/.*"
-        return re.fullmatch(regex, "spiffe://" + principal) is not None
+        return _namespace_regex(pattern).fullmatch("spiffe://" + principal) is not None
     return string_match(pattern, principal_namespace(principal))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _namespace_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*/ns/" + ".*".join(re.escape(part) for part in pattern.split("*")) + "/.*")
 
 
 def ip_match(pattern: str, value: str | None) -> bool | None:

@@ -31,6 +31,7 @@ from kubezt.engine.authz import (
     _condition_match,
     _Ctx,
     _field_match,
+    namespace_match,
     principal_match,
     view,
 )
@@ -201,6 +202,13 @@ class SourceSpace:
             for pattern in patterns:
                 hit |= self._principal_pattern(pattern, enforcer)
             bits = self.all & ~hit if name != base else hit
+        elif base == "namespaces":
+            # `_field_match` on each distinct principal, without building a request for each
+            hit = 0
+            for p, pbits in self.by_principal.items():
+                if any(namespace_match(pattern, p, enforcer) for pattern in patterns):
+                    hit |= pbits
+            bits = self.all & ~hit if name != base else hit
         else:
             by = "principal" if base in PRINCIPAL_FIELDS else "address"
 
@@ -244,15 +252,48 @@ class Target:
 
 class SetAuthorizer:
     """`authorize` for every source class at once. One instance per evaluation; `space` is the
-    sources with their mTLS principals, `anonymous` the same sources over plaintext."""
+    sources with their mTLS principals, `anonymous` the same sources over plaintext.
+
+    Work is shared at three levels: a policy is compiled once per enforcement point and L7/TCP
+    handling, whichever destinations it applies to; a policy's classes for one request (port,
+    HTTP request, destination address when a rule reads it) are computed once and shared by
+    every destination whose policy set contains it (namespace-wide and root-namespace policies
+    apply to many); an operation item (`ports`, `methods`, `paths`, `hosts`) is matched once per
+    port and request, whichever rules carry the same patterns."""
 
     def __init__(self, space: SourceSpace, anonymous: SourceSpace, config: MeshConfig) -> None:
         self.spaces = {True: space, False: anonymous}
         self.config = config
         self._sets: dict[tuple[object, ...], _CompiledSet] = {}
+        self._policies: dict[tuple[int, Enforcer, bool], CompiledPolicy] = {}
         self._keep: list[object] = []
         self._sources: dict[tuple[int, bool], int] = {}
-        self._decisions: dict[tuple[object, ...], list[int]] = {}
+        self._decisions: dict[tuple[object, ...], int] = {}
+        self._policy_bits: dict[tuple[object, ...], int] = {}
+        self._operations: dict[tuple[object, ...], bool] = {}
+
+    def _compiled_policy(
+        self, policy: AuthorizationPolicy, enforcer: Enforcer, http: bool
+    ) -> CompiledPolicy:
+        key = (id(policy), enforcer, http)
+        compiled = self._policies.get(key)
+        if compiled is None:
+            rules = tuple(
+                c
+                for c in (
+                    compile_rule(r, view(r, policy.action, enforcer, http)) for r in policy.rules
+                )
+                if not c.dropped
+            )
+            compiled = CompiledPolicy(
+                policy,
+                policy.action is AuthzAction.ALLOW,
+                rules,
+                any(c.reads_destination_ip for c in rules),
+            )
+            self._policies[key] = compiled
+            self._keep.append(policy)  # the id in the key stays valid
+        return compiled
 
     def _compiled(
         self, policies: Sequence[AuthorizationPolicy], enforcer: Enforcer, http: bool
@@ -263,14 +304,11 @@ class SetAuthorizer:
             enforced = [p for p in policies if not p.dry_run and p.action is not AuthzAction.AUDIT]
             if enforcer is Enforcer.ZTUNNEL:
                 enforced = [p for p in enforced if p.action is not AuthzAction.CUSTOM]
-            rules = tuple(
-                (p, tuple(compile_rule(r, view(r, p.action, enforcer, http)) for r in p.rules))
-                for p in enforced
-            )
+            compiled_policies = tuple(self._compiled_policy(p, enforcer, http) for p in enforced)
             compiled = _CompiledSet(
-                rules,
-                any(c.reads_destination_ip for _, rs in rules for c in rs),
-                any(p.action is AuthzAction.ALLOW for p, _ in rules),
+                compiled_policies,
+                any(p.reads_destination_ip for p in compiled_policies),
+                any(p.allow for p in compiled_policies),
             )
             self._sets[key] = compiled
             self._keep.append(policies)  # the ids in the key stay valid
@@ -301,6 +339,7 @@ class SetAuthorizer:
         out: list[int] = []
         space = self.spaces[mtls]
         by_kind: dict[bool, _CompiledSet] = {}
+        decisions = self._decisions
         for http in requests:
             is_http = http is not None
             compiled = by_kind.get(is_http)
@@ -313,11 +352,12 @@ class SetAuthorizer:
                 http,
                 destination_ip if compiled.reads_destination_ip else None,
             )
-            cached = self._decisions.get(key)
+            cached = decisions.get(key)
             if cached is None:
-                cached = [self._decide(compiled, space, enforcer, mtls, destination_ip, port, http)]
-                self._decisions[key] = cached
-            out.append(cached[0])
+                cached = decisions[key] = self._decide(
+                    compiled, space, enforcer, mtls, destination_ip, port, http
+                )
+            out.append(cached)
         return out
 
     def _decide(
@@ -330,27 +370,53 @@ class SetAuthorizer:
         port: int,
         http: HttpRequest | None,
     ) -> int:
-        request = AuthzRequest(None, None, destination_ip, port, http)
+        """CUSTOM → DENY → ALLOW for every class: the classes some ALLOW rule matches (everyone
+        without ALLOW policies) minus those some DENY or CUSTOM rule matches."""
         deny = 0
         allow = 0
         everyone = space.all
-        for policy, rules in compiled.rules:
-            strict = policy.action is AuthzAction.ALLOW
-            ctx = _Ctx(request, enforcer, self.config, policy.namespace, strict)
-            bits = 0
-            for rule in rules:
-                if rule.dropped:
-                    continue
-                sources = self._source_bits(rule, space, mtls, ctx)
-                if sources & ~bits and _request_matches(rule, ctx):
-                    bits |= sources
-                    if bits == everyone:
-                        break
-            if strict:
+        request: AuthzRequest | None = None
+        cache = self._policy_bits
+        for policy in compiled.policies:
+            if not policy.rules:
+                continue
+            key = (
+                id(policy),
+                mtls,
+                port,
+                http,
+                destination_ip if policy.reads_destination_ip else None,
+            )
+            bits = cache.get(key)
+            if bits is None:
+                if request is None:
+                    request = AuthzRequest(None, None, destination_ip, port, http)
+                bits = cache[key] = self._policy_matches(policy, space, enforcer, mtls, request)
+            if policy.allow:
                 allow |= bits
             else:  # CUSTOM (the external answer is not modelled: a match denies) and DENY
                 deny |= bits
         return (allow if compiled.has_allow else everyone) & ~deny & everyone
+
+    def _policy_matches(
+        self,
+        policy: CompiledPolicy,
+        space: SourceSpace,
+        enforcer: Enforcer,
+        mtls: bool,
+        request: AuthzRequest,
+    ) -> int:
+        """The classes for which some rule of the policy matches the request."""
+        ctx = _Ctx(request, enforcer, self.config, policy.policy.namespace, policy.allow)
+        everyone = space.all
+        bits = 0
+        for rule in policy.rules:
+            sources = self._source_bits(rule, space, mtls, ctx)
+            if sources & ~bits and self._request_matches(rule, ctx):
+                bits |= sources
+                if bits == everyone:
+                    break
+        return bits
 
     def _source_bits(self, rule: CompiledRule, space: SourceSpace, mtls: bool, ctx: _Ctx) -> int:
         """Classes the rule's source items and `source.*` conditions hold for; 0 when a
@@ -391,32 +457,51 @@ class SetAuthorizer:
         self._sources[key] = bits
         return bits
 
+    def _operation_item(self, name: str, patterns: tuple[str, ...], ctx: _Ctx) -> bool:
+        """`_field_match` of an operation item: it reads only the port and the HTTP request,
+        so the answer is shared by every rule with the same item."""
+        key = (name, patterns, ctx.request.port, ctx.request.http)
+        hit = self._operations.get(key)
+        if hit is None:
+            hit = self._operations[key] = _field_match(name, patterns, ctx)
+        return hit
+
+    def _request_matches(self, rule: CompiledRule, ctx: _Ctx) -> bool:
+        """The rule's operation items and its conditions that do not read the source."""
+        if rule.operations is not None:
+            hit = False
+            for clause in rule.operations:
+                if not clause:
+                    if rule.empty_never_matches:
+                        continue
+                    hit = True
+                    break
+                if all(self._operation_item(name, patterns, ctx) for name, patterns in clause):
+                    hit = True
+                    break
+            if not hit:
+                return False
+        for cond, removed in rule.conditions:
+            if removed or cond.key in PRINCIPAL_CONDITIONS or cond.key in ADDRESS_CONDITIONS:
+                continue
+            if not _condition_match(cond, ctx):
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """One enforced policy as one enforcement point sees it (its rules that survive)."""
+
+    policy: AuthorizationPolicy
+    allow: bool
+    """ALLOW (an unknown attribute never makes its rules match) rather than DENY or CUSTOM."""
+    rules: tuple[CompiledRule, ...]
+    reads_destination_ip: bool
+
 
 @dataclass(frozen=True, slots=True)
 class _CompiledSet:
-    rules: tuple[tuple[AuthorizationPolicy, tuple[CompiledRule, ...]], ...]
+    policies: tuple[CompiledPolicy, ...]
     reads_destination_ip: bool
     has_allow: bool
-
-
-def _request_matches(rule: CompiledRule, ctx: _Ctx) -> bool:
-    """The rule's operation items and its conditions that do not read the source."""
-    if rule.operations is not None:
-        hit = False
-        for clause in rule.operations:
-            if not clause:
-                if rule.empty_never_matches:
-                    continue
-                hit = True
-                break
-            if all(_field_match(name, patterns, ctx) for name, patterns in clause):
-                hit = True
-                break
-        if not hit:
-            return False
-    for cond, removed in rule.conditions:
-        if removed or cond.key in PRINCIPAL_CONDITIONS or cond.key in ADDRESS_CONDITIONS:
-            continue
-        if not _condition_match(cond, ctx):
-            return False
-    return True

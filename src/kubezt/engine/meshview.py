@@ -7,6 +7,7 @@ space).
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import NamedTuple
 
 from kubezt.engine.authz import authz_networks, mentions_http
@@ -19,7 +20,7 @@ from kubezt.engine.connection import (
     mesh_facts,
     plan_path,
 )
-from kubezt.engine.index import EndpointClass, iter_bits
+from kubezt.engine.index import EndpointClass, bit_indices, iter_bits
 from kubezt.engine.mesh import (
     HBONE_PORT,
     WAYPOINT_GATEWAY_LABEL,
@@ -142,6 +143,9 @@ class MeshView:
         self._authz_nets = authz_nets
         self.sets = MeshSets(model, classes, self.reps, self.services, authz_nets)
         self._spaces: dict[tuple[object, ...], RequestSpace | None] = {}
+        self._spaces_by_policies: dict[tuple[int, ...], RequestSpace] = {}
+        """Destinations with the same policies share their space (keyed by the policies'
+        ids: the model holds them)."""
         self._common: dict[frozenset[RequestSpace], RequestSpace] = {}
         self._somes: dict[tuple[object, ...], Some] = {}
         self._unions: dict[tuple[int, int], RequestSet] = {}
@@ -160,6 +164,7 @@ class MeshView:
         if model.mesh is not old.mesh or model.mesh_config != old.mesh_config:
             self.sets = MeshSets(model, self.classes, self.reps, self.services, self._authz_nets)
             self._spaces.clear()
+            self._spaces_by_policies.clear()
 
     def _union(self, a: Some, b: Some) -> RequestSet:
         """The requests passing on either route (both decided over one space; the sets are
@@ -220,33 +225,65 @@ class MeshView:
         (the union of the requests each route lets through, every route decided over one
         request space); records in `partial` those for which only some requests pass."""
         bits = 0
-        some: dict[int, Some] = {}
-        for route_bits, route_partial in self._decided_routes(d, key, l4):
-            partial_bits = 0
-            for s, requests in route_partial.items():
-                partial_bits |= 1 << s
-                if bits >> s & 1 and s not in some:
-                    continue  # another route already lets every request through
-                prev = some.get(s)
-                merged = requests if prev is None else self._union(prev, requests)
-                if isinstance(merged, Some):
-                    some[s] = merged
-                else:
-                    some.pop(s, None)  # together the routes let every request through
-            full = route_bits & ~partial_bits
-            if some and full:
-                for s in [s for s in some if full >> s & 1]:
-                    del some[s]
+        full = 0  # sources every request of which passes (on one route, or on the routes together)
+        groups: list[tuple[int, Some]] = []
+        for route_bits, route_groups in self._decided_routes(d, key, l4):
+            if not route_bits:
+                continue
+            route_partial = 0
+            for members, _ in route_groups:
+                route_partial |= members
+            full |= route_bits & ~route_partial
             bits |= route_bits
-        for s, requests in some.items():
-            partial[(key, d, s)] = requests
+            if route_groups:
+                if groups:
+                    groups, together = self._merge_groups(groups, route_groups)
+                    full |= together
+                else:
+                    groups = route_groups
+        for members, requests in groups:
+            members &= ~full
+            if members:
+                partial.update(
+                    zip(zip(repeat(key), repeat(d), bit_indices(members)), repeat(requests))
+                )
         return bits
+
+    def _merge_groups(
+        self, a: list[tuple[int, Some]], b: list[tuple[int, Some]]
+    ) -> tuple[list[tuple[int, Some]], int]:
+        """Two routes' partial answers (each disjoint sets of sources with the requests that
+        pass) as one: a source in both gets the union of its requests. Also returns the
+        sources for which that union is every request."""
+        out: list[tuple[int, Some]] = []
+        together = 0
+        in_a = 0
+        for m, first in a:
+            in_a |= m
+            rest = m
+            for n, second in b:
+                both = m & n
+                if both:
+                    rest &= ~n
+                    merged = self._union(first, second)
+                    if isinstance(merged, Some):
+                        out.append((both, merged))
+                    else:
+                        together |= both
+            if rest:
+                out.append((rest, first))
+        for n, second in b:
+            rest = n & ~in_a
+            if rest:
+                out.append((rest, second))
+        return out, together
 
     def _decided_routes(
         self, d: int, key: PortKey, l4: dict[PortKey, dict[int, int]]
-    ) -> list[tuple[int, dict[int, Some]]]:
+    ) -> list[tuple[int, list[tuple[int, Some]]]]:
         """For each route and path to destination class `d` on `key`: the sources allowed for
-        at least one request, and for those allowed only some, the requests that pass.
+        at least one request, and among them disjoint sets of those allowed only some, with the
+        requests that pass.
 
         The routes of one destination may meet different policies (a waypoint on the Service
         route, none on the pod-IP route), so every route that looks at requests is decided
@@ -257,7 +294,7 @@ class MeshView:
         if key.protocol is not Protocol.TCP or (
             self.modes[d] is MeshMode.NONE and not self.istio_mutual
         ):
-            return [(direct, {})]  # UDP/SCTP are never captured by the mesh
+            return [(direct, [])]  # UDP/SCTP are never captured by the mesh
         hbone_key = PortKey(
             HBONE_PORT, Protocol.TCP, self.classes[d].peer.port_name(HBONE_PORT, Protocol.TCP)
         )
@@ -286,7 +323,7 @@ class MeshView:
                     entries.append((svc, path, self.group_bits[group] & candidates, group))
         own = [self._space(d, key, svc, path) for svc, path, _, _ in entries]
         common = self._common_space(own)
-        out: list[tuple[int, dict[int, Some]]] = []
+        out: list[tuple[int, list[tuple[int, Some]]]] = []
         for (svc, path, sources, gkey), space in zip(entries, own, strict=True):
             ok_bits = sources
             for leg in path.legs:
@@ -303,15 +340,14 @@ class MeshView:
             # layer policy reads the source's L3/L4 identity, so it is decided per group too
             groups = [(gkey, ok_bits)] if gkey is not None else self._groups_in(ok_bits)
             bits = 0
-            partial: dict[int, Some] = {}
+            partial: list[tuple[int, Some]] = []
             for gk, gbits in groups:
                 decision = self._mesh(gk, self.group_rep[gk], d, key, svc, path, use)
                 if isinstance(decision, NoRequests):
                     continue
                 bits |= gbits
                 if isinstance(decision, Some):
-                    for s in iter_bits(gbits):
-                        partial[s] = decision
+                    partial.append((gbits, decision))
             out.append((bits, partial))
         return out
 
@@ -351,12 +387,12 @@ class MeshView:
         svc: Service | None,
         path: Path,
         space: RequestSpace | None,
-    ) -> tuple[int, dict[int, Some]]:
+    ) -> tuple[int, list[tuple[int, Some]]]:
         """The mesh decision for a set of sources that share `path`, on every witness of
         `space` (None: the verdict does not depend on the request): the sources allowed for
         at least one request, and for those allowed only some, the witnesses that pass."""
         if space is None:
-            return self.sets.allowed(sources, d, key, svc, path, [None])[0], {}
+            return self.sets.allowed(sources, d, key, svc, path, [None])[0], []
         witnesses = space.witnesses()
         per_request = self.sets.allowed(sources, d, key, svc, path, witnesses)
         every = sources
@@ -364,7 +400,7 @@ class MeshView:
         for bits in per_request:
             every &= bits
             some |= bits
-        partial: dict[int, Some] = {}
+        partial: list[tuple[int, Some]] = []
         if some == every:
             return some, partial
         # sources with the same passing witnesses, split witness by witness
@@ -383,8 +419,7 @@ class MeshView:
             if requests is None:
                 requests = Some(tuple(witnesses[i] for i in passing), space)
                 self._somes[skey] = requests
-            for s in iter_bits(members):
-                partial[s] = requests
+            partial.append((members, requests))
         return some, partial
 
     def _path(self, gkey: GroupKey, g: int, d: int, key: PortKey, svc: Service | None) -> Path:
@@ -517,9 +552,13 @@ class MeshView:
         policies = self.sets.server_policies(d)
         if path.waypoint is not None:
             policies = policies + self.sets.waypoint_policies(path.waypoint, svc)
-        if not mentions_http(policies) and not self.alp:
-            return None
-        return space_of(policies, self.alp_matches)
+        pkey = tuple(map(id, policies))
+        space = self._spaces_by_policies.get(pkey)
+        if space is None:
+            if not mentions_http(policies) and not self.alp:
+                return None
+            space = self._spaces_by_policies[pkey] = space_of(policies, self.alp_matches)
+        return space
 
 
 def _outbound_capture(workload: Workload) -> tuple[tuple[str, str], ...]:

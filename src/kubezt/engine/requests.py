@@ -344,21 +344,19 @@ FAMILIAR_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 @functools.lru_cache(maxsize=4096)
 def _witnesses(space: RequestSpace) -> tuple[HttpRequest, ...]:
     methods = (
-        _prefer(
-            attribute_witnesses(space.methods, Attribute.METHOD), FAMILIAR_METHODS, space.methods
-        )
+        _prefer(_cell_witnesses(space.methods, Attribute.METHOD), FAMILIAR_METHODS, space.methods)
         if space.methods
         else ["GET"]
     )
     paths = (
-        _prefer(attribute_witnesses(space.paths, Attribute.PATH), ("/",), space.paths)
+        _prefer(_cell_witnesses(space.paths, Attribute.PATH), ("/",), space.paths)
         if space.paths
         else ["/"]
     )
-    hosts = attribute_witnesses(space.hosts, Attribute.HOST) if space.hosts else [""]
+    hosts = _cell_witnesses(space.hosts, Attribute.HOST) if space.hosts else [""]
     header_choices: list[list[tuple[tuple[str, str], ...]]] = []
     for name, globs in space.headers:
-        values = attribute_witnesses(globs, Attribute.HEADER)
+        values = _cell_witnesses(globs, Attribute.HEADER)
         header_choices.append([(), *(((name, v),) for v in values)])
     header_sets: list[tuple[tuple[str, str], ...]] = [()]
     for choices in header_choices:
@@ -371,6 +369,14 @@ def _witnesses(space: RequestSpace) -> tuple[HttpRequest, ...]:
         for hs in header_sets
     ]
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cell_witnesses(globs: frozenset[Glob], attribute: Attribute) -> list[str]:
+    """`attribute_witnesses` once per distinct pattern set: the spaces of many destinations
+    share an attribute's patterns (a namespace-wide policy's paths) while differing in another.
+    The list is only read."""
+    return attribute_witnesses(globs, attribute)
 
 
 def _prefer(values: list[str], familiar: tuple[str, ...], globs: frozenset[Glob]) -> list[str]:

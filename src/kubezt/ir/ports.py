@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -15,6 +15,10 @@ class Protocol(StrEnum):
     ICMP = "ICMP"
     ICMPV6 = "ICMPv6"
     UDPLITE = "UDPLite"
+
+    # A member equals its value, so it hashes as its value; str's hash is also computed in C,
+    # where Enum's (by name) runs Python code on every lookup of a PortKey.
+    __hash__ = str.__hash__
 
     @property
     def number(self) -> int:
@@ -94,6 +98,14 @@ class PortKey:
     port: int
     protocol: Protocol
     name: str = ""
+    _hash: int = field(init=False, repr=False, compare=False)
+    """Computed once: the matrices key millions of cells by port."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.port, self.protocol, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         return f"{self.port}/{self.protocol.value}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,6 +12,14 @@ class HttpRequest:
     host: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     """Header names are compared case-insensitively; repeated headers are joined with ','."""
+    _hash: int = field(init=False, repr=False, compare=False)
+    """Computed once: requests key the caches of every batched decision."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.method, self.path, self.host, self.headers)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def header(self, name: str) -> str | None:
         values = [v for k, v in self.headers if k.lower() == name.lower()]
