@@ -41,7 +41,7 @@ from kubezt.cli.tables import (
 from kubezt.engine.connection import End, EndKind, explain_connection, plan_path
 from kubezt.engine.explain import Layer
 from kubezt.engine.mesh import principal
-from kubezt.engine.outside import evaluate_outside, outside_questions
+from kubezt.engine.outside import evaluate_outside
 from kubezt.engine.reach import evaluate
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
@@ -54,9 +54,6 @@ ReachOutputOpt = ListOutputOpt
 
 CLASS_LEVEL_ABOVE = 2_000
 """`-o json|yaml` without --by writes the class-level result above this many workloads."""
-OUTSIDE_QUESTIONS = 20_000
-"""Above this many outside questions, the per-pair reach document leaves the outside out
-(with a warning) unless --outside asks for it."""
 
 
 class By(StrEnum):
@@ -109,15 +106,6 @@ def reach(
             case_sensitive=False,
         ),
     ] = By.AUTO,
-    outside: Annotated[
-        bool | None,
-        typer.Option(
-            "--outside/--no-outside",
-            help="With the per-pair -o json|yaml document: list the connections to and from "
-            f"the outside address cells (default: when at most {OUTSIDE_QUESTIONS:,} "
-            "explanations decide them; blast-radius, diff and verify always do).",
-        ),
-    ] = None,
     options: LoadOptions = LoadOptions(),
 ) -> None:
     """Which workload may connect to which, on every port cell of the destination (its
@@ -172,22 +160,10 @@ def reach(
                     sys.stdout.write(line.decode())
             sys.stdout.flush()
         else:
-            cells = None
-            questions = 0 if outside else guarded(lambda: outside_questions(loaded.model))
-            if outside is False:
-                err.print("kubezt: --no-outside: the outside address cells are not listed")
-            elif outside is None and questions > OUTSIDE_QUESTIONS:
-                err.print(
-                    f"kubezt: warning: the outside address cells are not listed: deciding them "
-                    f"takes {questions:,} explanations (more than {OUTSIDE_QUESTIONS:,}); "
-                    "--outside lists them, and blast-radius, diff and verify always decide them",
-                    markup=False,
-                )
-            else:
-                progress.stage("evaluating the outside address cells")
-                cells = guarded(lambda: evaluate_outside(loaded.model))
-                progress.done()
-            emit(reach_document(result, loaded.warnings, cells), Output(output.value))
+            progress.stage("evaluating the outside address cells")
+            outside = guarded(lambda: evaluate_outside(loaded.model))
+            progress.done()
+            emit(reach_document(result, loaded.warnings, outside), Output(output.value))
     elif workload is not None or namespace is not None:
         rows = focused(result, namespace=namespace, workload=workload)
         write_table(

@@ -96,25 +96,6 @@ def outside_cells(model: Model, networks: tuple[Network, ...] = ()) -> tuple[Add
     return address_cells(address_networks(model) + networks, avoid)
 
 
-def outside_questions(model: Model) -> int:
-    """How many (class, outside cell, port cell, direction) questions `evaluate_outside` asks
-    the explainer for the model's own cells (each may take one explanation per witness
-    request): what a caller weighs before paying for it."""
-    cells = outside_cells(model)
-    cuts = port_cuts(model)
-    egress = sum(len(port_cells(cuts, p)) for p in CELL_PROTOCOLS)
-    topology = model.topology
-    total = 0
-    for cls in build_classes(model, address_networks(model)):
-        rep = topology.workloads[cls.members[0]]
-        ingress = sum(
-            len(port_cells(cuts, p, (cp.port for cp in rep.ports if cp.protocol is p)))
-            for p in CELL_PROTOCOLS
-        )
-        total += len(cells) * (egress + ingress)
-    return total
-
-
 def evaluate_outside(
     model: Model,
     cells: tuple[AddressCell, ...] | None = None,
@@ -205,5 +186,4 @@ __all__ = [
     "evaluate_outside",
     "explain_port",
     "outside_cells",
-    "outside_questions",
 ]
