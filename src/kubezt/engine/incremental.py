@@ -32,7 +32,6 @@ from enum import StrEnum
 from typing import TypeVar
 
 from kubezt.engine.authz import authz_networks
-from kubezt.engine.cells import PortCuts, port_cuts
 from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import (
     ClassIndex,
@@ -51,7 +50,6 @@ from kubezt.engine.reach import (
     SYNTHETIC_ANNOTATION,
     Reachability,
     grouped_chains,
-    port_keys,
     with_waypoint_pods,
 )
 from kubezt.engine.requests import ALL, NONE, RequestSet, Some
@@ -293,10 +291,8 @@ class IncrementalReach:
     _input: Model
     _objects: dict[ObjectKey, Obj]
 
-    def __init__(self, model: Model, port: int | None = None, cuts: PortCuts | None = None) -> None:
+    def __init__(self, model: Model, port: int | None = None) -> None:
         self._port = port
-        self._fixed_cuts = cuts
-        """Port cuts given by the caller (kept across changes); else the model's own."""
         self._build(model)
 
     # public ----------------------------------------------------------------------------------
@@ -314,7 +310,6 @@ class IncrementalReach:
             dict(self._partial),
             self._reported,
             input_model=self._input,
-            cuts=self._cuts,
         )
 
     def apply(self, change: Change) -> Delta:
@@ -327,9 +322,7 @@ class IncrementalReach:
         kind = change.key[0]
         connections: list[ConnectionChange] | None = None
         path = Path.REBUILD
-        if self._cuts is not None and self._cuts != self._cuts_of(new_model):
-            pass  # the port cells change: rebuild
-        elif kind == "Policy":
+        if kind == "Policy":
             connections = self._policy(before, change.new, new_model)
             path = Path.L4
         elif kind in ("PeerAuthentication", "AuthorizationPolicy"):
@@ -353,14 +346,8 @@ class IncrementalReach:
         return Delta(change, path, tuple(connections))
 
     # building --------------------------------------------------------------------------------
-    def _cuts_of(self, model: Model) -> PortCuts | None:
-        if self._port is not None:
-            return None
-        return self._fixed_cuts if self._fixed_cuts is not None else port_cuts(model)
-
     def _build(self, model: Model) -> None:
         self._input = model
-        self._cuts = self._cuts_of(model)
         self._objects = objects(model)
         work = with_waypoint_pods(model)
         self._work = work
@@ -448,8 +435,7 @@ class IncrementalReach:
     def _keys(self, c: EndpointClass) -> list[PortKey]:
         if self._port is not None:
             return [PortKey(self._port, Protocol.TCP, c.peer.port_name(self._port, Protocol.TCP))]
-        assert self._cuts is not None
-        return port_keys(c.peer, self._cuts)
+        return [cp.key for cp in c.peer.ports]
 
     def _hbone_key(self, c: int) -> PortKey:
         return PortKey(
