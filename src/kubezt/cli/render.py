@@ -130,7 +130,7 @@ def step_rows(verdict: Verdict) -> list[list[str]]:
                 step.direction.value.lower() if step.direction is not None else "",
                 step.effect.value,
                 step.reason,
-                step.detail,
+                step_text(step),
                 where,
             ]
         )
