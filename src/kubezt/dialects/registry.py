@@ -111,25 +111,8 @@ def load(paths: Sequence[str]) -> LoadResult:
     Raises `InputError` with every error of every file when any input is invalid.
     """
     sink = DiagnosticSink()
-    rc = ReadContext(sink)
     files = expand_paths(paths, sink)
-    seen: dict[tuple[str, str, str, str], Location] = {}
-    # Reading builds millions of small acyclic objects and keeps every document's node tree
-    # for locating fields; the cyclic garbage collector would rescan that growing heap again
-    # and again (it doubled load time on large clusters), so it pauses while we read.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for docs in _documents(files, sink):
-            for doc in docs:
-                _read_document(doc, rc, seen)
-    finally:
-        if collecting:
-            gc.enable()
-    model = assemble(rc)
-    sink.raise_if_errors()
-    diagnostics = tuple(sorted(sink.items, key=Diagnostic.sort_key))
-    return LoadResult(model, diagnostics, tuple(rc.skipped), tuple(files))
+    return load_parsed((doc for docs in _documents(files, sink) for doc in docs), files, sink)
 
 
 def parse_paths(paths: Sequence[str], sink: DiagnosticSink) -> tuple[list[Document], list[str]]:
@@ -147,6 +130,10 @@ def load_parsed(
     sink = sink if sink is not None else DiagnosticSink()
     rc = ReadContext(sink)
     seen: dict[tuple[str, str, str, str], Location] = {}
+    # Reading builds millions of small acyclic objects and keeps every document's node tree
+    # for locating fields; the cyclic garbage collector would rescan that growing heap again
+    # and again (it doubled load time on large clusters), so it pauses while we read (files
+    # are parsed lazily from `docs`, inside the pause).
     collecting = gc.isenabled()
     gc.disable()
     try:
