@@ -1,6 +1,7 @@
 """The library entry point that composes the layers below it: `load()` reads manifests
 (dialects), applies the mesh settings the caller overrides, and adds the warnings about the
-model as a whole (engine). The command line and any other caller load through here.
+model as a whole (found by the engine, worded by report). The command line and any other
+caller load through here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from kubezt.dialects.registry import LoadResult
 from kubezt.dialects.registry import load as read_manifests
 from kubezt.engine.diagnose import model_warnings
+from kubezt.report.warnings import model_diagnostics
 
 
 def load(
@@ -54,5 +56,7 @@ def settled(
     if config != model.mesh_config:
         model = dataclasses.replace(model, mesh_config=config)
     return dataclasses.replace(
-        result, model=model, diagnostics=result.diagnostics + model_warnings(model)
+        result,
+        model=model,
+        diagnostics=result.diagnostics + model_diagnostics(model_warnings(model)),
     )

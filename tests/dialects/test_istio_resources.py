@@ -28,6 +28,7 @@ from kubezt.ir.mesh import (
     Waypoint,
 )
 from kubezt.ir.topology import Labels
+from kubezt.report.warnings import model_diagnostics
 
 MARK = "# <-"
 
@@ -971,7 +972,7 @@ def _line_of(text: str, needle: str) -> int:
 def test_ambient_l7_and_custom_warnings_name_the_policy_and_its_location(tmp_path) -> None:
     path = write(tmp_path, WARNINGS_INPUT)
     result = kubezt.load([str(path)])
-    warnings = model_warnings(result.model)
+    warnings = model_diagnostics(model_warnings(result.model))
     by_obj = {(d.code, d.obj): d for d in warnings}
     assert set(by_obj) == {
         ("W060", "AuthorizationPolicy amb/get-only"),

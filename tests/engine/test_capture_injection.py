@@ -48,4 +48,4 @@ def test_capture_annotations(case: dict[str, Any]) -> None:
     else:
         result = capture.ztunnel_inbound(w)
     assert result.captured is case["captured"]
-    assert result.captured or result.detail
+    assert result.captured or result.why is not None

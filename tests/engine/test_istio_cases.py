@@ -44,7 +44,7 @@ from kubezt.engine.mesh import find_service
 from kubezt.engine.requests import AllRequests, Some
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.ports import Protocol
-from kubezt.report.steps import step_text
+from kubezt.report.steps import step_text, tls_text
 
 MODES = ("sidecar", "ambient")
 MESH_LABELS = {
@@ -222,6 +222,7 @@ def test_request_verdict(case, request_, mode, case_dir, request) -> None:
     expect = per_mode(request_["expect"], mode)
     steps = "\n".join(f"  {s.layer.value} {s.reason}: {step_text(s)}" for s in verdict.steps)
     why = f"{request_['why']}\nsteps:\n{steps}"
+    assert all(step_text(s) for s in verdict.steps), f"a step without a sentence:\n{steps}"
     assert verdict.verdict == expect, why
     if expect == "deny":
         layer = per_mode(request_["denied_by"], mode)
@@ -240,7 +241,8 @@ def test_request_verdict(case, request_, mode, case_dir, request) -> None:
             find_service(model, service),
             service.port if service else None,
         )
-        assert path.mtls is mtls, f"client TLS: {path.tls_detail}\n{request_['why']}"
+        tls = tls_text(path.tls, path.not_captured)
+        assert path.mtls is mtls, f"client TLS: {tls}\n{request_['why']}"
 
 
 def reach_rows(case, mode, port: int, case_dir) -> dict[tuple[str, str], Any]:

@@ -47,6 +47,7 @@ from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.ir.topology import Topology
 from kubezt.report.class_documents import pair_lines, reach_class_document
 from kubezt.report.documents import explain_document, reach_document, request_document
+from kubezt.report.steps import tls_text
 
 ReachOutput = ListOutput
 ReachOutputOpt = ListOutputOpt
@@ -324,7 +325,8 @@ def explain(
             render.nearest(out, near)
         if verdict.denied_by is Layer.PEER_AUTHENTICATION and not path_taken.mtls:
             out.print(
-                f"  the server requires mTLS; the caller sent plaintext ({path_taken.tls_detail})",
+                "  the server requires mTLS; the caller sent plaintext "
+                f"({tls_text(path_taken.tls, path_taken.not_captured)})",
                 markup=False,
             )
     else:

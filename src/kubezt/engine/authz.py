@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from urllib.parse import unquote
 
-from kubezt.engine.explain import Effect, Layer, Step
+from kubezt.engine.explain import Effect, Layer, Step, StepParam
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import (
     AuthorizationPolicy,
@@ -496,10 +496,12 @@ def authorize(
     request: AuthzRequest,
     enforcer: Enforcer,
     config: MeshConfig,
-    where: str,
+    at: str,
 ) -> AuthzResult:
-    """CUSTOM → DENY → ALLOW at one enforcement point (semantics.md §4.2, ztunnel §5.3)."""
+    """CUSTOM → DENY → ALLOW at one enforcement point (semantics.md §4.2, ztunnel §5.3): the
+    `enforcer` of the workload `at` (its id)."""
     layer = enforcer.layer
+    where: tuple[tuple[str, StepParam], ...] = (("enforcer", enforcer.value), ("at", at))
     steps: list[Step] = []
     http = request.http is not None
     enforced = [p for p in policies if not p.dry_run and p.action is not AuthzAction.AUDIT]
@@ -516,18 +518,12 @@ def authorize(
 
     for p in policies:
         if p in enforced and rewritten(p, enforcer, http):
-            what = (
-                "ztunnel enforces only L4 attributes"
-                if enforcer is Enforcer.ZTUNNEL
-                else "this port is handled as TCP"
-            )
             steps.append(
                 Step(
                     layer=layer,
                     reason="l7-rules-rewritten",
                     effect=Effect.INFO,
-                    detail=f"{p.ref}: {what}; rules with HTTP/L7 attributes are "
-                    f"{'dropped' if p.action is AuthzAction.ALLOW else 'narrowed'}",
+                    params=(("policy", p.ref), ("policy_action", p.action.value), *where),
                     source=p.source,
                 )
             )
@@ -540,17 +536,12 @@ def authorize(
                 continue
             rule = first_match(p)
             if rule is not None:
-                detail = f"{p.ref} rule {rule.index} matched at {where}" + (
-                    "; the external authorizer's answer is not modelled, assumed deny"
-                    if action is AuthzAction.CUSTOM
-                    else ""
-                )
                 steps.append(
                     Step(
                         layer=layer,
                         reason=reason,
                         effect=Effect.DENY,
-                        detail=detail,
+                        params=(("policy", p.ref), *where),
                         source=p.source,
                         rule_index=rule.index,
                         action=action,
@@ -564,7 +555,7 @@ def authorize(
                 layer=layer,
                 reason="no-allow-policy",
                 effect=Effect.ALLOW,
-                detail=f"no ALLOW policy applies at {where}",
+                params=where,
             )
         )
         return AuthzResult(True, tuple(steps))
@@ -576,20 +567,19 @@ def authorize(
                     layer=layer,
                     reason="allow-policy-matched",
                     effect=Effect.ALLOW,
-                    detail=f"{p.ref} rule {rule.index} matched at {where}",
+                    params=(("policy", p.ref), *where),
                     source=p.source,
                     rule_index=rule.index,
                     action=AuthzAction.ALLOW,
                 )
             )
             return AuthzResult(True, tuple(steps))
-    names = ", ".join(p.ref for p in allow)
     steps.append(
         Step(
             layer=layer,
             reason="no-allow-rule-matched",
             effect=Effect.DENY,
-            detail=f"ALLOW policies apply at {where} ({names}) but none matched",
+            params=(("policies", tuple(p.ref for p in allow)), *where),
         )
     )
     return AuthzResult(False, tuple(steps))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from kubezt.engine.explain import Message
 from kubezt.ir.topology import Workload
 
 INCLUDE_INBOUND_PORTS = "traffic.sidecar.istio.io/includeInboundPorts"
@@ -32,8 +33,12 @@ BYPASS_INBOUND_CAPTURE = "ambient.istio.io/bypass-inbound-capture"
 @dataclass(frozen=True, slots=True)
 class Capture:
     captured: bool
-    detail: str
-    """Why, when an annotation decided; empty when capture is the default."""
+    why: Message | None = None
+    """The annotation that decided, as a message (`inbound-port-excluded`, …); None when
+    capture is the default."""
+
+
+_CAPTURED = Capture(True)
 
 
 def _ports(text: str) -> set[str]:
@@ -68,22 +73,14 @@ def inbound(server: Workload, port: int) -> Capture:
     include = annotations.get(INCLUDE_INBOUND_PORTS)
     exclude = annotations.get(EXCLUDE_INBOUND_PORTS)
     if exclude is not None and str(port) in _ports(exclude):
-        return Capture(
-            False,
-            f"port {port} is excluded from inbound capture ({EXCLUDE_INBOUND_PORTS}): "
-            "the sidecar does not see this connection",
-        )
+        return Capture(False, Message("inbound-port-excluded", (("port", port),)))
     if include is None:
-        return Capture(True, "")
+        return _CAPTURED
     ports = _ports(include)
     if "*" in ports or str(port) in ports:
-        return Capture(True, "")
-    what = "is empty" if not ports else f"does not list port {port}"
-    return Capture(
-        False,
-        f"{INCLUDE_INBOUND_PORTS} {what}: port {port} is not captured inbound, the sidecar "
-        "does not see this connection",
-    )
+        return _CAPTURED
+    code = "inbound-ports-empty" if not ports else "inbound-port-not-listed"
+    return Capture(False, Message(code, (("port", port),)))
 
 
 def outbound(client: Workload, port: int, destination_ip: str | None) -> Capture:
@@ -92,38 +89,21 @@ def outbound(client: Workload, port: int, destination_ip: str | None) -> Capture
     annotations = client.annotations
     exclude_ports = annotations.get(EXCLUDE_OUTBOUND_PORTS)
     if exclude_ports is not None and str(port) in _ports(exclude_ports):
-        return Capture(
-            False,
-            f"port {port} is excluded from outbound capture ({EXCLUDE_OUTBOUND_PORTS}): the "
-            "client's sidecar does not see this connection, it leaves as plaintext",
-        )
+        return Capture(False, Message("outbound-port-excluded", (("port", port),)))
     include_ports = annotations.get(INCLUDE_OUTBOUND_PORTS)
     if include_ports is not None and str(port) in _ports(include_ports):
-        return Capture(True, "")
+        return _CAPTURED
     exclude_ranges = annotations.get(EXCLUDE_OUTBOUND_RANGES)
     if exclude_ranges is not None and _in_ranges(exclude_ranges, destination_ip):
-        return Capture(
-            False,
-            f"{destination_ip} is in {EXCLUDE_OUTBOUND_RANGES}: the client's sidecar does not "
-            "see this connection, it leaves as plaintext",
-        )
+        return Capture(False, Message("outbound-range-excluded", (("address", destination_ip),)))
     include_ranges = annotations.get(INCLUDE_OUTBOUND_RANGES)
     if include_ranges is None or _in_ranges(include_ranges, destination_ip):
-        return Capture(True, "")
-    return Capture(
-        False,
-        f"{INCLUDE_OUTBOUND_RANGES} does not cover the destination "
-        f"({destination_ip or 'address unknown'}): the client's sidecar does not see this "
-        "connection, it leaves as plaintext",
-    )
+        return _CAPTURED
+    return Capture(False, Message("outbound-range-not-included", (("address", destination_ip),)))
 
 
 def ztunnel_inbound(server: Workload) -> Capture:
     """Does ztunnel capture plaintext inbound connections to an ambient pod?"""
     if server.annotations.get(BYPASS_INBOUND_CAPTURE) == "true":
-        return Capture(
-            False,
-            f"{BYPASS_INBOUND_CAPTURE} is true: plaintext inbound connections reach the pod "
-            "without ztunnel",
-        )
-    return Capture(True, "")
+        return Capture(False, Message("ztunnel-inbound-bypassed"))
+    return _CAPTURED

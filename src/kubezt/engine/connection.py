@@ -22,7 +22,15 @@ from kubezt.engine.authz import (
     waypoint_policies,
     workload_policies,
 )
-from kubezt.engine.explain import Effect, Layer, LayerVerdict, Step, Verdict
+from kubezt.engine.explain import (
+    Effect,
+    Layer,
+    LayerVerdict,
+    Message,
+    Step,
+    StepParam,
+    Verdict,
+)
 from kubezt.engine.index import ClassIndex, Peer, PeerKind, external_peer, host_peer, workload_peer
 from kubezt.engine.l4 import Matcher, chains, decide, denying_layer, staged_policy_steps
 from kubezt.engine.mesh import (
@@ -183,8 +191,6 @@ def explain_l4(
                 layer=Layer.DATAPLANE,
                 reason="host-to-local-workload",
                 effect=Effect.ALLOW,
-                detail="traffic from the destination's own node is not policed (Calico "
-                "iptables/nftables dataplane)",
                 direction=Direction.INGRESS,
             )
         )
@@ -203,8 +209,7 @@ def _one_end(matcher: Matcher, side: Side, peer: Peer, end: End, key: PortKey) -
             layer=Layer.DATAPLANE,
             reason=f"{side.name.lower()}-not-policed",
             effect=Effect.CONTINUE,
-            detail=f"{end.label} is not a pod-network endpoint: "
-            f"no {direction.value.lower()} policy applies",
+            params=(("end", end.label),),
             direction=direction,
         )
         return LayerVerdict(True, (step,))
@@ -233,7 +238,10 @@ class Path:
     client_role: ProxyRole
     server: MeshMode
     mtls: bool
-    tls_detail: str
+    tls: Message
+    """Why the client sends mTLS or plaintext (`auto-mtls-sidecars`, …)."""
+    not_captured: tuple[Message, ...]
+    """The capture annotations that keep a proxy from seeing the connection."""
     tls_layer_fail: bool
     """The client sends Istio mTLS to a server that cannot terminate it."""
     waypoint: Workload | None
@@ -253,13 +261,13 @@ def plan_path(
     client = MeshMode.NONE
     if protocol is not Protocol.TCP:
         # Sidecars and ztunnel capture TCP only: UDP and SCTP go straight between the pods.
-        detail = f"{protocol.value} is not captured by sidecars or ztunnel: no mesh on the path"
         return Path(
             client=MeshMode.NONE,
             client_role=role,
             server=MeshMode.NONE,
             mtls=False,
-            tls_detail=detail,
+            tls=Message("protocol-not-captured", (("protocol", protocol.value),)),
+            not_captured=(),
             tls_layer_fail=False,
             waypoint=None,
             legs=(Leg(source=src, destination=dst, wire_port=port),),
@@ -270,61 +278,55 @@ def plan_path(
     server = MeshMode.NONE
     if dst.workload is not None:
         server = _facts(model, dst.workload, dst).mode
-    notes: list[str] = []
+    notes: list[Message] = []
     if server is MeshMode.SIDECAR and dst.workload is not None:
         seen = capture.inbound(dst.workload, port)
-        if not seen.captured:
+        if seen.why is not None:
             server = MeshMode.NONE
-            notes.append(seen.detail)
+            notes.append(seen.why)
     if client is MeshMode.SIDECAR and src.workload is not None:
         # A Service is addressed by its virtual IP (not in the input: unknown) and port.
         wire_ip = dst.ip or (dst.workload.ip if dst.workload is not None else None)
         if service is not None:
             wire_ip = None
         seen = capture.outbound(src.workload, service_port or port, wire_ip)
-        if not seen.captured:
+        if seen.why is not None:
             client = MeshMode.NONE
-            notes.append(seen.detail)
+            notes.append(seen.why)
     mesh_client = client is not MeshMode.NONE or role is not ProxyRole.NONE
     if server is MeshMode.AMBIENT and not mesh_client and dst.workload is not None:
         seen = capture.ztunnel_inbound(dst.workload)
-        if not seen.captured:
+        if seen.why is not None:
             server = MeshMode.NONE
-            notes.append(seen.detail)
-    mtls, detail, mismatch = False, "the client is outside the mesh: plaintext", False
+            notes.append(seen.why)
+    mtls, why, mismatch = False, Message("client-outside-mesh"), False
     host_source = src.kind in (EndKind.KUBELET_PROBE, EndKind.NODE)
     if src.kind is EndKind.KUBELET_PROBE or (host_source and server is MeshMode.AMBIENT):
-        detail = (
-            "traffic from the node (kubelet probes; in ambient mode everything the host "
-            "sends, SNATed to 169.254.7.127) is plaintext and exempt from mesh policy"
-        )
+        why = Message("host-traffic-exempt", (("address", AMBIENT_PROBE_SOURCE),))
     elif mesh_client and server is MeshMode.AMBIENT:
-        mtls, detail = True, "mesh client to an ambient pod: HBONE (mTLS)"
+        mtls, why = True, Message("hbone-to-ambient")
     elif client is MeshMode.AMBIENT and server is MeshMode.SIDECAR:
-        mtls, detail = True, "ambient client to a sidecar pod: HBONE (mTLS)"
+        mtls, why = True, Message("hbone-ambient-to-sidecar")
     elif client is MeshMode.AMBIENT:
-        detail = "ambient client to a pod outside the mesh: plaintext from the client's pod"
+        why = Message("ambient-to-outside-mesh")
     elif mesh_client:
         assert src.workload is not None
         tls, dr = destination_rule_tls(model, src.workload.namespace, service, service_port)
-        if tls is TlsMode.ISTIO_MUTUAL:
-            mtls, detail = True, f"DestinationRule {dr.namespace}/{dr.name} sets ISTIO_MUTUAL"  # type: ignore[union-attr]
-            mismatch = server is MeshMode.NONE
-        elif tls is not None:
-            detail = (
-                f"DestinationRule {dr.namespace}/{dr.name} sets {tls.value}: no Istio "  # type: ignore[union-attr]
-                "mTLS"
-            )
+        if tls is not None and dr is not None:
+            rule = f"{dr.namespace}/{dr.name}"
+            why = Message("destination-rule-tls", (("rule", rule), ("mode", tls.value)))
+            mtls = tls is TlsMode.ISTIO_MUTUAL
+            mismatch = mtls and server is MeshMode.NONE
         elif not model.mesh_config.enable_auto_mtls:
-            detail = "auto mTLS is off and no DestinationRule sets TLS: plaintext"
+            why = Message("auto-mtls-off")
         elif server is MeshMode.SIDECAR and dst.workload is not None:
             mode = effective_mtls(dst.workload, port, model).mode
             if mode is MtlsMode.DISABLE:
-                detail = "auto mTLS: the server's mTLS mode is DISABLE, so plaintext"
+                why = Message("auto-mtls-server-disabled")
             else:
-                mtls, detail = True, "auto mTLS: sidecar client to a sidecar pod"
+                mtls, why = True, Message("auto-mtls-sidecars")
         else:
-            detail = "auto mTLS: the server has no sidecar, so plaintext"
+            why = Message("auto-mtls-no-sidecar")
     waypoint: Workload | None = None
     if server is MeshMode.AMBIENT and mesh_client and dst.workload is not None:
         ref = waypoint_for(model, dst.workload, service, role)
@@ -353,14 +355,13 @@ def plan_path(
         legs = [Leg(source=probe, destination=dst, wire_port=port)]
     else:
         legs = [Leg(source=src, destination=dst, wire_port=port)]
-    if notes:
-        detail = "; ".join([*notes, detail])
     return Path(
         client=client,
         client_role=role,
         server=server,
         mtls=mtls,
-        tls_detail=detail,
+        tls=why,
+        not_captured=tuple(notes),
         tls_layer_fail=mismatch,
         waypoint=waypoint,
         legs=tuple(legs),
@@ -389,7 +390,6 @@ def explain_connection(
                 layer=Layer.DATAPLANE,
                 reason="self-traffic",
                 effect=Effect.ALLOW,
-                detail="a pod connecting to itself never leaves its network namespace",
             )
         )
         return Verdict(True, None, tuple(steps))
@@ -402,8 +402,7 @@ def explain_connection(
                     layer=Layer.DATAPLANE,
                     reason="hbone-tunnel",
                     effect=Effect.INFO,
-                    detail=f"{leg.label}: mesh traffic is tunnelled to port {leg.wire_port} "
-                    "(HBONE); L3/L4 policy sees that port, not the application port",
+                    params=(("leg", leg.label), ("port", leg.wire_port)),
                 )
             )
         memo_key = (leg.source, leg.destination, leg.wire_port, protocol, leg.label)
@@ -439,20 +438,14 @@ def mesh_decision(
         or (src.kind is EndKind.NODE and path.server is MeshMode.AMBIENT)
     ):
         return LayerVerdict(True, tuple(steps))
+    tls = (("tls", path.tls), ("not_captured", path.not_captured))
     if protocol is not Protocol.TCP:
         steps.append(
-            Step(
-                layer=Layer.DATAPLANE,
-                reason="not-captured",
-                effect=Effect.INFO,
-                detail=path.tls_detail,
-            )
+            Step(layer=Layer.DATAPLANE, reason="not-captured", effect=Effect.INFO, params=tls)
         )
         return LayerVerdict(True, tuple(steps))
     server = dst.workload
-    steps.append(
-        Step(layer=Layer.DATAPLANE, reason="client-tls", effect=Effect.INFO, detail=path.tls_detail)
-    )
+    steps.append(Step(layer=Layer.DATAPLANE, reason="client-tls", effect=Effect.INFO, params=tls))
     # mTLS admission
     if path.tls_layer_fail:
         steps.append(
@@ -460,21 +453,25 @@ def mesh_decision(
                 layer=Layer.TLS_MISMATCH,
                 reason="mtls-to-plaintext-server",
                 effect=Effect.DENY,
-                detail="the client sends Istio mTLS but the server has no proxy to terminate it",
             )
         )
         return LayerVerdict(False, tuple(steps), Layer.TLS_MISMATCH)
     if path.server in (MeshMode.SIDECAR, MeshMode.AMBIENT):
         eff = effective_mtls(server, port, model)
         by = eff.decided_by
-        scope = f"{eff.scope.value} policy {by.namespace}/{by.name}" if by else "Istio default"
+        scope: tuple[tuple[str, StepParam], ...] = (
+            ("mode", eff.mode.value),
+            ("scope", eff.scope.value if by else ""),
+            ("policy", f"{by.namespace}/{by.name}" if by else ""),
+            ("mtls", path.mtls),
+        )
         if eff.mode is MtlsMode.STRICT and not path.mtls:
             steps.append(
                 Step(
                     layer=Layer.PEER_AUTHENTICATION,
                     reason="strict-rejects-plaintext",
                     effect=Effect.DENY,
-                    detail=f"mTLS mode STRICT ({scope}) rejects the plaintext connection",
+                    params=scope,
                     source=by.source if by else None,
                 )
             )
@@ -485,7 +482,7 @@ def mesh_decision(
                     layer=Layer.TLS_MISMATCH,
                     reason="mtls-to-disabled-port",
                     effect=Effect.DENY,
-                    detail=f"the client sends mTLS to a port whose mode is DISABLE ({scope})",
+                    params=scope,
                     source=by.source if by else None,
                 )
             )
@@ -495,8 +492,7 @@ def mesh_decision(
                 layer=Layer.PEER_AUTHENTICATION,
                 reason="mtls-admitted",
                 effect=Effect.CONTINUE,
-                detail=f"mTLS mode {eff.mode.value} ({scope}) admits this "
-                f"{'mTLS' if path.mtls else 'plaintext'} connection",
+                params=scope,
                 source=by.source if by else None,
             )
         )
@@ -532,7 +528,7 @@ def mesh_decision(
                 AuthzRequest(client_principal, client_ip, server.ip, port, request_http),
                 Enforcer.WAYPOINT,
                 config,
-                f"waypoint {wp.id}",
+                wp.id,
             )
             steps.extend(result.steps)
             if not result.allowed:
@@ -544,8 +540,7 @@ def mesh_decision(
                     layer=Layer.ZTUNNEL,
                     reason="waypoint-identity",
                     effect=Effect.INFO,
-                    detail=f"the destination ztunnel sees the waypoint's identity "
-                    f"{ztunnel_principal}, not the client's",
+                    params=(("principal", ztunnel_principal),),
                 )
             )
         result = authorize(
@@ -553,7 +548,7 @@ def mesh_decision(
             AuthzRequest(ztunnel_principal, ztunnel_ip, server.ip, port, None),
             Enforcer.ZTUNNEL,
             config,
-            f"the ztunnel of {server.id}",
+            server.id,
         )
         steps.extend(result.steps)
         if not result.allowed:
@@ -564,7 +559,7 @@ def mesh_decision(
             AuthzRequest(client_principal, client_ip, server.ip, port, request_http),
             Enforcer.SIDECAR,
             config,
-            f"the sidecar of {server.id}",
+            server.id,
         )
         steps.extend(result.steps)
         if not result.allowed:

@@ -1,24 +1,45 @@
 """Warnings about the analysed model as a whole: places where the mesh or the dataplane does not
-do what a manifest says, or where kubezt resolves an unknown fact conservatively."""
+do what a manifest says, or where kubezt resolves an unknown fact conservatively.
+
+They are data (a code and its parameters); `kubezt.report.warnings` writes their sentences.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kubezt.engine.authz import Enforcer, rewritten, workload_policies
+from kubezt.engine.explain import StepParam
 from kubezt.engine.index import policy_networks
 from kubezt.engine.mesh import mesh_mode
-from kubezt.errors import Diagnostic, Severity
+from kubezt.errors import Location
 from kubezt.ir.mesh import AuthorizationPolicy, AuthzAction
 from kubezt.ir.model import Model
 from kubezt.ir.topology import MeshMode
 
 
-def _diag(code: str, policy: AuthorizationPolicy, message: str) -> Diagnostic:
+@dataclass(frozen=True, slots=True)
+class ModelWarning:
+    """One warning about the model: its code (`W060` ambient L7 rules, `W061` CUSTOM policy,
+    `W062` workloads without a pod IP where policies match CIDRs), the object it names
+    (`Kind ns/name`) and where that was written, and the parameters of its message."""
+
+    code: str
+    params: tuple[tuple[str, StepParam], ...] = ()
+    location: Location | None = None
+    obj: str = ""
+
+    def param(self, name: str) -> StepParam:
+        return dict(self.params).get(name)
+
+
+def _about(code: str, policy: AuthorizationPolicy, *params: tuple[str, StepParam]) -> ModelWarning:
     src = policy.source
-    return Diagnostic(Severity.WARNING, code, message, src.location if src else None, policy.ref)
+    return ModelWarning(code, params, src.location if src else None, policy.ref)
 
 
-def model_warnings(model: Model) -> tuple[Diagnostic, ...]:
-    out: list[Diagnostic] = []
+def model_warnings(model: Model) -> tuple[ModelWarning, ...]:
+    out: list[ModelWarning] = []
     topology = model.topology
     ambient = [
         w
@@ -34,41 +55,12 @@ def model_warnings(model: Model) -> tuple[Diagnostic, ...]:
             ):
                 narrowed.add(policy)
     for policy in sorted(narrowed, key=lambda p: (p.namespace, p.name)):
-        if policy.action is AuthzAction.ALLOW:
-            text = (
-                "applies to ambient workloads, where ztunnel enforces only L4 attributes: "
-                "its rules with HTTP/L7 attributes are dropped, so the workload may deny "
-                "all traffic; bind L7 rules to a waypoint with targetRefs"
-            )
-        else:
-            text = (
-                "applies to ambient workloads, where ztunnel enforces only L4 attributes: "
-                "L7 attributes are removed from its rules, so an L7-only rule denies "
-                "nothing and an L4+L7 rule denies all of that L4 traffic; bind it to a "
-                "waypoint with targetRefs"
-            )
-        out.append(_diag("W060", policy, text))
+        out.append(_about("W060", policy, ("action", policy.action.value)))
     for policy in policies:
         if policy.action is AuthzAction.CUSTOM and not policy.dry_run:
-            out.append(
-                _diag(
-                    "W061",
-                    policy,
-                    f"CUSTOM policy (provider {policy.provider!r}): "
-                    "the external authorizer's answer is not modelled; kubezt assumes "
-                    "it denies the requests the policy matches",
-                )
-            )
+            out.append(_about("W061", policy, ("provider", policy.provider)))
     if policy_networks(model.policies):
         unknown = [w for w in topology.workloads if not w.ips and not w.host_network]
         if unknown:
-            out.append(
-                Diagnostic(
-                    Severity.WARNING,
-                    "W062",
-                    f"{len(unknown)} workload(s) have no pod IP (e.g. {unknown[0].id}) while "
-                    "policies match CIDRs: kubezt assumes such rules do not allow them and do "
-                    "deny them; give status.podIP to evaluate them exactly",
-                )
-            )
+            out.append(ModelWarning("W062", (("count", len(unknown)), ("example", unknown[0].id))))
     return tuple(out)

@@ -37,9 +37,23 @@ class Effect(StrEnum):
 
 
 StepParam: TypeAlias = (
-    "str | int | float | bool | tuple[str, ...] | tuple[StagedChange, ...] | Step | None"
+    "str | int | float | bool | tuple[str, ...] | tuple[StagedChange, ...] | Step | Message"
+    " | tuple[Message, ...] | None"
 )
-"""A message parameter: a name, a number, a flag, names, staged changes, or a nested step."""
+"""A message parameter: a name, a number, a flag, names, staged changes, a nested step, or
+nested messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A sentence as data: a stable kebab-case code and its parameters. The engine says what it
+    found this way; the report layer writes the sentence (`kubezt.report.steps`)."""
+
+    code: str
+    params: tuple[tuple[str, StepParam], ...] = ()
+
+    def param(self, name: str) -> StepParam:
+        return dict(self.params).get(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +73,12 @@ class Step:
     `reason` is a stable kebab-case code (`no-policy-selects-destination`, `rule-matched`,
     `calico-tier-pass`, `end-of-tier-deny`, …). It is also the code of the step's message:
     `params` (with the fields below) are its parameters, and the report layer writes the
-    sentence (`kubezt.report.steps`). Steps whose message has no parameters yet carry the
-    sentence in `detail`.
+    sentence (`kubezt.report.steps`); the engine writes no English.
     """
 
     layer: Layer
     reason: str
     effect: Effect
-    detail: str = ""
     params: tuple[tuple[str, StepParam], ...] = ()
     source: Source | None = None
     direction: Direction | None = None

@@ -207,7 +207,7 @@ class MeshSets:
                 ),
                 Enforcer.ZTUNNEL,
                 config,
-                f"the ztunnel of {server.id}",
+                server.id,
             ).allowed
             self._ztunnel_after_waypoint[key] = cached
         return cached
