@@ -10,6 +10,8 @@ authorizes it on the real port (semantics.md §5.5).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kubezt.analysis.audit._facts import (
     any_address,
     applied_authz,
@@ -141,28 +143,45 @@ def _pods(peer: EntityMatch) -> str:
     return "pods " + " and ".join(parts) if parts else "every pod"
 
 
-def _l4_findings(reach: Reachability, spec: RuleSpec, match: str) -> list[Finding]:
+def _from_or_to(direction: Direction) -> str:
+    return "from" if direction is Direction.INGRESS else "to"
+
+
+def _any_source_text(policy: Policy, direction: Direction, rule: Rule, peer: EntityMatch) -> str:
+    if direction is not Direction.INGRESS or not any_address(peer):
+        return ""
+    return f"allows {traffic(rule)} from any pod and any address"
+
+
+def _any_namespace_text(policy: Policy, direction: Direction, rule: Rule, peer: EntityMatch) -> str:
+    if not _any_namespace(peer) or hbone_only(rule.destination):
+        return ""
+    return f"allows {traffic(rule)} {_from_or_to(direction)} {_pods(peer)} in any namespace"
+
+
+def _every_pod_text(policy: Policy, direction: Direction, rule: Rule, peer: EntityMatch) -> str:
+    if not _every_pod(peer) or hbone_only(rule.destination):
+        return ""
+    scope = (
+        f"namespace {policy.namespace}"
+        if peer.namespace_scope is NamespaceScope.OWN
+        else f"namespaces matching {peer.namespace_selector}"
+    )
+    return f"allows {traffic(rule)} {_from_or_to(direction)} every pod of {scope}"
+
+
+def _l4_findings(
+    reach: Reachability,
+    spec: RuleSpec,
+    text_of: Callable[[Policy, Direction, Rule, EntityMatch], str],
+) -> list[Finding]:
+    """A finding for each effective Allow rule `text_of` says what it allows too broadly (an
+    empty text: the rule is fine)."""
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
     for policy, direction, index, rule, peer in _effective_rules(reach):
-        ports_side = rule.destination
-        if match == "source":
-            hit = direction is Direction.INGRESS and any_address(peer)
-            text = f"allows {traffic(rule)} from any pod and any address"
-        elif match == "namespace":
-            hit = _any_namespace(peer) and not hbone_only(ports_side)
-            what = "from" if direction is Direction.INGRESS else "to"
-            text = f"allows {traffic(rule)} {what} {_pods(peer)} in any namespace"
-        else:
-            hit = _every_pod(peer) and not hbone_only(ports_side)
-            what = "from" if direction is Direction.INGRESS else "to"
-            scope = (
-                f"namespace {policy.namespace}"
-                if peer.namespace_scope is NamespaceScope.OWN
-                else f"namespaces matching {peer.namespace_selector}"
-            )
-            text = f"allows {traffic(rule)} {what} every pod of {scope}"
-        if not hit:
+        text = text_of(policy, direction, rule, peer)
+        if not text:
             continue
         loc, path = rule_place(policy, rule, direction, index)
         if (policy_ref(policy), path) in seen:
@@ -197,6 +216,24 @@ def _applied_allows(reach: Reachability) -> list[AuthorizationPolicy]:
     ]
 
 
+def _authz_finding(
+    spec: RuleSpec, authz: AuthorizationPolicy, path: str, message: str, remediation: str
+) -> Finding:
+    return spec.finding(
+        obj=authz.ref,
+        namespace=authz.namespace,
+        location=location_of(authz.source),
+        path=path,
+        message=message,
+        remediation=remediation,
+    )
+
+
+def _named(src: AuthzSource) -> set[str]:
+    """The fields a source sets."""
+    return {name for name in AuthzSource.__dataclass_fields__ if getattr(src, name) is not None}
+
+
 def _anyone(rule: AuthzRule) -> bool:
     """No `from` and no condition on the source: every client, with or without identity."""
     return rule.sources is None and not any(
@@ -205,7 +242,7 @@ def _anyone(rule: AuthzRule) -> bool:
 
 
 def _any_principal(src: AuthzSource) -> bool:
-    present = {name for name in AuthzSource.__dataclass_fields__ if getattr(src, name) is not None}
+    present = _named(src)
     if not present or not present <= {"principals", "namespaces"}:
         return False
     return all("*" in (getattr(src, name) or ()) for name in present)
@@ -213,25 +250,20 @@ def _any_principal(src: AuthzSource) -> bool:
 
 def check_allow_any_source(model: Model, reach: Reachability) -> list[Finding]:
     """KZT401: ingress Allow rules without a peer, and Istio ALLOW rules without `from`."""
-    findings = _l4_findings(reach, KZT401, "source")
+    findings = _l4_findings(reach, KZT401, _any_source_text)
     for authz in _applied_allows(reach):
         for rule in authz.rules:
             if _anyone(rule):
                 scope = "any request" if rule.operations is None else "the listed operations"
                 findings.append(
-                    KZT401.finding(
-                        obj=authz.ref,
-                        namespace=authz.namespace,
-                        location=location_of(authz.source),
-                        path=f"spec.rules[{rule.index}]",
-                        message=(
-                            f"ALLOW rule has no `from`: it admits {scope} from any client, "
-                            "with or without a mesh identity"
-                        ),
-                        remediation=(
-                            "Add `from: [{source: {principals: [...]}}]` naming the clients "
-                            "(or `serviceAccounts`)."
-                        ),
+                    _authz_finding(
+                        KZT401,
+                        authz,
+                        f"spec.rules[{rule.index}]",
+                        f"ALLOW rule has no `from`: it admits {scope} from any client, "
+                        "with or without a mesh identity",
+                        "Add `from: [{source: {principals: [...]}}]` naming the clients "
+                        "(or `serviceAccounts`).",
                     )
                 )
     return findings
@@ -239,14 +271,14 @@ def check_allow_any_source(model: Model, reach: Reachability) -> list[Finding]:
 
 def check_allow_any_namespace(model: Model, reach: Reachability) -> list[Finding]:
     """KZT402: Allow rules whose peer is pods of every namespace."""
-    return _l4_findings(reach, KZT402, "namespace")
+    return _l4_findings(reach, KZT402, _any_namespace_text)
 
 
 def check_allow_any_pod(model: Model, reach: Reachability) -> list[Finding]:
     """KZT403: Allow rules whose peer is every pod of one or more named namespaces, written as
     an L3/L4 peer or as an Istio ALLOW source that names only `namespaces` (every workload of
     those namespaces, whatever its ServiceAccount)."""
-    findings = _l4_findings(reach, KZT403, "pod")
+    findings = _l4_findings(reach, KZT403, _every_pod_text)
     for authz in _applied_allows(reach):
         for rule in authz.rules:
             if any(c.key.startswith(("source.", "remote.")) for c in rule.conditions):
@@ -256,20 +288,15 @@ def check_allow_any_pod(model: Model, reach: Reachability) -> list[Finding]:
                 if not namespaces:
                     continue
                 findings.append(
-                    KZT403.finding(
-                        obj=authz.ref,
-                        namespace=authz.namespace,
-                        location=location_of(authz.source),
-                        path=f"spec.rules[{rule.index}].from[{j}]",
-                        message=(
-                            "ALLOW rule admits every workload of namespace"
-                            f"{'s' if len(namespaces) > 1 else ''} {listing(namespaces)}, "
-                            "whatever its ServiceAccount (the source names only `namespaces`)"
-                        ),
-                        remediation=(
-                            "Name the client principals (`cluster.local/ns/<ns>/sa/<sa>`) or "
-                            "`serviceAccounts` that need access."
-                        ),
+                    _authz_finding(
+                        KZT403,
+                        authz,
+                        f"spec.rules[{rule.index}].from[{j}]",
+                        "ALLOW rule admits every workload of namespace"
+                        f"{'s' if len(namespaces) > 1 else ''} {listing(namespaces)}, "
+                        "whatever its ServiceAccount (the source names only `namespaces`)",
+                        "Name the client principals (`cluster.local/ns/<ns>/sa/<sa>`) or "
+                        "`serviceAccounts` that need access.",
                     )
                 )
     return findings
@@ -277,8 +304,7 @@ def check_allow_any_pod(model: Model, reach: Reachability) -> list[Finding]:
 
 def _namespaces_only(src: AuthzSource) -> tuple[str, ...]:
     """The namespaces of a source that names nothing else (and no `*`, which is KZT404)."""
-    present = {name for name in AuthzSource.__dataclass_fields__ if getattr(src, name) is not None}
-    if present != {"namespaces"} or not src.namespaces or "*" in src.namespaces:
+    if _named(src) != {"namespaces"} or not src.namespaces or "*" in src.namespaces:
         return ()
     return tuple(src.namespaces)
 
@@ -298,18 +324,13 @@ def check_allow_any_principal(model: Model, reach: Reachability) -> list[Finding
                 if getattr(src, name)
             )
             findings.append(
-                KZT404.finding(
-                    obj=authz.ref,
-                    namespace=authz.namespace,
-                    location=location_of(authz.source),
-                    path=f"spec.rules[{rule.index}]",
-                    message=(
-                        f"ALLOW rule matches any authenticated workload of the mesh ({fields})"
-                    ),
-                    remediation=(
-                        "List the client principals (`cluster.local/ns/<ns>/sa/<sa>`) or "
-                        "`serviceAccounts` that need access."
-                    ),
+                _authz_finding(
+                    KZT404,
+                    authz,
+                    f"spec.rules[{rule.index}]",
+                    f"ALLOW rule matches any authenticated workload of the mesh ({fields})",
+                    "List the client principals (`cluster.local/ns/<ns>/sa/<sa>`) or "
+                    "`serviceAccounts` that need access.",
                 )
             )
     return findings
