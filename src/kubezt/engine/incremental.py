@@ -49,7 +49,8 @@ from kubezt.engine.meshview import MeshView
 from kubezt.engine.reach import (
     SYNTHETIC_ANNOTATION,
     Reachability,
-    grouped_chains,
+    l4_both,
+    l4_sides,
     with_waypoint_pods,
 )
 from kubezt.engine.requests import ALL, NONE, RequestSet, Some
@@ -390,38 +391,8 @@ class IncrementalReach:
         self._selected: dict[Policy, int] = {
             p: self._matcher.selected_by(p) for p in work.policies.policies
         }
-        self._ingress_ok: dict[PortKey, dict[int, int]] = {k: {} for k in self._l4_plan}
-        self._egress_ok: dict[PortKey, dict[int, int]] = {k: {} for k in self._l4_plan}
-        self._l4: dict[PortKey, dict[int, int]] = {}
-        everyone = self._index.all
-        for chain, first, members in grouped_chains(self._matcher, Direction.INGRESS):
-            for key, dsts in self._l4_plan.items():
-                targets = members & dsts
-                if not targets:
-                    continue
-                sources = (
-                    everyone
-                    if chain.empty
-                    else decide(self._matcher, chain, Direction.INGRESS, first, key, everyone)
-                )
-                row = self._ingress_ok[key]
-                for d in iter_bits(targets):
-                    row[d] = sources
-        for chain, first, members in grouped_chains(self._matcher, Direction.EGRESS):
-            for key, dsts in self._l4_plan.items():
-                reachable = (
-                    dsts
-                    if chain.empty
-                    else decide(self._matcher, chain, Direction.EGRESS, first, key, dsts)
-                )
-                row = self._egress_ok[key]
-                for d in iter_bits(reachable):
-                    row[d] = row.get(d, 0) | members
-        for key, dsts in self._l4_plan.items():
-            ing, eg = self._ingress_ok[key], self._egress_ok[key]
-            self._l4[key] = {
-                d: ing[d] & eg.get(d, 0) for d in iter_bits(dsts) if ing[d] & eg.get(d, 0)
-            }
+        self._ingress_ok, self._egress_ok = l4_sides(self._matcher, self._index, self._l4_plan)
+        self._l4 = l4_both(self._ingress_ok, self._egress_ok, self._l4_plan)
         self._allowed: dict[PortKey, dict[int, int]] = {}
         self._partial: dict[tuple[PortKey, int, int], Some] = {}
         if self._mesh is None:

@@ -256,35 +256,60 @@ def l4_matrix(
 ) -> dict[PortKey, dict[int, int]]:
     """For each port and destination class in `plan`, the source classes whose egress policy
     and the destination's ingress policy both allow the connection."""
-    ingress = grouped_chains(matcher, Direction.INGRESS)
-    egress = grouped_chains(matcher, Direction.EGRESS)
-    allowed: dict[PortKey, dict[int, int]] = {}
-    for key, dsts in plan.items():
-        egress_ok: dict[int, int] = {}
-        open_sources = 0
-        for chain, rep, members in egress:
-            if chain.empty:
-                open_sources |= members
-                continue
-            reachable = decide(matcher, chain, Direction.EGRESS, rep, key, dsts)
-            for d in iter_bits(reachable):
-                egress_ok[d] = egress_ok.get(d, 0) | members
-        per_dst: dict[int, int] = {}
-        for chain, rep, members in ingress:
+    ingress, egress = l4_sides(matcher, index, plan)
+    return l4_both(ingress, egress, plan)
+
+
+L4Side = dict[PortKey, dict[int, int]]
+"""port → destination class → bitset of source classes one side's policy lets through."""
+
+
+def l4_sides(
+    matcher: Matcher, index: ClassIndex, plan: dict[PortKey, int]
+) -> tuple[L4Side, L4Side]:
+    """Each side of the L3/L4 matrix on its own, for every port and destination class in
+    `plan`: the source classes the destination's ingress policy admits, and the source classes
+    whose egress policy lets them reach the destination. Each policy chain is decided once per
+    group of classes that share it (`grouped_chains`)."""
+    everyone = index.all
+    ingress: L4Side = {key: {} for key in plan}
+    egress: L4Side = {key: {} for key in plan}
+    for chain, rep, members in grouped_chains(matcher, Direction.INGRESS):
+        for key, dsts in plan.items():
             targets = members & dsts
             if not targets:
                 continue
             sources = (
-                index.all
+                everyone
                 if chain.empty
-                else decide(matcher, chain, Direction.INGRESS, rep, key, index.all)
+                else decide(matcher, chain, Direction.INGRESS, rep, key, everyone)
             )
+            row = ingress[key]
             for d in iter_bits(targets):
-                both = sources & (egress_ok.get(d, 0) | open_sources)
-                if both:
-                    per_dst[d] = both
-        allowed[key] = per_dst
-    return allowed
+                row[d] = sources
+    for chain, rep, members in grouped_chains(matcher, Direction.EGRESS):
+        for key, dsts in plan.items():
+            reachable = (
+                dsts if chain.empty else decide(matcher, chain, Direction.EGRESS, rep, key, dsts)
+            )
+            row = egress[key]
+            for d in iter_bits(reachable):
+                row[d] = row.get(d, 0) | members
+    return ingress, egress
+
+
+def l4_both(ingress: L4Side, egress: L4Side, plan: dict[PortKey, int]) -> L4Side:
+    """The cells both sides allow (empty cells left out)."""
+    out: L4Side = {}
+    for key, dsts in plan.items():
+        ing, eg = ingress[key], egress[key]
+        per_dst: dict[int, int] = {}
+        for d in iter_bits(dsts):
+            both = ing.get(d, 0) & eg.get(d, 0)
+            if both:
+                per_dst[d] = both
+        out[key] = per_dst
+    return out
 
 
 def grouped_chains(matcher: Matcher, direction: Direction) -> list[tuple[TierChain, int, int]]:
