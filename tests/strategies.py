@@ -1,6 +1,7 @@
 """Hypothesis strategies: small clusters, Kubernetes NetworkPolicy manifests and Calico IR
 policies whose labels, ports and names come from tiny alphabets, so that selectors, named ports,
-CIDRs and policy orders collide often.
+CIDRs and policy orders collide often; AuthorizationPolicies and the requests against them
+(the authorization oracle's space, shared by the oracle and the set-authorizer properties).
 
 Topologies and K8s policies are manifest dicts (loaded through the real loader); Calico
 policies are IR `Policy` values (added to a loaded model with `dataclasses.replace`).
@@ -17,6 +18,16 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from authz_oracle import Request
+from kubezt.ir.config import MeshConfig
+from kubezt.ir.mesh import (
+    AuthorizationPolicy,
+    AuthzAction,
+    AuthzCondition,
+    AuthzOperation,
+    AuthzRule,
+    AuthzSource,
+)
 from kubezt.ir.policy import (
     Action,
     Dialect,
@@ -30,6 +41,7 @@ from kubezt.ir.policy import (
     Tier,
 )
 from kubezt.ir.ports import PortRange, PortSet
+from kubezt.ir.requests import HttpRequest
 from kubezt.ir.selectors import (
     All,
     And,
@@ -698,3 +710,240 @@ PROBE_STRATEGY = pick(PROBES)
 def probes() -> st.SearchStrategy[tuple[int, str]]:
     """An explicit destination port and protocol to evaluate."""
     return PROBE_STRATEGY
+
+
+# --- AuthorizationPolicies and requests (the authorization oracle's space) ----------------------
+
+MIGRATING = MeshConfig(trust_domain="new-td", trust_domain_aliases=("old-td",))
+
+CONFIGS = st.sampled_from(
+    [
+        MeshConfig(),
+        MIGRATING,
+        MIGRATING,
+        MeshConfig(trust_domain="new-td"),
+        MeshConfig(trust_domain="corp"),
+    ]
+)
+MESH_NAMESPACES = ("foo", "bar", "team-a")
+ACCOUNTS = ("a", "b", "web")
+# Envoy compiles namespace patterns to `.*/ns/<p>/.*` over the whole SAN, so a '*' pattern
+# ending in "a" also matches the "/sa/" segment (see the examples at the end of this module).
+NAMESPACE_PATTERNS = ("foo", "bar", "fo*", "*oo", "*", "team-*", "*-a", "te*-a", "f*o", "b*r")
+WHEN_NAMESPACE_PATTERNS = ("foo", "bar", "fo*", "*oo", "*", "team-*", "*-a")
+PATH_PATTERNS = ("/", "/a", "/a*", "*b", "*", "/a/{*}", "/a/{**}", "/{*}/b")
+PATHS = ("/", "/a", "/ab", "/a/b", "/a/b/c", "/b", "/a/./b", "/x/../a", "/a?q=1", "/%61/b", "/c/b")
+HOST_PATTERNS = ("a.com", "A.COM", "*.com", "a.*", "*")
+HOSTS = ("", "a.com", "A.com", "b.org", "a.com:80")
+METHOD_PATTERNS = ("GET", "POST", "G*", "*T", "*")
+METHODS = ("GET", "POST", "DELETE", "get")
+IP_PATTERNS = ("10.0.0.0/8", "10.1.0.0/16", "10.0.0.1", "192.168.0.0/16", "10.9.0.1/32")
+SOURCE_IPS = ("10.0.0.1", "10.1.2.3", "192.168.1.5", "172.16.0.9")
+PORT_PATTERNS = ("80", "8080", "9090")
+PORTS = (80, 8080, 9090, 15000)
+HEADER_PATTERNS = ("abc", "ab*", "*yz", "*")
+HEADERS = (("x-token", "abc"), ("X-Token", "xyz"), ("x-env", "prod"))
+TRUST_DOMAIN_PATTERNS = ("cluster.local", "new-td", "old-td", "*-td", "*")
+
+
+Hint = tuple[str, str, tuple[str, ...]] | None
+"""(namespace, service account) of one of the requests and the other trust domains the mesh
+calls its own: patterns often name them, so that identity rules (and trust-domain rewriting)
+decide often enough to matter."""
+
+TRUST_DOMAINS = ("cluster.local", "new-td", "old-td", "other", "corp")
+
+
+@st.composite
+def principal_patterns(draw: st.DrawFn, hint: Hint = None) -> str:
+    td = draw(st.sampled_from(TRUST_DOMAINS if hint is None else hint[2] + TRUST_DOMAINS))
+    if hint is not None and draw(st.booleans()):
+        ns, sa = hint[0], hint[1]
+    else:
+        ns = draw(st.sampled_from(MESH_NAMESPACES))
+        sa = draw(st.sampled_from(ACCOUNTS))
+    with_trust_domain = (
+        f"{td}/ns/{ns}/sa/{sa}",
+        f"{td}/ns/{ns}/sa/*",
+        f"{td}/ns/{ns}/sa/{sa[0]}*",
+    )
+    others = (
+        "*",
+        f"*/ns/{ns}/sa/{sa}",
+        f"*/sa/{sa}",
+        f"*{sa}",
+        f"*-td/ns/{ns}/sa/{sa}",
+        f"other/ns/{ns}/*",
+        "cluster.local/*",
+    )
+    # trust-domain handling is where Envoy and ztunnel differ: draw those half of the time
+    return draw(st.sampled_from(with_trust_domain) | st.sampled_from(others))
+
+
+def pattern_list(strategy: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[str, ...]]:
+    return st.lists(strategy, min_size=1, max_size=2, unique=True).map(tuple)
+
+
+def service_accounts() -> st.SearchStrategy[str]:
+    return st.sampled_from(
+        tuple(f"{ns}/{sa}" for ns in MESH_NAMESPACES for sa in ACCOUNTS) + ACCOUNTS
+    )
+
+
+SOURCE_FIELDS = {
+    "principals": pattern_list(principal_patterns()),  # sources() draws hinted ones
+    "not_principals": pattern_list(principal_patterns()),
+    "request_principals": pattern_list(st.sampled_from(("iss/sub", "*"))),
+    "not_request_principals": pattern_list(st.sampled_from(("iss/sub", "*"))),
+    "namespaces": pattern_list(st.sampled_from(NAMESPACE_PATTERNS)),
+    "not_namespaces": pattern_list(st.sampled_from(NAMESPACE_PATTERNS)),
+    "service_accounts": pattern_list(service_accounts()),
+    "not_service_accounts": pattern_list(service_accounts()),
+    "ip_blocks": pattern_list(st.sampled_from(IP_PATTERNS)),
+    "not_ip_blocks": pattern_list(st.sampled_from(IP_PATTERNS)),
+    "remote_ip_blocks": pattern_list(st.sampled_from(IP_PATTERNS)),
+    "not_remote_ip_blocks": pattern_list(st.sampled_from(IP_PATTERNS)),
+    "trust_domains": pattern_list(st.sampled_from(TRUST_DOMAIN_PATTERNS)),
+    "not_trust_domains": pattern_list(st.sampled_from(TRUST_DOMAIN_PATTERNS)),
+}
+OPERATION_FIELDS = {
+    "hosts": pattern_list(st.sampled_from(HOST_PATTERNS)),
+    "not_hosts": pattern_list(st.sampled_from(HOST_PATTERNS)),
+    "ports": pattern_list(st.sampled_from(PORT_PATTERNS)),
+    "not_ports": pattern_list(st.sampled_from(PORT_PATTERNS)),
+    "methods": pattern_list(st.sampled_from(METHOD_PATTERNS)),
+    "not_methods": pattern_list(st.sampled_from(METHOD_PATTERNS)),
+    "paths": pattern_list(st.sampled_from(PATH_PATTERNS)),
+    "not_paths": pattern_list(st.sampled_from(PATH_PATTERNS)),
+}
+WHEN = {
+    "source.ip": st.sampled_from(IP_PATTERNS),
+    "remote.ip": st.sampled_from(IP_PATTERNS),
+    "destination.ip": st.sampled_from(("10.9.0.1", "10.0.0.0/8", "10.8.0.0/16")),
+    "destination.port": st.sampled_from(PORT_PATTERNS),
+    "source.namespace": st.sampled_from(WHEN_NAMESPACE_PATTERNS),
+    "source.principal": principal_patterns(),  # hinted in conditions()
+    "source.serviceAccount": st.sampled_from(("foo/a", "bar/web", "team-a/b")),
+    "source.trustDomain": st.sampled_from(("cluster.local", "new-td")),
+    "request.headers[x-token]": st.sampled_from(HEADER_PATTERNS),
+    "request.headers[x-env]": st.sampled_from(HEADER_PATTERNS),
+    "request.auth.claims[groups]": st.sampled_from(("admin", "*")),
+    "request.auth.principal": st.sampled_from(("iss/sub", "*")),
+    "connection.sni": st.sampled_from(("a.com", "*")),
+}
+
+
+# identity fields are drawn more often: they are where the enforcement points differ most
+SOURCE_CHOICES = [
+    *sorted(SOURCE_FIELDS),
+    "principals",
+    "not_principals",
+    "namespaces",
+    "not_namespaces",
+    "service_accounts",
+]
+
+
+def field_strategy(name: str, hint: Hint) -> st.SearchStrategy[tuple[str, ...]]:
+    if name in ("principals", "not_principals"):
+        return pattern_list(principal_patterns(hint))
+    return SOURCE_FIELDS[name]
+
+
+@st.composite
+def sources(draw: st.DrawFn, hint: Hint) -> AuthzSource:
+    names = draw(st.sets(st.sampled_from(SOURCE_CHOICES), min_size=1, max_size=2))
+    if "service_accounts" in names:  # §4.9: not together with principals / namespaces
+        names -= {"principals", "namespaces"}
+    return AuthzSource(**{n: draw(field_strategy(n, hint)) for n in sorted(names)})
+
+
+@st.composite
+def operations(draw: st.DrawFn) -> AuthzOperation:
+    names = draw(st.sets(st.sampled_from(sorted(OPERATION_FIELDS)), min_size=1, max_size=2))
+    return AuthzOperation(**{n: draw(OPERATION_FIELDS[n]) for n in sorted(names)})
+
+
+@st.composite
+def conditions(draw: st.DrawFn, hint: Hint) -> AuthzCondition:
+    key = draw(st.sampled_from(sorted(WHEN)))
+    values_of = (
+        pattern_list(principal_patterns(hint))
+        if key == "source.principal"
+        else pattern_list(WHEN[key])
+    )
+    values = draw(st.none() | values_of)
+    not_values = draw(values_of if values is None else st.none() | values_of)
+    return AuthzCondition(key, values, not_values)
+
+
+@st.composite
+def rules(draw: st.DrawFn, index: int, hint: Hint) -> AuthzRule:
+    srcs = draw(st.none() | st.lists(sources(hint), min_size=1, max_size=2).map(tuple))
+    ops = draw(st.none() | st.lists(operations(), min_size=1, max_size=2).map(tuple))
+    count = draw(st.sampled_from((0, 0, 1, 1, 2)))
+    conds = tuple(draw(conditions(hint)) for _ in range(count))
+    return AuthzRule(srcs, ops, conds, index)
+
+
+@st.composite
+def policies(draw: st.DrawFn, index: int, hint: Hint) -> AuthorizationPolicy:
+    action = draw(st.sampled_from(("ALLOW", "ALLOW", "ALLOW", "DENY", "DENY", "AUDIT", "CUSTOM")))
+    low = 1 if action in ("DENY", "CUSTOM") else 0
+    count = draw(st.integers(low, 3))
+    return AuthorizationPolicy(
+        name=f"p{index}",
+        namespace=draw(st.sampled_from(("foo", "bar"))),
+        action=AuthzAction(action),
+        rules=tuple(draw(rules(i, hint)) for i in range(count)),
+        provider="ext" if action == "CUSTOM" else "",
+        dry_run=draw(st.integers(0, 5)) == 0,
+    )
+
+
+@st.composite
+def policy_sets(draw: st.DrawFn, hint: Hint) -> list[AuthorizationPolicy]:
+    n = draw(st.integers(1, 4))
+    return [draw(policies(i, hint)) for i in range(n)]
+
+
+@st.composite
+def requests_for(draw: st.DrawFn, config: MeshConfig) -> Request:
+    peer_tds = (config.trust_domain, *config.trust_domain_aliases)
+    principal = None
+    if draw(st.integers(0, 3)):  # a quarter of the requests are plaintext
+        td = draw(st.sampled_from(peer_tds))
+        principal = (
+            f"{td}/ns/{draw(st.sampled_from(MESH_NAMESPACES))}/sa/{draw(st.sampled_from(ACCOUNTS))}"
+        )
+    http = draw(
+        st.none()
+        | st.builds(
+            HttpRequest,
+            st.sampled_from(METHODS),
+            st.sampled_from(PATHS),
+            st.sampled_from(HOSTS),
+            st.lists(st.sampled_from(HEADERS), max_size=2, unique=True).map(tuple),
+        )
+    )
+    return Request(
+        principal,
+        draw(st.sampled_from(SOURCE_IPS)),
+        draw(st.sampled_from(("10.9.0.1", "10.2.0.1"))),
+        draw(st.sampled_from(PORTS)),
+        http,
+    )
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[list[AuthorizationPolicy], list[Request], MeshConfig]:
+    """A policy set with several requests against it (cheap, and more decisions per example)."""
+    config = draw(CONFIGS)
+    reqs = draw(st.lists(requests_for(config), min_size=1, max_size=8))
+    identities = [r.principal.split("/") for r in reqs if r.principal]
+    hint = None
+    if identities:
+        td, _, ns, _, sa = identities[0]
+        local = (config.trust_domain, *config.trust_domain_aliases, "cluster.local")
+        hint = (ns, sa, tuple(t for t in local if t != td))
+    return draw(policy_sets(hint)), reqs, config

@@ -24,8 +24,6 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_authz_oracle import policies as drawn_policies
-from test_authz_oracle import scenarios
 
 import kubezt
 from explainkit import matrix_vs_explain, request_rows
@@ -35,43 +33,44 @@ from kubezt.engine.meshview import MeshView
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import MeshPolicies, MtlsMode, PeerAuthentication, TargetRef
 from kubezt.ir.topology import Labels
+from strategies import pick, scenarios
+from strategies import policies as drawn_policies
 
 ENFORCERS = (Enforcer.SIDECAR, Enforcer.WAYPOINT, Enforcer.ZTUNNEL)
+
+
+def assert_bit_agrees(sets, policies, enforcer, mtls: bool, i: int, r) -> None:
+    """The set authorizer's bit for source `i` is `authorize`'s verdict on its request (with
+    its identity when `mtls`, plaintext otherwise)."""
+    expected = authorize(
+        policies,
+        AuthzRequest(r.principal if mtls else None, r.source_ip, r.destination_ip, r.port, r.http),
+        enforcer,
+        sets.config,
+        "test",
+    ).allowed
+    (bits,) = sets.allowed_each(policies, enforcer, mtls, r.destination_ip, r.port, [r.http])
+    assert bool(bits >> i & 1) == expected, (enforcer, mtls, r, policies)
+
+
+def authorizer(reqs, config: MeshConfig) -> SetAuthorizer:
+    """A set authorizer whose source classes are the requests' sources."""
+    principals = [r.principal for r in reqs]
+    addresses = [r.source_ip for r in reqs]
+    space = SourceSpace(principals, addresses, addresses, config)
+    anonymous = SourceSpace([None] * len(reqs), addresses, addresses, config)
+    return SetAuthorizer(space, anonymous, config)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_set_authorizer_agrees_with_authorize_for_every_source(scenario) -> None:
     policies, reqs, config = scenario
-    principals = [r.principal for r in reqs]
-    addresses = [r.source_ip for r in reqs]
-    space = SourceSpace(principals, addresses, addresses, config)
-    anonymous = SourceSpace([None] * len(reqs), addresses, addresses, config)
     for enforcer in ENFORCERS:
-        sets = SetAuthorizer(space, anonymous, config)
+        sets = authorizer(reqs, config)
         for i, r in enumerate(reqs):
-            expected = authorize(
-                policies,
-                AuthzRequest(r.principal, r.source_ip, r.destination_ip, r.port, r.http),
-                enforcer,
-                config,
-                "test",
-            ).allowed
-            (bits,) = sets.allowed_each(
-                policies, enforcer, True, r.destination_ip, r.port, [r.http]
-            )
-            assert bool(bits >> i & 1) == expected, (enforcer, r, policies)
-            plaintext = authorize(
-                policies,
-                AuthzRequest(None, r.source_ip, r.destination_ip, r.port, r.http),
-                enforcer,
-                config,
-                "test",
-            ).allowed
-            (bits,) = sets.allowed_each(
-                policies, enforcer, False, r.destination_ip, r.port, [r.http]
-            )
-            assert bool(bits >> i & 1) == plaintext, (enforcer, r, policies)
+            for mtls in (True, False):
+                assert_bit_agrees(sets, policies, enforcer, mtls, i, r)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,10 +80,6 @@ def test_one_authorizer_shared_by_many_policy_sets(scenario, data) -> None:
     one authorizer, whose per-policy and per-operation answers are reused across their sets:
     every set, in any order, still decides as `authorize` does."""
     policies, reqs, config = scenario
-    principals = [r.principal for r in reqs]
-    addresses = [r.source_ip for r in reqs]
-    space = SourceSpace(principals, addresses, addresses, config)
-    anonymous = SourceSpace([None] * len(reqs), addresses, addresses, config)
     subsets = data.draw(
         st.lists(st.permutations(policies).flatmap(lambda ps: st.just(ps[: len(ps) // 2 + 1])))
         | st.just([]),
@@ -92,27 +87,11 @@ def test_one_authorizer_shared_by_many_policy_sets(scenario, data) -> None:
     )
     sets_of_policies = [policies, *subsets, []]
     for enforcer in ENFORCERS:
-        sets = SetAuthorizer(space, anonymous, config)
+        sets = authorizer(reqs, config)
         for chosen in sets_of_policies:
             for mtls in (True, False):
                 for i, r in enumerate(reqs):
-                    expected = authorize(
-                        chosen,
-                        AuthzRequest(
-                            r.principal if mtls else None,
-                            r.source_ip,
-                            r.destination_ip,
-                            r.port,
-                            r.http,
-                        ),
-                        enforcer,
-                        config,
-                        "test",
-                    ).allowed
-                    (bits,) = sets.allowed_each(
-                        chosen, enforcer, mtls, r.destination_ip, r.port, [r.http]
-                    )
-                    assert bool(bits >> i & 1) == expected, (enforcer, mtls, r, chosen)
+                    assert_bit_agrees(sets, chosen, enforcer, mtls, i, r)
 
 
 # --- random meshes ----------------------------------------------------------------------------
@@ -206,14 +185,14 @@ def base_model(mode: str, tmp: Path) -> kubezt.Model:
 def mesh_policies(draw: st.DrawFn) -> tuple[list, list[tuple[str, str]], MeshConfig]:
     """AuthorizationPolicies from the oracle's strategies, each bound to the whole namespace,
     to one app, or (in ambient mode) by targetRefs to a Service; PeerAuthentication modes."""
-    config = draw(st.sampled_from([MeshConfig(), MeshConfig(trust_domain_aliases=("old-td",))]))
+    config = draw(pick((MeshConfig(), MeshConfig(trust_domain_aliases=("old-td",)))))
     count = draw(st.integers(1, 4))
     out = []
     for i in range(count):
-        hint = draw(st.sampled_from([(ns, sa, ("old-td",)) for ns, _, sa, _, _ in APPS]))
+        hint = draw(pick(tuple((ns, sa, ("old-td",)) for ns, _, sa, _, _ in APPS)))
         policy = draw(drawn_policies(i, hint))
-        bind = draw(st.sampled_from(("namespace", "app", "app", "service", "root")))
-        app = draw(st.sampled_from([a for ns, a, *_ in APPS if ns == policy.namespace] or ["none"]))
+        bind = draw(pick(("namespace", "app", "app", "service", "root")))
+        app = draw(pick(tuple(a for ns, a, *_ in APPS if ns == policy.namespace) or ("none",)))
         if bind == "app":
             policy = dataclasses.replace(policy, selector=Labels({"app": app}))
         elif bind == "service":
@@ -224,8 +203,8 @@ def mesh_policies(draw: st.DrawFn) -> tuple[list, list[tuple[str, str]], MeshCon
     modes = draw(
         st.lists(
             st.tuples(
-                st.sampled_from(("istio-system", "foo", "bar")),
-                st.sampled_from(("STRICT", "PERMISSIVE", "DISABLE")),
+                pick(("istio-system", "foo", "bar")),
+                pick(("STRICT", "PERMISSIVE", "DISABLE")),
             ),
             max_size=2,
             unique_by=lambda t: t[0],
