@@ -22,8 +22,8 @@ REQUESTS = [
 
 
 def test_every_scenario_file_is_read() -> None:
-    assert len(SCENARIOS) == 70
-    assert len(REQUESTS) == 204
+    assert len(SCENARIOS) == 72
+    assert len(REQUESTS) == 210
 
 
 def scenario_model(scenario: dict, tmp_path) -> kubezt.LoadResult:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from kubezt.engine.authz import authz_networks
+from kubezt.engine.capture import address_networks
 from kubezt.engine.connection import End, EndKind, explain_connection
 from kubezt.engine.explain import Effect, LayerVerdict, Verdict
 from kubezt.engine.flowjoin import EndClass, FlowJoin, Resolved
@@ -111,7 +111,7 @@ class Replayer:
         # class, so that two pods never become one pod talking to itself).
         self._class_of: dict[str, tuple[Workload, ...]] = {}
         workloads = model.topology.workloads
-        for c in build_classes(model, authz_networks(model.mesh.authorization_policies)):
+        for c in build_classes(model, address_networks(model)):
             members = tuple(workloads[i] for i in c.members)
             for w in members:
                 self._class_of[w.id] = members

@@ -199,5 +199,21 @@ def read_service(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> No
             tuple(ports),
             Labels(read_labels(meta["labels"])),
             src,
+            _cluster_ip(spec["clusterIP"]),
         )
     )
+
+
+def _cluster_ip(cur: Cursor) -> str | None:
+    """`spec.clusterIP`: an address, "None" (headless), or absent / empty (not yet allocated:
+    unknown)."""
+    text = cur.str()
+    if not text:
+        return None
+    if text != "None":
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            cur.error('an IP address or "None"', "E012")
+            return None
+    return text

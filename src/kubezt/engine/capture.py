@@ -7,18 +7,30 @@ captures nothing, otherwise a comma-separated port list; `excludeInboundPorts` r
 A port that is not captured reaches the application directly: no mTLS termination, no
 PeerAuthentication, no AuthorizationPolicy.
 
-Outbound (client sidecar): a port in `excludeOutboundPorts` is never captured; a port in
-`includeOutboundPorts` always is; otherwise the destination address decides:
-`excludeOutboundIPRanges` first, then `includeOutboundIPRanges` (`*` by default, empty for
-none). A connection that is not captured leaves the pod as plaintext with no identity.
+Outbound (client sidecar), in the order of istio-iptables' ISTIO_OUTPUT chain
+(`tools/istio-iptables/pkg/capture/run.go`): a port in `excludeOutboundPorts` is never
+captured; then a destination address in `excludeOutboundIPRanges` is not captured (RETURN,
+"must be applied before inclusions") — even on a port `includeOutboundPorts` lists; then a
+port in `includeOutboundPorts` is captured; then `includeOutboundIPRanges` decides (`*` by
+default, empty for none). A connection that is not captured leaves the pod as plaintext with no
+identity.
+
+The address those rules see is the one the application connects to, in the pod's own network
+namespace: for a Service, its ClusterIP — kube-proxy translates it to a pod address only later,
+on the node — so a ClusterIP inside `excludeOutboundIPRanges` (or outside
+`includeOutboundIPRanges`) is not captured even when the pod behind it would be. A headless
+Service resolves to the pod addresses themselves.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kubezt.engine.authz import authz_networks
 from kubezt.engine.explain import Message
+from kubezt.ir.model import Model
 from kubezt.ir.topology import Workload
 
 INCLUDE_INBOUND_PORTS = "traffic.sidecar.istio.io/includeInboundPorts"
@@ -90,16 +102,44 @@ def outbound(client: Workload, port: int, destination_ip: str | None) -> Capture
     exclude_ports = annotations.get(EXCLUDE_OUTBOUND_PORTS)
     if exclude_ports is not None and str(port) in _ports(exclude_ports):
         return Capture(False, Message("outbound-port-excluded", (("port", port),)))
-    include_ports = annotations.get(INCLUDE_OUTBOUND_PORTS)
-    if include_ports is not None and str(port) in _ports(include_ports):
-        return _CAPTURED
     exclude_ranges = annotations.get(EXCLUDE_OUTBOUND_RANGES)
     if exclude_ranges is not None and _in_ranges(exclude_ranges, destination_ip):
         return Capture(False, Message("outbound-range-excluded", (("address", destination_ip),)))
+    include_ports = annotations.get(INCLUDE_OUTBOUND_PORTS)
+    if include_ports is not None and str(port) in _ports(include_ports):
+        return _CAPTURED
     include_ranges = annotations.get(INCLUDE_OUTBOUND_RANGES)
     if include_ranges is None or _in_ranges(include_ranges, destination_ip):
         return _CAPTURED
     return Capture(False, Message("outbound-range-not-included", (("address", destination_ip),)))
+
+
+def outbound_networks(
+    workloads: Iterable[Workload],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The CIDRs of every outbound-capture range annotation: a client's sidecar tells
+    destination addresses apart by them, so they split workload classes."""
+    nets: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, None] = {}
+    for w in workloads:
+        for key in (EXCLUDE_OUTBOUND_RANGES, INCLUDE_OUTBOUND_RANGES):
+            text = w.annotations.get(key)
+            for item in (text or "").split(","):
+                try:
+                    nets[ipaddress.ip_network(item.strip(), strict=False)] = None
+                except ValueError:
+                    continue
+    return tuple(nets)
+
+
+def address_networks(model: Model) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """CIDRs beyond L3/L4 policy's that tell workload addresses apart (they split classes):
+    AuthorizationPolicy source blocks and the sidecars' outbound-capture ranges."""
+    return tuple(
+        dict.fromkeys(
+            authz_networks(model.mesh.authorization_policies)
+            + outbound_networks(model.topology.workloads)
+        )
+    )
 
 
 def ztunnel_inbound(server: Workload) -> Capture:

@@ -285,10 +285,12 @@ def plan_path(
             server = MeshMode.NONE
             notes.append(seen.why)
     if client is MeshMode.SIDECAR and src.workload is not None:
-        # A Service is addressed by its virtual IP (not in the input: unknown) and port.
+        # The sidecar's iptables see the address the application connects to: a Service's
+        # ClusterIP (unknown when the input does not give it), the pods' own addresses for a
+        # headless Service (engine/capture.py).
         wire_ip = dst.ip or (dst.workload.ip if dst.workload is not None else None)
-        if service is not None:
-            wire_ip = None
+        if service is not None and not service.headless:
+            wire_ip = service.cluster_ip
         seen = capture.outbound(src.workload, service_port or port, wire_ip)
         if seen.why is not None:
             client = MeshMode.NONE

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from kubezt.engine.authz import authz_networks
+from kubezt.engine.capture import address_networks, outbound_networks
 from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import (
     ClassIndex,
@@ -352,7 +352,7 @@ class IncrementalReach:
         self._objects = objects(model)
         work = with_waypoint_pods(model)
         self._work = work
-        self._extra_nets = authz_networks(model.mesh.authorization_policies)
+        self._extra_nets = address_networks(model)
         self._nets = class_networks(work, self._extra_nets)
         self._net_set = set(self._nets)
         classes = build_classes(work, self._extra_nets)
@@ -650,7 +650,7 @@ class IncrementalReach:
     ) -> list[ConnectionChange] | None:
         if self._mesh is None:
             return None
-        if authz_networks(model.mesh.authorization_policies) != self._extra_nets:
+        if address_networks(model) != self._extra_nets:
             return None  # ipBlocks split classes
         root = model.mesh_config.root_namespace
         affected = 0
@@ -743,6 +743,8 @@ class IncrementalReach:
             target = self._class_of.get(class_key(peer, self._nets))
             if target is None or not self._classes[target].members:
                 return None  # a class of its own: the class structure moves
+            if not set(outbound_networks((after,))) <= self._net_set:
+                return None  # a capture range no class boundary had: classes split
             known = self._index.peers[target]
             if (known.namespace_labels, known.service_account_labels) != (
                 peer.namespace_labels,

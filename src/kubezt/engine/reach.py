@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
-from kubezt.engine.authz import authz_networks
+from kubezt.engine.capture import address_networks
 from kubezt.engine.connection import is_single_pod
 from kubezt.engine.index import ClassIndex, EndpointClass, build_classes, iter_bits
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
@@ -196,7 +196,7 @@ def evaluate(
     """The verdict of every ordered pair of workloads, on every port the destination declares
     (or on `port`/`protocol` only), through every layer, computed once per class."""
     work = with_waypoint_pods(model)
-    classes = build_classes(work, authz_networks(model.mesh.authorization_policies))
+    classes = build_classes(work, address_networks(model))
     index = ClassIndex([c.peer for c in classes], work.topology, work.policies)
     matcher = Matcher(index)
     reported = 0

@@ -194,10 +194,17 @@ class Service:
     ports: tuple[ServicePort, ...] = ()
     labels: Labels = EMPTY_LABELS
     source: Source | None = field(default=None, compare=False)
+    cluster_ip: str | None = None
+    """`spec.clusterIP`: the virtual IP clients connect to; "None" for a headless Service
+    (clients connect to the pod addresses); None when the input does not say."""
 
     @property
     def id(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def headless(self) -> bool:
+        return self.cluster_ip == "None"
 
     def selects(self, workload: Workload) -> bool:
         if self.selector is None or not self.selector or workload.namespace != self.namespace:
