@@ -1,5 +1,5 @@
-"""Encrypt in transit: mesh-wide STRICT mTLS, PERMISSIVE/DISABLE overrides, and workloads or
-namespaces outside the mesh.
+"""The mesh: mesh-wide STRICT mTLS, PERMISSIVE/DISABLE overrides, workloads or namespaces
+outside the mesh, and mesh namespaces that no AuthorizationPolicy covers.
 
 Membership and the effective mode come from the engine (`kubezt.engine.mesh.mesh_mode`,
 `effective_mtls`: mesh → namespace → workload → port, the oldest policy of a scope winning;
@@ -21,10 +21,11 @@ from kubezt.analysis.audit._facts import (
     namespace_ref,
 )
 from kubezt.analysis.audit.finding import Finding, FindingSeverity, Principle, RuleSpec
+from kubezt.engine.authz import workload_policies
 from kubezt.engine.mesh import ModeSource, effective_mtls
 from kubezt.engine.reach import Reachability
 from kubezt.errors import Location
-from kubezt.ir.mesh import MtlsMode, PeerAuthentication
+from kubezt.ir.mesh import AuthorizationPolicy, AuthzAction, MtlsMode, PeerAuthentication
 from kubezt.ir.model import Model
 from kubezt.ir.topology import Labels, MeshMode, Workload
 
@@ -76,6 +77,22 @@ KZT204 = RuleSpec(
         "Some workloads of the namespace are in the mesh and some are not (pod-level opt-out "
         "or injection disabled). The outside ones talk plaintext, and STRICT mTLS in the "
         "namespace rejects them as clients. Enrol them or move them to another namespace."
+    ),
+)
+
+KZT205 = RuleSpec(
+    id="KZT205",
+    name="MeshNamespaceWithoutAuthorization",
+    title="Mesh namespace without any AuthorizationPolicy",
+    severity=FindingSeverity.MEDIUM,
+    principle=Principle.DENY_ALL_BY_DEFAULT,
+    help=(
+        "Workloads of the namespace are in the mesh (sidecar or ambient), but no enforcing "
+        "AuthorizationPolicy applies to them: none in the namespace, none in the Istio root "
+        "namespace that covers it. mTLS then proves who calls, yet every identity of the mesh "
+        "may call every port. Apply an allow-nothing baseline (an ALLOW policy with an empty "
+        "spec) in the namespace, or mesh-wide in the root namespace, and ALLOW each caller "
+        "explicitly."
     ),
 )
 
@@ -268,6 +285,55 @@ def check_half_in_mesh(model: Model, reach: Reachability) -> list[Finding]:
                     "Remove the pod-level opt-out (`istio.io/dataplane-mode=none`, "
                     "`sidecar.istio.io/inject=false`) so the workloads join the mesh, or move "
                     "them to a namespace that is not enrolled."
+                ),
+            )
+        )
+    return findings
+
+
+def _enforcing(policy: AuthorizationPolicy) -> bool:
+    """Does the policy decide anything? AUDIT only logs and a dry-run policy is not enforced."""
+    return policy.action is not AuthzAction.AUDIT and not policy.dry_run
+
+
+def check_mesh_namespace_without_authorization(model: Model, reach: Reachability) -> list[Finding]:
+    """KZT205: namespaces with workloads in the mesh to none of which an enforcing
+    AuthorizationPolicy applies (`workload_policies`: the namespace's own and the root
+    namespace's, with a matching selector or none), and whose waypoints and Services no
+    policy of the namespace targets (`targetRefs`)."""
+    model = reach.model
+    config = model.mesh_config
+    workloads = Workloads(reach)
+    targeted = {
+        p.namespace for p in model.mesh.authorization_policies if p.target_refs and _enforcing(p)
+    }
+    findings: list[Finding] = []
+    for ns, (inside, _) in _membership(reach).items():
+        if not inside or ns in targeted:
+            continue
+        candidates = tuple(
+            p for p in model.mesh.authorization_in(ns, config.root_namespace) if _enforcing(p)
+        )
+        if any(workload_policies(candidates, w, config) for w in inside):
+            continue
+        modes = sorted({mode_of(model, w).value for w in inside})
+        findings.append(
+            KZT205.finding(
+                obj=namespace_ref(ns),
+                namespace=ns,
+                location=workloads.namespace_location(ns),
+                message=(
+                    f"{listing(w.name for w in inside)} in namespace {ns} "
+                    f"({'/'.join(modes)}) are in the mesh, but no AuthorizationPolicy applies "
+                    f"to them (none in {ns}, none in the root namespace {config.root_namespace}):"
+                    " the mesh admits every identity to every port, only L3/L4 policy restricts"
+                    " who connects"
+                ),
+                remediation=(
+                    f"Apply an allow-nothing AuthorizationPolicy in namespace {ns} "
+                    "(`metadata: {name: allow-nothing}`, `spec: {}`) — or one in "
+                    f"{config.root_namespace} for the whole mesh — and ALLOW each caller by "
+                    "principal."
                 ),
             )
         )

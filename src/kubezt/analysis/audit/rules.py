@@ -1,8 +1,9 @@
 """The audit rules, in the order they run and are documented.
 
-Ids are stable and grouped by hundreds: 1xx deny all by default at L3/L4, 2xx mTLS and mesh
-membership, 3xx identities, 4xx broad allows, 5xx ambient layering, 6xx policy hygiene. An id
-is never reused: a rule that is withdrawn moves to `RETIRED`.
+Ids are stable and grouped by hundreds: 1xx deny all by default at L3/L4, 2xx mTLS, mesh
+membership and the mesh's own default deny, 3xx identities, 4xx broad allows, 5xx ambient
+layering, 6xx policy hygiene. An id is never reused: a rule that is withdrawn moves to
+`RETIRED`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ RULES: tuple[AuditRule, ...] = (
     AuditRule(mtls.KZT202, mtls.check_mtls_overrides),
     AuditRule(mtls.KZT203, mtls.check_outside_mesh),
     AuditRule(mtls.KZT204, mtls.check_half_in_mesh),
+    AuditRule(mtls.KZT205, mtls.check_mesh_namespace_without_authorization),
     AuditRule(identity.KZT301, identity.check_ip_rules_match_pods),
     AuditRule(identity.KZT302, identity.check_identity_rules_accept_plaintext),
     AuditRule(identity.KZT303, identity.check_default_service_account),
