@@ -7,6 +7,7 @@ from typing import Any
 
 import kubezt
 from kubezt.engine.requests import AllRequests, Some, space_of
+from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
 
 Key = tuple[str, str, int, str]
@@ -73,4 +74,114 @@ def matrix_vs_explain(model: Any, rows: dict[Key, Any]) -> list[str]:
                                 f"{key}: matrix {'allows' if http in row.passing else 'denies'} "
                                 f"{http}, explain does not"
                             )
+    return problems
+
+
+# --- verdicts witness by witness ---------------------------------------------------------------
+
+
+def universe(*models: Any) -> tuple[HttpRequest | None, ...]:
+    """The requests every verdict is compared on: one witness per cell of every pattern of
+    every AuthorizationPolicy of the models (None when no policy looks at requests; on a port
+    that is not HTTP the witnesses all stand for the connection itself)."""
+    space = space_of(p for m in models for p in m.mesh.authorization_policies)
+    return (None,) if space.empty else space.witnesses()
+
+
+def row_allows(row: Any, http: HttpRequest | None) -> bool:
+    """The matrix's verdict on one request: the verdict of the witness of its cell in the
+    row's own request space."""
+    if row is None:
+        return False
+    if isinstance(row, AllRequests):
+        return True
+    assert isinstance(row, Some), row
+    if http is None:
+        return True  # allowed for some request
+    cell = row.space.cell(http)
+    return any(row.space.cell(w) == cell for w in row.passing)
+
+
+class Explainer:
+    """explain's verdict on every route of a connection, per request, cached."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.by_id = {w.id: w for w in model.topology.workloads}
+        self._cache: dict[tuple[Key, HttpRequest | None], bool] = {}
+
+    def allows(self, key: Key, http: HttpRequest | None) -> bool:
+        found = self._cache.get((key, http))
+        if found is None:
+            src, dst = self.by_id[key[0]], self.by_id[key[1]]
+            protocol = Protocol(key[3])
+            found = any(
+                kubezt.explain_connection(
+                    self.model,
+                    kubezt.End(kubezt.EndKind.WORKLOAD, workload=src),
+                    kubezt.End(kubezt.EndKind.WORKLOAD, workload=dst),
+                    key[2],
+                    protocol,
+                    service=route,
+                    http=http,
+                ).allowed
+                for route in routes(self.model, dst, key[2])
+                if route is None or _route_protocol(self.model, route) is protocol
+            )
+            self._cache[(key, http)] = found
+        return found
+
+    def vector(self, key: Key, requests: tuple[HttpRequest | None, ...]) -> tuple[bool, ...]:
+        return tuple(self.allows(key, http) for http in requests)
+
+
+def _route_protocol(model: Any, route: ServiceAddress) -> Any:
+    for svc in model.topology.services:
+        if svc.namespace == route.namespace and svc.name == route.name:
+            for sp in svc.ports:
+                if sp.port == route.port:
+                    return sp.protocol
+    return None
+
+
+def considered(result: Any) -> list[Key]:
+    """Every (source, destination, port, protocol) the matrix decides: each ordered pair of
+    input workloads on every port its destination class is evaluated on (a single pod to
+    itself left out: it never leaves its network namespace)."""
+    workloads = result.model.topology.workloads
+    reported = set(result.workload_ids)
+    out: list[Key] = []
+    for port, bits in result.plan.items():
+        dsts = [
+            workloads[wi]
+            for ci in range(len(result.classes))
+            if bits >> ci & 1
+            for wi in result.classes[ci].members
+            if workloads[wi].id in reported
+        ]
+        for dst in dsts:
+            for src_id in sorted(reported):
+                if src_id == dst.id and (dst.kind == "Pod" or dst.replicas <= 1):
+                    continue
+                out.append((src_id, dst.id, port.port, port.protocol.value))
+    return sorted(out)
+
+
+def reach_vs_explain_everywhere(model: Any, result: Any) -> list[str]:
+    """Every pair, port and request of the universe where the matrix and explain disagree."""
+    rows = request_rows(result)
+    everything = universe(model)
+    explainer = Explainer(model)
+    problems: list[str] = []
+    for key in considered(result):
+        row = rows.get(key)
+        for http in everything:
+            expected = explainer.allows(key, http)
+            if row_allows(row, http) != expected:
+                problems.append(
+                    f"{key} {http}: matrix {row!r} says "
+                    f"{'allowed' if not expected else 'denied'}, explain says "
+                    f"{'allowed' if expected else 'denied'}"
+                )
+                break
     return problems
