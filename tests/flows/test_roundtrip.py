@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from roundtrip import learn_compile_replay
 
 from flowkit import FORMATS
-from generate.test_compile_proof import intent_documents
+from intentgen import intent_documents
 from intentkit import EXAMPLE
 from kubezt.dialects.intent import load_intent, parse_intent_data
 from kubezt.ir.intent import Egress, Identity, Mode, Port, ServiceRef
@@ -72,14 +72,21 @@ def test_example_round_trip_joins_deployments_by_pod_name(tmp_path: Path, fmt: s
 
 def _without_hosts(document: dict[str, Any]) -> dict[str, Any]:
     """Traffic carries no Host constraints of its own: drop the intent's host limits so every
-    generated request is one the intent allows."""
+    generated request is one the intent allows. An entry limited by hosts alone is dropped
+    whole: without its hosts it would grant every request, and might then repeat another
+    entry's grant (an input error, E113)."""
     spec = document["spec"]
-    for entry in spec.get("calls", []) + spec.get("ingress", {}).get("allow", []):
+
+    def keep(entry: dict[str, Any]) -> bool:
         http = entry.get("http")
         if http:
             http.pop("hosts", None)
-            if not http:
-                entry.pop("http")
+            return bool(http)
+        return True
+
+    spec["calls"] = [e for e in spec.get("calls", []) if keep(e)]
+    if "ingress" in spec:
+        spec["ingress"]["allow"] = [e for e in spec["ingress"].get("allow", []) if keep(e)]
     return document
 
 

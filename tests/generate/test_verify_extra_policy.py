@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_compile_proof import METHODS, PATHS, PORTS, intent_documents
 
 import kubezt
 from explainkit import Explainer, considered, universe
+from intentgen import METHODS, PATHS, PORTS, intent_documents
 from intentkit import workload_objects
 from kubezt.analysis.verify import DifferenceKind, verify
 from kubezt.dialects.intent import parse_intent_data
