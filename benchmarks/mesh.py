@@ -7,8 +7,10 @@
 
 Growth: Istio-only clusters (one ServiceAccount per app, no NetworkPolicies, authorization only
 in AuthorizationPolicies), sidecar and ambient with a waypoint per namespace, from 200 to
-10,000 pods; each row is `kubezt.load` + `kubezt.evaluate` in a fresh process. Targets: at most
-linear growth in pods × policies, 10,000 pods / 2,000 AuthorizationPolicies under 10 s.
+10,000 pods; each row is `kubezt.load` + `kubezt.evaluate` in a fresh process, with the CPU
+seconds of loading (the YAML parsing of its worker processes included) and of evaluation apart.
+Targets: at most linear growth in pods × policies, 10,000 pods / 2,000 AuthorizationPolicies
+under 10 s (judged on CPU seconds, for the evaluation and for the whole process).
 
 NCA: `network-config-analyzer` is installed with pip into its own virtualenv
 (`benchmarks/out/nca-venv`, made on first use). For each input (Kubernetes policies, Kubernetes +
@@ -44,14 +46,18 @@ BIG_S = 10.0
 NCA_RATIO = 10.0
 
 ENGINE = r"""
-import json, sys, time
-t0 = time.perf_counter()
+import json, resource, sys, time
+t0, c0 = time.perf_counter(), time.process_time()
 import kubezt
 r = kubezt.load([sys.argv[1]])
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 m = kubezt.evaluate(r.model)
-t2 = time.perf_counter()
-print(json.dumps({"load_s": t1 - t0, "evaluate_s": t2 - t1, "classes": len(m.classes)}))
+t2, c2 = time.perf_counter(), time.process_time()
+workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({
+    "load_s": t1 - t0, "evaluate_s": t2 - t1, "classes": len(m.classes),
+    "load_cpu_s": c1 - c0 + workers.ru_utime + workers.ru_stime, "evaluate_cpu_s": c2 - c1,
+}))
 """
 
 
@@ -142,8 +148,11 @@ def median_runs(
 
 def growth(args: argparse.Namespace, results: dict) -> None:
     print("\n## Istio-only growth (load + evaluate, fresh process)\n")
-    print("| mode | pods | AuthorizationPolicies | classes | wall s | CPU s | peak MiB |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| mode | pods | AuthorizationPolicies | classes | wall s | CPU s | load CPU s | "
+        "evaluate CPU s | peak MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for mode in args.modes:
         for pods, aps in GROWTH:
@@ -171,7 +180,8 @@ def growth(args: argparse.Namespace, results: dict) -> None:
             rows.append(row)
             print(
                 f"| {mode} | {pods:,} | {aps:,} | {detail.get('classes', '?')} | {wall:.2f} | "
-                f"{cpu:.2f} | {mib:.0f} |",
+                f"{cpu:.2f} | {detail.get('load_cpu_s', float('nan')):.2f} | "
+                f"{detail.get('evaluate_cpu_s', float('nan')):.2f} | {mib:.0f} |",
                 flush=True,
             )
     results["growth"] = rows
@@ -191,11 +201,15 @@ def growth(args: argparse.Namespace, results: dict) -> None:
                 f" (pods × policies ×{work:.0f}); exponent in pods {exp:.2f}"
             )
             if b["pods"] >= 10_000:
-                verdict = "pass" if b["wall_s"] < BIG_S else "FAIL"
-                print(
-                    f"{mode}: 10,000 pods / 2,000 AuthorizationPolicies {b['wall_s']:.2f} s "
-                    f"(< {BIG_S:g} s): {verdict}"
-                )
+                for what, seconds in (
+                    ("evaluation", b.get("evaluate_cpu_s", float("nan"))),
+                    ("whole process", b["cpu_s"]),
+                ):
+                    verdict = "pass" if seconds < BIG_S else "FAIL"
+                    print(
+                        f"{mode}: 10,000 pods / 2,000 AuthorizationPolicies, {what} "
+                        f"{seconds:.2f} CPU s (< {BIG_S:g} s): {verdict}"
+                    )
 
 
 NCA_INPUTS = {

@@ -46,6 +46,7 @@ from kubezt.engine.index import (
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide, tier_sort_key
 from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, proxy_role
 from kubezt.engine.meshview import MeshView
+from kubezt.engine.partial import PartialCells
 from kubezt.engine.reach import (
     SYNTHETIC_ANNOTATION,
     Reachability,
@@ -308,7 +309,7 @@ class IncrementalReach:
             tuple(self._classes),
             dict(self._plan),
             {k: dict(v) for k, v in self._allowed.items()},
-            dict(self._partial),
+            self._partial.copy(),
             self._reported,
             input_model=self._input,
         )
@@ -394,7 +395,7 @@ class IncrementalReach:
         self._ingress_ok, self._egress_ok = l4_sides(self._matcher, self._index, self._l4_plan)
         self._l4 = l4_both(self._ingress_ok, self._egress_ok, self._l4_plan)
         self._allowed: dict[PortKey, dict[int, int]] = {}
-        self._partial: dict[tuple[PortKey, int, int], Some] = {}
+        self._partial = PartialCells()
         if self._mesh is None:
             for key, dsts in self._plan.items():
                 self._allowed[key] = {
@@ -613,11 +614,7 @@ class IncrementalReach:
     def _recompute_cell(self, key: PortKey, d: int) -> list[ConnectionChange]:
         """Recompose one final cell and return the connections it changed."""
         old_bits = self._allowed.get(key, {}).get(d, 0)
-        old_partial = {
-            s: self._partial.pop((key, d, s))
-            for s in iter_bits(old_bits)
-            if (key, d, s) in self._partial
-        }
+        old_partial = self._partial.pop_cell(key, d)
         old_rows = self._cell_rows_from(key, d, old_bits, old_partial)
         if self._mesh is None:
             bits = self._l4[key].get(d, 0)

@@ -305,11 +305,31 @@ def waypoint_for(
     return WaypointRef(name, wp_ns) if "service" in accepted else None
 
 
+_WAYPOINT_PODS: dict[int, tuple[tuple[Workload, ...], dict[tuple[str, str], Workload]]] = {}
+"""Per workload tuple (by identity, kept alive with its entry): the first pod of each
+(namespace, gateway name), so finding a waypoint's pod is a lookup, not a scan of every pod."""
+
+
+def _waypoint_pods(workloads: tuple[Workload, ...]) -> dict[tuple[str, str], Workload]:
+    entry = _WAYPOINT_PODS.get(id(workloads))
+    if entry is not None and entry[0] is workloads:
+        return entry[1]
+    index: dict[tuple[str, str], Workload] = {}
+    for w in workloads:
+        name = w.labels.get(WAYPOINT_GATEWAY_LABEL)
+        if name is not None:
+            index.setdefault((w.namespace, name), w)
+    if len(_WAYPOINT_PODS) >= 8:
+        _WAYPOINT_PODS.pop(next(iter(_WAYPOINT_PODS)))
+    _WAYPOINT_PODS[id(workloads)] = (workloads, index)
+    return index
+
+
 def waypoint_workload(model: Model, ref: WaypointRef) -> Workload:
     """The waypoint's pod from the input, or the pod Istio would create for the Gateway."""
-    for w in model.topology.workloads:
-        if w.namespace == ref.namespace and w.labels.get(WAYPOINT_GATEWAY_LABEL) == ref.name:
-            return w
+    found = _waypoint_pods(model.topology.workloads).get((ref.namespace, ref.name))
+    if found is not None:
+        return found
     return Workload(
         namespace=ref.namespace,
         name=ref.name,

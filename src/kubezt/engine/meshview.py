@@ -7,7 +7,6 @@ space).
 
 from __future__ import annotations
 
-from itertools import repeat
 from typing import NamedTuple
 
 from kubezt.engine.authz import authz_networks, mentions_http
@@ -20,13 +19,14 @@ from kubezt.engine.connection import (
     mesh_facts,
     plan_path,
 )
-from kubezt.engine.index import EndpointClass, bit_indices, iter_bits
+from kubezt.engine.index import EndpointClass, iter_bits
 from kubezt.engine.mesh import (
     HBONE_PORT,
     WAYPOINT_GATEWAY_LABEL,
     port_protocol,
 )
 from kubezt.engine.mesh_sets import MeshSets
+from kubezt.engine.partial import PartialCells
 from kubezt.engine.requests import (
     ALL,
     NONE,
@@ -143,9 +143,9 @@ class MeshView:
         self._authz_nets = authz_nets
         self.sets = MeshSets(model, classes, self.reps, self.services, authz_nets)
         self._spaces: dict[tuple[object, ...], RequestSpace | None] = {}
-        self._spaces_by_policies: dict[tuple[int, ...], RequestSpace] = {}
-        """Destinations with the same policies share their space (keyed by the policies'
-        ids: the model holds them)."""
+        self._spaces_by_policies: dict[tuple[int, ...], RequestSpace | None] = {}
+        """Destinations with the same policies share their space, or its absence when no policy
+        looks at requests (keyed by the policies' ids: the model holds them)."""
         self._common: dict[frozenset[RequestSpace], RequestSpace] = {}
         self._somes: dict[tuple[object, ...], Some] = {}
         self._unions: dict[tuple[int, int], RequestSet] = {}
@@ -192,10 +192,10 @@ class MeshView:
 
     def compose(
         self, plan: dict[PortKey, int], l4: dict[PortKey, dict[int, int]], reported: int
-    ) -> tuple[dict[PortKey, dict[int, int]], dict[tuple[PortKey, int, int], Some]]:
+    ) -> tuple[dict[PortKey, dict[int, int]], PartialCells]:
         self.refresh_waypoint_sources(l4)
         allowed: dict[PortKey, dict[int, int]] = {}
-        partial: dict[tuple[PortKey, int, int], Some] = {}
+        partial = PartialCells()
         for key, dsts in plan.items():
             per_dst: dict[int, int] = {}
             for d in iter_bits(dsts):
@@ -219,11 +219,12 @@ class MeshView:
         key: PortKey,
         d: int,
         l4: dict[PortKey, dict[int, int]],
-        partial: dict[tuple[PortKey, int, int], Some],
+        partial: PartialCells,
     ) -> int:
         """The source classes allowed to reach destination class `d` on `key` over any route
         (the union of the requests each route lets through, every route decided over one
-        request space); records in `partial` those for which only some requests pass."""
+        request space); records in `partial` those for which only some requests pass (the cell's
+        entry is replaced)."""
         bits = 0
         full = 0  # sources every request of which passes (on one route, or on the routes together)
         groups: list[tuple[int, Some]] = []
@@ -241,12 +242,7 @@ class MeshView:
                     full |= together
                 else:
                     groups = route_groups
-        for members, requests in groups:
-            members &= ~full
-            if members:
-                partial.update(
-                    zip(zip(repeat(key), repeat(d), bit_indices(members)), repeat(requests))
-                )
+        partial.set_cell(key, d, [(members & ~full, requests) for members, requests in groups])
         return bits
 
     def _merge_groups(
@@ -553,11 +549,12 @@ class MeshView:
         if path.waypoint is not None:
             policies = policies + self.sets.waypoint_policies(path.waypoint, svc)
         pkey = tuple(map(id, policies))
-        space = self._spaces_by_policies.get(pkey)
-        if space is None:
-            if not mentions_http(policies) and not self.alp:
-                return None
-            space = self._spaces_by_policies[pkey] = space_of(policies, self.alp_matches)
+        if pkey in self._spaces_by_policies:
+            return self._spaces_by_policies[pkey]
+        space = (
+            space_of(policies, self.alp_matches) if self.alp or mentions_http(policies) else None
+        )
+        self._spaces_by_policies[pkey] = space
         return space
 
 

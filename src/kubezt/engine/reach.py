@@ -235,7 +235,7 @@ def _frozen(
     classes: tuple[EndpointClass, ...],
     plan: dict[PortKey, int],
     allowed: dict[PortKey, dict[int, int]],
-    partial: dict[tuple[PortKey, int, int], Some],
+    partial: Mapping[tuple[PortKey, int, int], Some],
     reported: int,
     input_model: Model,
 ) -> Reachability:

@@ -312,7 +312,8 @@ def attribute_witnesses(globs: Iterable[Glob], attribute: Attribute) -> list[str
     ordered = sorted(set(globs), key=_glob_key)
     alphabet = _alphabet(ordered, attribute)
     path = attribute is Attribute.PATH
-    start = (0, tuple(g.start() for g in ordered))
+    dfas = [_LazyDfa(g) for g in ordered]
+    start = (0, (0,) * len(dfas))
     seen = {start}
     frontier = [(start, "")]
     found: dict[tuple[bool, ...], str] = {}
@@ -323,19 +324,47 @@ def attribute_witnesses(globs: Iterable[Glob], attribute: Attribute) -> list[str
                 shape in (1, 4) if path else (shape == 1 or attribute is not Attribute.METHOD)
             )
             if complete:
-                vector = tuple(g.accepts(s) for g, s in zip(ordered, states, strict=True))
+                vector = tuple([d.accepting[s] for d, s in zip(dfas, states, strict=True)])
                 found.setdefault(vector, value)
             for c in alphabet:
                 shape2 = _path_shape(shape, c) if path else 1  # non-path: 0 empty, 1 not
                 if shape2 < 0:
                     continue
-                key = (shape2, tuple(g.step(s, c) for g, s in zip(ordered, states, strict=True)))
+                key = (shape2, tuple([d.step(s, c) for d, s in zip(dfas, states, strict=True)]))
                 if key in seen:
                     continue
                 seen.add(key)
                 nxt.append((key, value + c))
         frontier = nxt
     return sorted(found.values(), key=lambda v: (len(v), v))
+
+
+class _LazyDfa:
+    """A pattern's automaton with its state sets numbered and its transitions remembered as
+    they are taken (the product walk steps every pattern on every character of every product
+    state; most of those steps repeat)."""
+
+    __slots__ = ("accepting", "glob", "ids", "sets", "table")
+
+    def __init__(self, glob: Glob) -> None:
+        start = glob.start()
+        self.glob = glob
+        self.sets = [start]
+        self.ids = {start: 0}
+        self.accepting = [glob.accepts(start)]
+        self.table: dict[tuple[int, str], int] = {}
+
+    def step(self, state: int, c: str) -> int:
+        nxt = self.table.get((state, c))
+        if nxt is None:
+            target = self.glob.step(self.sets[state], c)
+            nxt = self.ids.get(target)
+            if nxt is None:
+                nxt = self.ids[target] = len(self.sets)
+                self.sets.append(target)
+                self.accepting.append(self.glob.accepts(target))
+            self.table[(state, c)] = nxt
+        return nxt
 
 
 FAMILIAR_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
