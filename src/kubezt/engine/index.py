@@ -8,6 +8,7 @@ Must not decide any verdict.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections import defaultdict
@@ -149,6 +150,13 @@ def _ip_signatures(nets: tuple[Network, ...]) -> Callable[[str | None], object]:
     return signature
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _named(labels: Labels, name: str) -> Labels:
+    """A namespace's or service account's labels as Calico sees them (plus its name), made
+    once for all the classes of a namespace or account."""
+    return labels.merged({CALICO_NAME: name})
+
+
 def workload_peer(workload: Workload, topology: Topology) -> Peer:
     ns = topology.namespace(workload.namespace)
     sa = topology.service_account(workload.namespace, workload.service_account)
@@ -180,9 +188,9 @@ def workload_peer(workload: Workload, topology: Topology) -> Peer:
         PeerKind.ENDPOINT,
         namespace=workload.namespace,
         labels=labels,
-        namespace_labels=ns.labels.merged({CALICO_NAME: ns.name}),
+        namespace_labels=_named(ns.labels, ns.name),
         service_account=workload.service_account,
-        service_account_labels=sa.labels.merged({CALICO_NAME: sa.name}),
+        service_account_labels=_named(sa.labels, sa.name),
         ip=ip,
         ports=workload.ports,
         mesh_annotations=mesh,
@@ -288,6 +296,8 @@ class ClassIndex:
         self._ns_cache: dict[Selector, int] = {}
         self._sa_cache: dict[Selector, int] = {}
         self._entity_cache: dict[tuple[EntityMatch, str | None], tuple[int, int]] = {}
+        self._net_cache: dict[Network, int] = {}
+        self._addresses: list[tuple[int, int]] | None = None
         for i, peer in enumerate(self.peers):
             bit = 1 << i
             if peer.kind is PeerKind.ENDPOINT:
@@ -401,7 +411,25 @@ class ClassIndex:
     def with_address_in(self, nets: tuple[Network, ...]) -> tuple[int, int]:
         """(classes whose address is in one of `nets`, classes whose address is unknown)."""
         yes = 0
-        for i, peer in enumerate(self.peers):
-            if peer.ip is not None and any(peer.ip in net for net in nets):
-                yes |= 1 << i
+        for net in nets:
+            yes |= self._in_net(net)
         return yes, self.all & ~self._ip_known
+
+    def _in_net(self, net: Network) -> int:
+        """Classes whose address is in `net` (addresses and the net compared as integers)."""
+        cached = self._net_cache.get(net)
+        if cached is None:
+            if self._addresses is None:
+                self._addresses = [
+                    (peer.ip.version, int(peer.ip)) if peer.ip is not None else (0, 0)
+                    for peer in self.peers
+                ]
+            version, address, mask = net.version, int(net.network_address), int(net.netmask)
+            last = len(self._addresses) - 1
+            digits = bytearray(b"0" * (last + 2))  # binary digits, most significant first
+            for i, (v, value) in enumerate(self._addresses):
+                if v == version and value & mask == address:
+                    digits[last + 1 - i] = 49  # "1"
+            cached = int(digits, 2)
+            self._net_cache[net] = cached
+        return cached
