@@ -117,8 +117,11 @@ def _plain_labels(value: Any, check: bool) -> Labels | None:
         if check:
             _LABEL_KEYS.add(k)
             _LABEL_VALUES.add(v)
-    if len(cache) > 1 << 16:
+    if len(cache) > 1 << 16:  # (a long watch meets ever new label sets: stay bounded)
         cache.clear()
+        _LABEL_KEYS.clear()
+        _LABEL_VALUES.clear()
+        _PORTS.clear()
     labels = cache[items] = Labels(value)
     return labels
 
