@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kubezt
+from intentgen import intent_documents
 from intentkit import workload_objects
 from kubezt.analysis import verify as verify_module
 from kubezt.analysis.verify import VerifyResult, verify
@@ -27,10 +27,6 @@ from kubezt.engine.reach import evaluate
 from kubezt.engine.requests import NONE, RequestSet
 from kubezt.generate import compile_intent
 from kubezt.ir.intent import Mode
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "generate"))
-
-from test_compile_proof import intent_documents
 
 
 class _PairByPair(verify_module._Verifier):
