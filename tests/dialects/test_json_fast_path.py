@@ -29,6 +29,8 @@ scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(2**40), 2**40),
+    st.integers(-(2**70), 2**70),  # beyond 64 bits orjson would read a float
+    st.floats(allow_nan=False, allow_infinity=False),
     st.text('ab:"\\/{}[],\n\té', max_size=6),
 )
 values = st.recursive(
@@ -79,14 +81,17 @@ def exact_data(doc_data: Any) -> Any:
     objs=st.lists(objects(), min_size=1, max_size=5),
     as_list=st.booleans(),
     indent=st.sampled_from([None, 2, 4, "\t"]),
+    ascii_only=st.booleans(),
 )
 def test_fast_json_reads_what_the_exact_path_reads(
-    tmp_path: Path, objs: list[dict[str, Any]], as_list: bool, indent: Any
+    tmp_path: Path, objs: list[dict[str, Any]], as_list: bool, indent: Any, ascii_only: bool
 ) -> None:
+    # (ascii_only: "é" written as a \u escape, which the List items' orjson path leaves alone)
     if as_list:
-        text = json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}, indent=indent)
+        listing = {"apiVersion": "v1", "kind": "List", "items": objs}
+        text = json.dumps(listing, indent=indent, ensure_ascii=ascii_only)
     else:
-        text = "\n".join(json.dumps(o, indent=indent) for o in objs)
+        text = "\n".join(json.dumps(o, indent=indent, ensure_ascii=ascii_only) for o in objs)
     # a new file each time: a file's composed nodes are cached by name while a run lasts
     path = tmp_path / f"objects-{len(list(tmp_path.iterdir()))}.json"
     path.write_text(text, encoding="utf-8")
@@ -108,6 +113,26 @@ def test_a_key_written_twice_is_left_to_the_exact_path(tmp_path: Path) -> None:
         sink = DiagnosticSink()
         docs = list(load_documents(text, "pods.json", sink))
         assert [d.duplicates[0].path for d in docs] == [("metadata", "name")]
+
+
+def test_a_key_written_twice_in_a_pretty_list_item_is_left_to_the_exact_path() -> None:
+    items = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b", "uid": "u"}},
+    ]
+    text = json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=4)
+    text = text.replace('"uid": "u"', '"name": "c"')
+    assert _json_fast(text, "pods.json", DiagnosticSink()) is None
+    docs = list(load_documents(text, "pods.json", DiagnosticSink()))
+    assert [d.duplicates[0].path for d in docs if d.duplicates] == [("metadata", "name")]
+
+
+def test_big_integers_in_a_pretty_list_item_stay_integers() -> None:
+    item = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": 2**64, "b": -(2**63) - 1}}
+    text = json.dumps({"apiVersion": "v1", "kind": "List", "items": [item]}, indent=4)
+    (doc,) = _json_fast(text, "maps.json", DiagnosticSink()) or []
+    assert doc.data == item
+    assert [type(v) for v in doc.data["data"].values()] == [int, int]
 
 
 def test_malformed_json_is_left_to_the_exact_path() -> None:

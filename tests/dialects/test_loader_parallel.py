@@ -3,6 +3,7 @@ be the same as when the files are read one by one."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,21 @@ def test_parallel_parsing_reports_errors_at_the_same_place(tmp_path: Path, monke
         errors.append([d.render() for d in info.value.diagnostics])
     assert errors[0] == errors[1]
     assert "ns2.yaml:" in errors[0][0] and "containerPort" in errors[0][0]
+
+
+def test_json_files_are_read_in_one_process(tmp_path: Path, monkeypatch) -> None:
+    """Decoding JSON costs less than sending its documents back from a worker."""
+    write_cluster(tmp_path)
+    for path in sorted(tmp_path.glob("*.yaml")):
+        docs = [d.data for d in registry.parse_paths([str(path)], registry.DiagnosticSink())[0]]
+        text = json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+        path.with_suffix(".json").write_text(text, encoding="utf-8")
+        path.unlink()
+
+    def no_workers(*args: object, **kwargs: object) -> None:
+        raise AssertionError("JSON input was sent to worker processes")
+
+    monkeypatch.setattr(registry, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(registry.concurrent.futures, "ProcessPoolExecutor", no_workers)
+    result = kubezt.load([str(tmp_path)])
+    assert len(result.model.topology.workloads) == 12

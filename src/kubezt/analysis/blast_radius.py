@@ -111,7 +111,7 @@ def blast_radius(reach: Reachability, workload_id: str, hops: int | None = None)
             f"no workload {workload_id!r} in the input (expected namespace/name of a Pod or "
             f"controller){'; ' + hint if hint else ''}"
         )
-    graph = connection_graph(reach)
+    graph = _ClassGraph(reach)
     reached: list[Reached] = []
     seen = {workload_id}
     frontier = [workload_id]
@@ -120,7 +120,7 @@ def blast_radius(reach: Reachability, workload_id: str, hops: int | None = None)
         hop += 1
         access: dict[str, list[Access]] = {}
         for src in frontier:
-            for dst, rows in graph.get(src, {}).items():
+            for dst, rows in graph.successors(src):
                 if dst in seen:
                     continue
                 access.setdefault(dst, []).extend(Access(src, p, proto, r) for p, proto, r in rows)
@@ -130,7 +130,7 @@ def blast_radius(reach: Reachability, workload_id: str, hops: int | None = None)
             reached.append(Reached(dst, hop, via, entries))
         seen.update(access)
         frontier = sorted(access)
-    truncated = any(dst not in seen for src in frontier for dst in graph.get(src, {}))
+    truncated = any(dst not in seen for src in frontier for dst, _ in graph.successors(src))
     return BlastRadius(
         workload=workload_id,
         identity=_identity(reach, held),
@@ -213,6 +213,54 @@ def reported_workloads(reach: Reachability) -> dict[str, Workload]:
     return {
         w.id: w for w in reach.model.topology.workloads if SYNTHETIC_ANNOTATION not in w.annotations
     }
+
+
+class _ClassGraph:
+    """`connection_graph` read from the class-level result on demand: the successors of a
+    workload are the workloads of the classes its class reaches, each with the connections of
+    its class edge (in the order `Reachability.detailed` lists them). Only the workloads a
+    search visits are expanded, never every pair."""
+
+    def __init__(self, reach: Reachability) -> None:
+        self._reach = reach
+        workloads = reach.model.topology.workloads
+        self._class_of: dict[str, int] = {}
+        self._members: dict[int, list[str]] = {}
+        for c in reach.classes:
+            ids = [
+                workloads[wi].id
+                for wi in c.members
+                if SYNTHETIC_ANNOTATION not in workloads[wi].annotations
+            ]
+            self._members[c.index] = ids
+            for w_id in ids:
+                self._class_of.setdefault(w_id, c.index)
+        # source class → destination class → (port, protocol, requests) in detailed()'s order
+        self._edges: dict[int, dict[int, list[tuple[int, str, RequestSet]]]] = {}
+        for port, per_dst in reach.allowed.items():
+            for d, srcs in per_dst.items():
+                for s in iter_bits(srcs & reach.reported):
+                    self._edges.setdefault(s, {}).setdefault(d, []).append(
+                        (port.port, port.protocol.value, reach.admission(port, d, s))
+                    )
+        self._rows: dict[int, list[tuple[str, list[tuple[int, str, RequestSet]]]]] = {}
+
+    def successors(self, src: str) -> list[tuple[str, list[tuple[int, str, RequestSet]]]]:
+        """(destination workload, its connections sorted by port and protocol) for every
+        workload `src` may connect to (itself excluded), sorted by workload id."""
+        s = self._class_of.get(src)
+        if s is None:
+            return []
+        rows = self._rows.get(s)
+        if rows is None:
+            found: dict[str, list[tuple[int, str, RequestSet]]] = {}
+            for d, edge in self._edges.get(s, {}).items():
+                for dst in self._members[d]:
+                    found.setdefault(dst, []).extend(edge)
+            rows = self._rows[s] = [
+                (dst, sorted(found[dst], key=lambda r: r[:2])) for dst in sorted(found)
+            ]
+        return [(dst, conns) for dst, conns in rows if dst != src]
 
 
 def connection_graph(reach: Reachability) -> Graph:

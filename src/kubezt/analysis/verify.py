@@ -36,7 +36,7 @@ from kubezt.ir.intent import Grant, HttpMatch, Identity, Intent, Mode, Service
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
-from kubezt.ir.topology import Workload
+from kubezt.ir.topology import Labels, Workload
 
 EXTERNAL_CANDIDATES = ("203.0.113.10", "198.51.100.10", "192.0.2.10", "100.64.0.10")
 """Addresses (documentation ranges first) used as "somewhere outside the cluster"."""
@@ -247,10 +247,16 @@ class _Verifier:
     # --- workload pairs ----------------------------------------------------------------------
 
     def _matrix(self) -> None:
+        """Every planned (destination, port) against every source that may be checked there,
+        compared per pair of classes: the intent's expectation depends on a source only
+        through its namespace and service account and on a destination through its namespace
+        and labels, and the cluster's answer on their classes, all of which a class fixes.
+        Pairs are expanded only where the two differ (what is reported); the others are
+        counted."""
         result = evaluate(self.model)
-        actual: dict[tuple[str, str, int, str], RequestSet] = {}
+        results = [result]
         planned: set[tuple[str, int, str]] = set()
-        self._collect(result, actual, planned)
+        self._collect(result, planned)
         # Ports the intent names that some in-scope workload does not declare: evaluate them
         # too, so a granted port is never skipped for want of a containerPort.
         extra: set[tuple[int, Protocol]] = set()
@@ -261,35 +267,63 @@ class _Verifier:
                         if (w.id, p.port, p.protocol.value) not in planned:
                             extra.add((p.port, p.protocol))
         for port, protocol in sorted(extra):
-            self._collect(evaluate(self.model, port, protocol), actual, planned)
-        everyone = list(self.by_id.values())
-        scoped = [w for w in everyone if w.id in self.in_scope]
+            results.append(evaluate(self.model, port, protocol))
+            self._collect(results[-1], planned)
+        # a workload's group: its class in every result
+        class_of: list[dict[str, int]] = []
+        for r in results:
+            ids = {}
+            for c in r.classes:
+                for wi in c.members:
+                    ids[r.model.topology.workloads[wi].id] = c.index
+            class_of.append(ids)
+        # (its class in every result, and what the intent looks at: namespace, account, labels)
+        Group = tuple[tuple[int, ...], str, str, Labels]
+        group: dict[str, Group] = {
+            w.id: (tuple(ids[w.id] for ids in class_of), w.namespace, w.service_account, w.labels)
+            for w in self.by_id.values()
+        }
+        members: dict[Group, list[Workload]] = {}
+        scoped_members: dict[Group, list[Workload]] = {}
+        for w in self.by_id.values():
+            members.setdefault(group[w.id], []).append(w)
+            if w.id in self.in_scope:
+                scoped_members.setdefault(group[w.id], []).append(w)
+        targets: dict[tuple[Group, int, str], list[Workload]] = {}
         for dst_id, port, proto in sorted(planned):
             dst = self.by_id.get(dst_id)
-            if dst is None:
-                continue
-            for src in everyone if dst.id in self.in_scope else scoped:
-                if src.id == dst.id and is_single_pod(src):
+            if dst is not None:
+                targets.setdefault((group[dst_id], port, proto), []).append(dst)
+        answers: dict[tuple[tuple[int, ...], tuple[int, ...], int, str], RequestSet] = {}
+        for (dst_group, port, proto), dsts in targets.items():
+            protocol = Protocol(proto)
+            sources = members if dsts[0].id in self.in_scope else scoped_members
+            for src_group, srcs in sources.items():
+                expected = self.expect(srcs[0], dsts[0], port, protocol)
+                key = (src_group[0], dst_group[0], port, proto)
+                got = answers.get(key)
+                if got is None:
+                    got = answers[key] = _answer(results, *key)
+                pairs = len(srcs) * len(dsts)
+                if src_group == dst_group:  # a single pod and itself are not checked
+                    pairs -= sum(1 for d in dsts if is_single_pod(d))
+                self.checked += pairs
+                if isinstance(got, NoRequests) and expected is None:
                     continue
-                protocol = Protocol(proto)
-                expected = self.expect(src, dst, port, protocol)
-                got = actual.get((src.id, dst.id, port, proto), NONE)
-                self.checked += 1
-                self._compare(src, dst, port, protocol, expected, got)
+                if expected is not None and expected.http is None and isinstance(got, AllRequests):
+                    continue
+                for dst in dsts:
+                    for src in srcs:
+                        if src.id == dst.id and is_single_pod(src):
+                            continue
+                        self._compare(src, dst, port, protocol, expected, got)
 
-    def _collect(
-        self,
-        result: Reachability,
-        actual: dict[tuple[str, str, int, str], RequestSet],
-        planned: set[tuple[str, int, str]],
-    ) -> None:
+    def _collect(self, result: Reachability, planned: set[tuple[str, int, str]]) -> None:
         workloads = result.model.topology.workloads
         for key, bits in result.plan.items():
             for ci in iter_bits(bits):
                 for wi in result.classes[ci].members:
                     planned.add((workloads[wi].id, key.port, key.protocol.value))
-        for src, dst, port, proto, requests in result.detailed():
-            actual.setdefault((src, dst, port, proto), requests)
 
     def _compare(
         self,
@@ -520,6 +554,26 @@ class _Verifier:
                     detail="granted by the intent, denied by the cluster",
                 )
             )
+
+
+def _answer(
+    results: list[Reachability],
+    src_group: tuple[int, ...],
+    dst_group: tuple[int, ...],
+    port: int,
+    proto: str,
+) -> RequestSet:
+    """The requests the cluster lets a workload of one group send to a workload of another
+    on `port` (two different workloads): what the first of `results` that lists the
+    connection says, through the first port key in its order (as `Reachability.detailed`
+    lists them)."""
+    for r, s, d in zip(results, src_group, dst_group, strict=True):
+        if not r.reported >> s & 1:
+            continue
+        for key, per_dst in r.allowed.items():
+            if key.port == port and key.protocol.value == proto and per_dst.get(d, 0) >> s & 1:
+                return r.admission(key, d, s)
+    return NONE
 
 
 def _end(w: Workload) -> End:

@@ -20,8 +20,6 @@ from pydantic.alias_generators import to_camel
 from kubezt.dialects._yaml import Document, PathPart, dotted, type_name
 from kubezt.errors import Diagnostic, Severity, did_you_mean
 
-API_VERSION = "kubezt.io/v1alpha1"
-KIND = "ZeroTrustIntent"
 SCHEMA_ID = "https://kubezt.io/schemas/intent.schema.json"
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 from kubezt.errors import Diagnostic, DiagnosticSink, Location, Severity
@@ -542,8 +543,14 @@ def _top_object(text: str, pos: int) -> tuple[Any, list[tuple[Any, int, int]] | 
             if text[pos] == "]":
                 pos += 1
             else:
+                pretty = True  # until an item is not laid out as `_fast_item` reads
                 while True:
-                    item, end = _SCAN(text, pos)
+                    fast = _fast_item(text, pos) if pretty else None
+                    if fast is None or fast is _NOT_PRETTY:
+                        pretty = pretty and fast is None
+                        item, end = _SCAN(text, pos)
+                    else:
+                        item, end = fast  # type: ignore[misc]
                     items.append((item, pos, end))
                     pos = space(text, end).end()  # type: ignore[union-attr]
                     if text[pos] == "]":
@@ -561,6 +568,47 @@ def _top_object(text: str, pos: int) -> tuple[Any, list[tuple[Any, int, int]] | 
         if text[pos] != ",":
             raise ValueError
         pos = space(text, pos + 1).end()  # type: ignore[union-attr]
+
+
+_NOT_PRETTY = object()
+
+
+def _fast_item(text: str, pos: int) -> tuple[Any, int] | object | None:
+    """The item of a pretty-printed List at `pos` (a `{` first on its line, as `kubectl get
+    -o json` writes every item) and where it ends, decoded by orjson; None when it cannot be
+    read so and told equal to what `_SCAN` reads (the caller then scans it).
+
+    The item ends at the first `}` first on a line at the same indentation; a slice that
+    orjson decodes whole is exactly that value (a JSON value is never a proper prefix of
+    another). orjson keeps the last of keys written twice, turns integers beyond 64 bits into
+    floats and refuses lone surrogates, where `_SCAN` refuses, keeps integers and accepts: the
+    slice is taken only without `\\u` escapes (so every `"` of the text is a delimiter or a
+    `\\"` and re-encoding writes each one back), with as many `"` as orjson's own encoding of
+    the value (a dropped key drops at least its quotes) and with no float written with an
+    exponent `e+` (how orjson encodes the floats an integer beyond 64 bits became).
+    `_NOT_PRETTY`: the List is laid out otherwise (the caller stops looking for closing
+    lines, which could otherwise scan the rest of the file for every item).
+    """
+    line_start = text.rfind("\n", 0, pos) + 1
+    indent = text[line_start:pos]
+    if indent.strip(" \t") or text[pos + 1 : pos + 2] not in ("\n", "\r"):
+        return _NOT_PRETTY
+    close = "\n" + indent + "}"
+    end = text.find(close, pos)
+    if end < 0:
+        return _NOT_PRETTY
+    end += len(close)
+    segment = text[pos:end]
+    if "\\" in segment and "\\u" in segment:  # (most items have no escape at all)
+        return None
+    try:
+        item = orjson.loads(segment)
+    except orjson.JSONDecodeError:
+        return _NOT_PRETTY
+    encoded = orjson.dumps(item)
+    if segment.count('"') != encoded.count(b'"') or b"e+" in encoded:
+        return None
+    return item, end
 
 
 def _prune(value: Any, spec: Any) -> Any:

@@ -11,23 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from kubezt.dialects._intent_model import (
-    API_VERSION,
-    KIND,
-    CallerModel,
-    HttpModel,
-    IdentityModel,
-    IntentModel,
-    PortModel,
-    closest_field,
-    field_names,
-    intent_json_schema,
-    pydantic_diagnostic,
-)
 from kubezt.dialects._labels import is_label_key, is_label_value
 from kubezt.dialects._yaml import (
     Document,
@@ -66,6 +51,29 @@ from kubezt.ir.intent import (
 from kubezt.ir.ports import Protocol
 from kubezt.ir.topology import Labels
 
+if TYPE_CHECKING:
+    from kubezt.dialects._intent_model import (
+        CallerModel,
+        HttpModel,
+        IdentityModel,
+        IntentModel,
+        PortModel,
+    )
+
+API_VERSION = "kubezt.io/v1alpha1"
+KIND = "ZeroTrustIntent"
+# The pydantic edge model (`dialects._intent_model`) is imported when an intent is read, not
+# with this module: importing pydantic and building the models costs about 0.4 s, which every
+# command that reads no intent would pay at start-up.
+
+
+def intent_json_schema() -> dict[str, Any]:
+    """The intent format's JSON Schema (`dialects._intent_model.intent_json_schema`)."""
+    from kubezt.dialects import _intent_model
+
+    return _intent_model.intent_json_schema()
+
+
 # --- reading ---------------------------------------------------------------------------------
 
 
@@ -100,6 +108,15 @@ def parse_intent(doc: Document, mode: Mode | None = None) -> Intent:
     obj = _object_ref(doc.data)
     for dup in doc.duplicates:
         sink.add(duplicate_key_diagnostic(dup, doc.file, obj))
+    from pydantic import ValidationError
+
+    from kubezt.dialects._intent_model import (
+        IntentModel,
+        closest_field,
+        field_names,
+        pydantic_diagnostic,
+    )
+
     try:
         model = IntentModel.model_validate(doc.data)
     except ValidationError as exc:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+from typing import Any
 
-from kubezt.dialects._labels import is_port_name, read_labels
+from kubezt.dialects._labels import is_label_key, is_label_value, is_port_name, read_labels
 from kubezt.dialects._reader import Cursor
 from kubezt.dialects.context import ReadContext
 from kubezt.ir.ports import Protocol
@@ -55,6 +57,10 @@ def read_service_account(root: Cursor, meta: Cursor, src: Source, rc: ReadContex
 
 def read_pod(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:
     assert src.namespace is not None
+    workload = _plain_pod(root.value, src)
+    if workload is not None:
+        rc.workloads.append(workload)
+        return
     ips: list[str] = []
     status = root["status"]
     for ip_cur in [status["podIP"]] + [c["ip"] for c in status["podIPs"].list() or []]:
@@ -71,6 +77,169 @@ def read_pod(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:
     workload = _workload_from_template(root, src, "Pod", rc, replicas=1, ips=tuple(ips))
     if workload is not None:
         rc.workloads.append(workload)
+
+
+_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+"""A dotted-quad IPv4 address as `ipaddress.ip_address` accepts it (no leading zeros)."""
+_LABELS: dict[tuple[tuple[str, str], ...], Labels] = {}
+"""Label sets read and checked (`_plain_labels(..., True)`)."""
+_ANNOTATIONS: dict[tuple[tuple[str, str], ...], Labels] = {}
+_LABEL_KEYS: set[str] = set()
+_LABEL_VALUES: set[str] = set()
+_PORTS: dict[tuple[Any, Any, Any], ContainerPort] = {}
+
+
+def _plain_labels(value: Any, check: bool) -> Labels | None:
+    """`Labels` of a mapping of strings whose every key and value is valid (as a label when
+    `check`), shared between the many pods written alike; None for anything else."""
+    if value is None:
+        return EMPTY
+    if type(value) is not dict:
+        return None
+    items = tuple(value.items())
+    cache = _LABELS if check else _ANNOTATIONS
+    try:
+        found = cache.get(items)
+    except TypeError:  # a value that is not a string (a list, a mapping)
+        return None
+    if found is not None:
+        return found
+    for k, v in items:
+        if type(k) is not str or type(v) is not str:
+            return None
+        if check and not (
+            (k in _LABEL_KEYS or is_label_key(k)) and (v in _LABEL_VALUES or is_label_value(v))
+        ):
+            return None
+        if check:
+            _LABEL_KEYS.add(k)
+            _LABEL_VALUES.add(v)
+    if len(cache) > 1 << 16:  # (a long watch meets ever new label sets: stay bounded)
+        cache.clear()
+        _LABEL_KEYS.clear()
+        _LABEL_VALUES.clear()
+        _PORTS.clear()
+    labels = cache[items] = Labels(value)
+    return labels
+
+
+EMPTY = Labels()
+
+
+def _plain_pod(data: Any, src: Source) -> Workload | None:
+    """The workload of a Pod written the way every well-formed Pod is (each field of the type
+    its reader wants, every label, port and address valid): what `_workload_from_template`
+    reads from it, without cursors and with the pieces many pods share (labels, ports)
+    built once. None for anything else, which the cursor readers then read and report."""
+    status = data.get("status")
+    ips: list[str] = []
+    if status is not None:
+        if type(status) is not dict:
+            return None
+        ip = status.get("podIP")
+        if ip is not None:
+            if type(ip) is not str or not _IPV4.fullmatch(ip):
+                return None
+            ips.append(ip)
+        listed = status.get("podIPs")
+        if listed is not None:
+            if type(listed) is not list:
+                return None
+            for item in listed:
+                if type(item) is not dict:
+                    return None
+                ip = item.get("ip")
+                if ip is None:
+                    continue
+                if type(ip) is not str or not _IPV4.fullmatch(ip):
+                    return None
+                if ip not in ips:
+                    ips.append(ip)
+    meta = data["metadata"]
+    spec = data.get("spec")
+    if type(spec) is not dict or any(type(k) is not str for k in spec):
+        return None
+    labels = _plain_labels(meta.get("labels"), True)
+    annotations = _plain_labels(meta.get("annotations"), False)
+    if labels is None or annotations is None:
+        return None
+    sa_name, sa = spec.get("serviceAccountName"), spec.get("serviceAccount")
+    host_network = spec.get("hostNetwork")
+    if (
+        (sa_name is not None and type(sa_name) is not str)
+        or (sa is not None and type(sa) is not str)
+        or (host_network is not None and type(host_network) is not bool)
+    ):
+        return None
+    ports: list[ContainerPort] = []
+    names: set[str] = set()
+    for group in ("initContainers", "containers"):
+        containers = spec.get(group)
+        if containers is None:
+            if group == "containers":
+                return None
+            continue
+        if type(containers) is not list:
+            return None
+        for container in containers:
+            if type(container) is not dict:
+                return None
+            listed_ports = container.get("ports")
+            if listed_ports is None:
+                continue
+            if type(listed_ports) is not list:
+                return None
+            for port in listed_ports:
+                if type(port) is not dict or any(type(k) is not str for k in port):
+                    return None
+                key = (port.get("containerPort"), port.get("protocol"), port.get("name"))
+                if type(key[0]) is not int:  # (True and 1.0 would find the port 1)
+                    return None
+                try:
+                    cp = _PORTS.get(key)
+                except TypeError:  # a protocol or name that is not a string
+                    return None
+                if cp is None:
+                    cp = _plain_port(port, key)
+                    if cp is None:
+                        return None
+                if cp.name:
+                    if cp.name in names:
+                        return None
+                    names.add(cp.name)
+                if cp not in ports:
+                    ports.append(cp)
+    return Workload(
+        namespace=src.namespace or "default",
+        name=src.name,
+        kind="Pod",
+        labels=labels,
+        service_account=sa_name or sa or "default",
+        ports=tuple(sorted(ports)),
+        ips=tuple(ips),
+        host_network=bool(host_network),
+        annotations=annotations,
+        replicas=1,
+        source=src,
+    )
+
+
+def _plain_port(port: dict[Any, Any], key: tuple[Any, Any, Any]) -> ContainerPort | None:
+    number, proto_text, name = key
+    if type(number) is not int or not 1 <= number <= 65535:
+        return None
+    if proto_text is not None and type(proto_text) is not str:
+        return None
+    protocol = PORT_PROTOCOLS.get(proto_text or "TCP")
+    if protocol is None or (name is not None and type(name) is not str):
+        return None
+    if name and not is_port_name(name):
+        return None
+    cp = _PORTS[key] = ContainerPort(number, protocol, name or "")
+    return cp
 
 
 def read_controller(root: Cursor, meta: Cursor, src: Source, rc: ReadContext) -> None:

@@ -8,9 +8,11 @@ Must not decide any verdict.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import compress
@@ -125,11 +127,41 @@ def policy_networks(policies: PolicySet) -> tuple[Network, ...]:
     return tuple(sorted(nets, key=lambda n: (n.version, int(n.network_address), n.prefixlen)))
 
 
+def _mesh_annotations(annotations: Labels) -> Labels:
+    return Labels({k: v for k, v in annotations.items() if k.startswith(MESH_ANNOTATION_PREFIXES)})
+
+
+def _ip_signatures(nets: tuple[Network, ...]) -> Callable[[str | None], object]:
+    """The address part of `class_key` from a workload's address as written: its family and
+    which of `nets` hold it (IPv4 addresses compared as integers against each net's mask)."""
+    v4 = [(net.version == 4, int(net.network_address), int(net.netmask)) for net in nets]
+
+    def signature(text: str | None) -> object:
+        if not text:
+            return None
+        try:
+            packed = socket.inet_pton(socket.AF_INET, text)
+        except OSError:
+            ip = ipaddress.ip_address(text)
+            return (ip.version, *(ip in net for net in nets))
+        value = int.from_bytes(packed, "big")
+        return (4, *(is_v4 and value & mask == address for is_v4, address, mask in v4))
+
+    return signature
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _named(labels: Labels, name: str) -> Labels:
+    """A namespace's or service account's labels as Calico sees them (plus its name), made
+    once for all the classes of a namespace or account."""
+    return labels.merged({CALICO_NAME: name})
+
+
 def workload_peer(workload: Workload, topology: Topology) -> Peer:
     ns = topology.namespace(workload.namespace)
     sa = topology.service_account(workload.namespace, workload.service_account)
     ip = ipaddress.ip_address(workload.ip) if workload.ip else None
-    mesh = {k: v for k, v in workload.annotations.items() if k.startswith(MESH_ANNOTATION_PREFIXES)}
+    mesh = _mesh_annotations(workload.annotations)
     if workload.host_network:
         return Peer(
             PeerKind.HOST,
@@ -143,7 +175,7 @@ def workload_peer(workload: Workload, topology: Topology) -> Peer:
             ports=tuple(
                 dict.fromkeys(ContainerPort(cp.port, cp.protocol) for cp in workload.ports)
             ),
-            mesh_annotations=Labels(mesh),
+            mesh_annotations=mesh,
         )
     labels = workload.labels.merged(
         {
@@ -156,12 +188,12 @@ def workload_peer(workload: Workload, topology: Topology) -> Peer:
         PeerKind.ENDPOINT,
         namespace=workload.namespace,
         labels=labels,
-        namespace_labels=ns.labels.merged({CALICO_NAME: ns.name}),
+        namespace_labels=_named(ns.labels, ns.name),
         service_account=workload.service_account,
-        service_account_labels=sa.labels.merged({CALICO_NAME: sa.name}),
+        service_account_labels=_named(sa.labels, sa.name),
         ip=ip,
         ports=workload.ports,
-        mesh_annotations=Labels(mesh),
+        mesh_annotations=mesh,
     )
 
 
@@ -207,13 +239,37 @@ def build_classes(
     nets = class_networks(model, extra_networks)
     groups: dict[tuple[object, ...], list[int]] = {}
     peers: dict[tuple[object, ...], Peer] = {}
-    for i, workload in enumerate(model.topology.workloads):
-        peer = workload_peer(workload, model.topology)
-        key = class_key(peer, nets)
-        if key not in groups:
-            groups[key] = []
-            peers[key] = peer
-        groups[key].append(i)
+    # Everything but the address depends on what many pods share (labels, namespace, service
+    # account, ports, annotations): the key without its address part is made once per such
+    # combination, and each pod adds the CIDRs its address is in (`class_key`, the same key).
+    shared: dict[tuple[object, ...], tuple[object, ...]] = {}
+    mesh_of: dict[Labels, Labels] = {}
+    signature = _ip_signatures(nets)
+    topology = model.topology
+    for i, workload in enumerate(topology.workloads):
+        annotations = workload.annotations
+        mesh = mesh_of.get(annotations)
+        if mesh is None:
+            mesh = mesh_of[annotations] = _mesh_annotations(annotations)
+        common = (
+            workload.host_network,
+            workload.namespace,
+            workload.labels,
+            workload.service_account,
+            workload.ports,
+            mesh,
+        )
+        base = shared.get(common)
+        peer = None
+        if base is None:
+            peer = workload_peer(workload, topology)
+            base = shared[common] = class_key(peer, ())[:-1]
+        key = (*base, signature(workload.ip))
+        members = groups.get(key)
+        if members is None:
+            groups[key] = members = []
+            peers[key] = peer if peer is not None else workload_peer(workload, topology)
+        members.append(i)
     return tuple(
         EndpointClass(index, peers[key], tuple(members))
         for index, (key, members) in enumerate(groups.items())
@@ -240,6 +296,8 @@ class ClassIndex:
         self._ns_cache: dict[Selector, int] = {}
         self._sa_cache: dict[Selector, int] = {}
         self._entity_cache: dict[tuple[EntityMatch, str | None], tuple[int, int]] = {}
+        self._net_cache: dict[Network, int] = {}
+        self._addresses: list[tuple[int, int]] | None = None
         for i, peer in enumerate(self.peers):
             bit = 1 << i
             if peer.kind is PeerKind.ENDPOINT:
@@ -353,7 +411,25 @@ class ClassIndex:
     def with_address_in(self, nets: tuple[Network, ...]) -> tuple[int, int]:
         """(classes whose address is in one of `nets`, classes whose address is unknown)."""
         yes = 0
-        for i, peer in enumerate(self.peers):
-            if peer.ip is not None and any(peer.ip in net for net in nets):
-                yes |= 1 << i
+        for net in nets:
+            yes |= self._in_net(net)
         return yes, self.all & ~self._ip_known
+
+    def _in_net(self, net: Network) -> int:
+        """Classes whose address is in `net` (addresses and the net compared as integers)."""
+        cached = self._net_cache.get(net)
+        if cached is None:
+            if self._addresses is None:
+                self._addresses = [
+                    (peer.ip.version, int(peer.ip)) if peer.ip is not None else (0, 0)
+                    for peer in self.peers
+                ]
+            version, address, mask = net.version, int(net.network_address), int(net.netmask)
+            last = len(self._addresses) - 1
+            digits = bytearray(b"0" * (last + 2))  # binary digits, most significant first
+            for i, (v, value) in enumerate(self._addresses):
+                if v == version and value & mask == address:
+                    digits[last + 1 - i] = 49  # "1"
+            cached = int(digits, 2)
+            self._net_cache[net] = cached
+        return cached

@@ -118,7 +118,7 @@ class MeshView:
             for i, w in enumerate(self.reps)
             if self.roles[i] is ProxyRole.WAYPOINT
         }
-        self.services = [topology.services_selecting(rep) for rep in self.reps]
+        self.services = topology.services_selecting_each(self.reps)
         self.alp_matches = tuple(
             r.http
             for p in model.policies.policies

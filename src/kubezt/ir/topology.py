@@ -6,7 +6,7 @@ A `Workload` is a Pod, or the pod template of a controller (Deployment, Stateful
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -247,6 +247,40 @@ class Topology:
 
     def services_selecting(self, workload: Workload) -> tuple[Service, ...]:
         return tuple(s for s in self.services_in(workload.namespace) if s.selects(workload))
+
+    def services_selecting_each(self, workloads: Sequence[Workload]) -> list[tuple[Service, ...]]:
+        """`services_selecting` of each workload, found per namespace through an index of the
+        workloads' labels (a selector's pairs intersect the sets of workloads that carry them)
+        rather than by matching every selector against every workload."""
+        out: list[tuple[Service, ...]] = [()] * len(workloads)
+        by_ns: dict[str, list[int]] = {}
+        for i, w in enumerate(workloads):
+            by_ns.setdefault(w.namespace, []).append(i)
+        for namespace, members in by_ns.items():
+            services = self.services_in(namespace)
+            if not services:
+                continue
+            carrying: dict[tuple[str, str], int] = {}
+            for j, i in enumerate(members):
+                for pair in workloads[i].labels.items():
+                    carrying[pair] = carrying.get(pair, 0) | 1 << j
+            found: list[list[Service]] = [[] for _ in members]
+            everyone = (1 << len(members)) - 1
+            for svc in services:
+                if not svc.selector:
+                    continue
+                bits = everyone
+                for pair in svc.selector.items():
+                    bits &= carrying.get(pair, 0)
+                    if not bits:
+                        break
+                while bits:
+                    low = bits & -bits
+                    found[low.bit_length() - 1].append(svc)
+                    bits ^= low
+            for j, i in enumerate(members):
+                out[i] = tuple(found[j])
+        return out
 
     def namespace(self, name: str) -> Namespace:
         ns = self.namespaces.get(name)
