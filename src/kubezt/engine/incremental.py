@@ -49,6 +49,7 @@ from kubezt.engine.meshview import MeshView
 from kubezt.engine.reach import (
     SYNTHETIC_ANNOTATION,
     Reachability,
+    chain_signature,
     l4_both,
     l4_sides,
     with_waypoint_pods,
@@ -391,7 +392,11 @@ class IncrementalReach:
         self._selected: dict[Policy, int] = {
             p: self._matcher.selected_by(p) for p in work.policies.policies
         }
-        self._ingress_ok, self._egress_ok = l4_sides(self._matcher, self._index, self._l4_plan)
+        # the egress side by source too: key -> source class -> destinations its egress allows
+        self._egress_rows: dict[PortKey, dict[int, int]] = {k: {} for k in self._l4_plan}
+        self._ingress_ok, self._egress_ok = l4_sides(
+            self._matcher, self._index, self._l4_plan, self._egress_rows
+        )
         self._l4 = l4_both(self._ingress_ok, self._egress_ok, self._l4_plan)
         self._allowed: dict[PortKey, dict[int, int]] = {}
         self._partial: dict[tuple[PortKey, int, int], Some] = {}
@@ -413,34 +418,68 @@ class IncrementalReach:
             HBONE_PORT, Protocol.TCP, self._classes[c].peer.port_name(HBONE_PORT, Protocol.TCP)
         )
 
-    def _ingress(self, key: PortKey, d: int) -> int:
-        chain = self._chains[Direction.INGRESS][d]
-        if chain.empty:
-            return self._index.all
-        return decide(self._matcher, chain, Direction.INGRESS, d, key, self._index.all)
+    def _groups(self, direction: Direction, classes: int) -> list[tuple[int, int]]:
+        """`classes` grouped by what `decide` reads of them: (representative, members)."""
+        table = self._chains[direction]
+        groups: dict[tuple[object, ...], tuple[int, int]] = {}
+        for c in iter_bits(classes):
+            sig = chain_signature(self._matcher, direction, c, table[c])
+            rep, bits = groups.get(sig, (c, 0))
+            groups[sig] = (rep, bits | 1 << c)
+        return list(groups.values())
 
-    def _egress_from(self, s: int, dsts_scope: int) -> list[tuple[PortKey, int]]:
-        """Refresh the egress verdicts of source class `s` towards every destination; return
-        the (port, destination) cells whose bit for `s` moved."""
-        chain = self._chains[Direction.EGRESS][s]
-        bit = 1 << s
+    def _refresh_ingress(self, classes: int) -> set[tuple[PortKey, int]]:
+        """Recompute the ingress verdicts of destination classes `classes`; return the cells."""
+        moved: set[tuple[PortKey, int]] = set()
+        table = self._chains[Direction.INGRESS]
+        everyone = self._index.all
+        for rep, members in self._groups(Direction.INGRESS, classes):
+            chain = table[rep]
+            for key, dsts in self._l4_plan.items():
+                targets = dsts & members
+                if not targets:
+                    continue
+                sources = (
+                    everyone
+                    if chain.empty
+                    else decide(self._matcher, chain, Direction.INGRESS, rep, key, everyone)
+                )
+                row = self._ingress_ok[key]
+                for d in iter_bits(targets):
+                    row[d] = sources
+                    moved.add((key, d))
+        return moved
+
+    def _refresh_egress(self, classes: int) -> list[tuple[PortKey, int]]:
+        """Recompute the egress verdicts of source classes `classes` towards every destination;
+        return the (port, destination) cells whose source bits moved."""
+        table = self._chains[Direction.EGRESS]
         moved: list[tuple[PortKey, int]] = []
-        for key, dsts in self._l4_plan.items():
-            targets = dsts & dsts_scope
-            if not targets:
-                continue
-            reachable = (
-                targets
-                if chain.empty
-                else decide(self._matcher, chain, Direction.EGRESS, s, key, targets)
-            )
-            row = self._egress_ok[key]
-            for d in iter_bits(targets):
-                had = row.get(d, 0)
-                now = had | bit if reachable >> d & 1 else had & ~bit
-                if now != had:
-                    row[d] = now
-                    moved.append((key, d))
+        for rep, members in self._groups(Direction.EGRESS, classes):
+            chain = table[rep]
+            for key, dsts in self._l4_plan.items():
+                reachable = (
+                    dsts
+                    if chain.empty
+                    else decide(self._matcher, chain, Direction.EGRESS, rep, key, dsts)
+                )
+                rows = self._egress_rows[key]
+                col = self._egress_ok[key]
+                for s in iter_bits(members):
+                    was = rows.get(s, 0)
+                    if was == reachable:
+                        continue
+                    if reachable:
+                        rows[s] = reachable
+                    else:
+                        rows.pop(s, None)
+                    bit = 1 << s
+                    for d in iter_bits(was & ~reachable):
+                        col[d] &= ~bit
+                        moved.append((key, d))
+                    for d in iter_bits(reachable & ~was):
+                        col[d] = col.get(d, 0) | bit
+                        moved.append((key, d))
         return moved
 
     # rows ------------------------------------------------------------------------------------
@@ -527,13 +566,8 @@ class IncrementalReach:
         for direction, bits in affected.items():
             if bits:
                 self._rechain(direction, bits)
-        moved: set[tuple[PortKey, int]] = set()
-        for key, dsts in self._l4_plan.items():
-            for d in iter_bits(dsts & affected[Direction.INGRESS]):
-                self._ingress_ok[key][d] = self._ingress(key, d)
-                moved.add((key, d))
-        for s in iter_bits(affected[Direction.EGRESS]):
-            moved.update(self._egress_from(s, self._index.all))
+        moved = self._refresh_ingress(affected[Direction.INGRESS])
+        moved.update(self._refresh_egress(affected[Direction.EGRESS]))
         return self._recompose_l4(moved)
 
     def _selected_by(self, policy: Policy) -> int:
