@@ -66,6 +66,7 @@ from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction, NetworkSet, Policy, PolicySet, Tier
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.topology import (
+    Labels,
     Namespace,
     ProxyRole,
     Service,
@@ -169,11 +170,20 @@ def changes_between(old: Model, new: Model) -> list[Change]:
     return out
 
 
-def apply_change(model: Model, change: Change) -> Model:
-    """The model with the change made (objects keep their order; a new one goes last)."""
+def apply_change(model: Model, change: Change, old: Obj | None = None) -> Model:
+    """The model with the change made (objects keep their order; a new one goes last). `old`,
+    when given, is the model's current object of that key (found by identity: faster)."""
     kind = change.key[0]
+    if change.new is not None and object_key(change.new) != change.key:
+        raise AssertionError(f"{change.key} names another object than {change.new!r}")
 
     def edit(items: Iterable[Obj]) -> tuple[Obj, ...]:
+        if old is not None:
+            seq = tuple(items)
+            at = next((i for i, obj in enumerate(seq) if obj is old), None)
+            if at is not None:
+                new = () if change.new is None else (change.new,)
+                return seq[:at] + new + seq[at + 1 :]
         out: list[Obj] = []
         found = False
         for obj in items:
@@ -227,11 +237,9 @@ def apply_change(model: Model, change: Change) -> Model:
 
 
 def _typed(items: tuple[Obj, ...], cls: type[T]) -> tuple[T, ...]:
-    out: list[T] = []
-    for obj in items:
-        assert isinstance(obj, cls)
-        out.append(obj)
-    return tuple(out)
+    # every item came from a field of type `cls`, or is the change's object, whose key (checked
+    # above) names that kind
+    return items  # type: ignore[return-value]
 
 
 def _mesh(mesh: MeshPolicies, **fields: object) -> MeshPolicies:
@@ -320,7 +328,7 @@ class IncrementalReach:
         before = old_objects.get(change.key)
         if before == change.new:
             return Delta(change, Path.NONE, ())
-        new_model = apply_change(self._input, change)
+        new_model = apply_change(self._input, change, before)
         kind = change.key[0]
         connections: list[ConnectionChange] | None = None
         path = Path.REBUILD
@@ -389,8 +397,9 @@ class IncrementalReach:
             Direction.INGRESS: chains(self._matcher, Direction.INGRESS),
             Direction.EGRESS: chains(self._matcher, Direction.EGRESS),
         }
-        self._selected: dict[Policy, int] = {
-            p: self._matcher.selected_by(p) for p in work.policies.policies
+        # by the policy's id (hashing a policy is slow); the policy is kept, so the id stays
+        self._selected: dict[int, tuple[Policy, int]] = {
+            id(p): (p, self._matcher.selected_by(p)) for p in work.policies.policies
         }
         # the egress side by source too: key -> source class -> destinations its egress allows
         self._egress_rows: dict[PortKey, dict[int, int]] = {k: {} for k in self._l4_plan}
@@ -562,7 +571,7 @@ class IncrementalReach:
             for direction in policy.types:
                 affected[direction] |= bits
         if before is not None:
-            self._selected.pop(before, None)
+            self._selected.pop(id(before), None)
         for direction, bits in affected.items():
             if bits:
                 self._rechain(direction, bits)
@@ -571,10 +580,11 @@ class IncrementalReach:
         return self._recompose_l4(moved)
 
     def _selected_by(self, policy: Policy) -> int:
-        bits = self._selected.get(policy)
-        if bits is None:
-            bits = self._matcher.selected_by(policy)
-            self._selected[policy] = bits
+        known = self._selected.get(id(policy))
+        if known is not None and known[0] is policy:
+            return known[1]
+        bits = self._matcher.selected_by(policy)
+        self._selected[id(policy)] = (policy, bits)
         return bits
 
     def _rechain(self, direction: Direction, classes: int) -> None:
@@ -700,7 +710,7 @@ class IncrementalReach:
             members = self._index.in_namespace(policy.namespace) | self._hosts_in(policy.namespace)
             selector = policy.selector
             if selector:
-                members &= self._classes_matching_labels(selector)
+                members = self._classes_matching_labels(selector, members)
             affected |= members
         if affected & self._waypoint_bits():
             affected |= self._waypoint_users()
@@ -717,19 +727,19 @@ class IncrementalReach:
 
     def _hosts_in(self, namespace: str) -> int:
         bits = 0
-        for c in self._classes:
-            if c.peer.namespace == namespace and not self._index.endpoints >> c.index & 1:
-                bits |= 1 << c.index
+        for c in iter_bits(self._index.all & ~self._index.endpoints):
+            if self._classes[c].peer.namespace == namespace:
+                bits |= 1 << c
         return bits
 
-    def _classes_matching_labels(self, selector: object) -> int:
+    def _classes_matching_labels(self, selector: Labels, among: int) -> int:
+        """The classes of `among` whose workloads' labels `selector` matches (read from the
+        representative the mesh view keeps, so a class whose pods are gone stays current)."""
+        assert self._mesh is not None
         bits = 0
-        for c in self._classes:
-            if not c.members:
-                continue
-            rep = self._workloads[c.members[0]]
-            if selector.matches(rep.labels):  # type: ignore[attr-defined]
-                bits |= 1 << c.index
+        for c in iter_bits(among):
+            if selector.matches(self._mesh.reps[c].labels):
+                bits |= 1 << c
         return bits
 
     def _waypoint_users(self) -> int:

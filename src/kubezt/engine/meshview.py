@@ -162,7 +162,11 @@ class MeshView:
         old = self._model
         self._model = model
         if model.mesh is not old.mesh or model.mesh_config != old.mesh_config:
-            self.sets = MeshSets(model, self.classes, self.reps, self.services, self._authz_nets)
+            # the sources' principals and addresses depend on the config only
+            spaces = self.sets.spaces if model.mesh_config == old.mesh_config else None
+            self.sets = MeshSets(
+                model, self.classes, self.reps, self.services, self._authz_nets, spaces
+            )
             self._spaces.clear()
             self._spaces_by_policies.clear()
 
