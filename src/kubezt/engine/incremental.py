@@ -32,10 +32,11 @@ from enum import StrEnum
 from typing import TypeVar
 
 from kubezt.engine.authz import authz_networks
-from kubezt.engine.connection import is_single_pod
+from kubezt.engine.connection import is_single_pod, mesh_facts
 from kubezt.engine.index import (
     ClassIndex,
     EndpointClass,
+    Peer,
     build_classes,
     class_key,
     class_networks,
@@ -67,6 +68,7 @@ from kubezt.ir.policy import Direction, NetworkSet, Policy, PolicySet, Tier
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.topology import (
     Labels,
+    MeshMode,
     Namespace,
     ProxyRole,
     Service,
@@ -785,22 +787,28 @@ class IncrementalReach:
         if after is not None:
             peer = workload_peer(after, model.topology)
             target = self._class_of.get(class_key(peer, self._nets))
-            if target is None or not self._classes[target].members:
-                return None  # a class of its own: the class structure moves
-            known = self._index.peers[target]
-            if (known.namespace_labels, known.service_account_labels) != (
-                peer.namespace_labels,
-                peer.service_account_labels,
-            ):
-                return None  # the namespace or service account changed under it
+            if target is None:
+                if self._mesh is None:
+                    facts = mesh_facts(self._work, after)
+                    if facts.mode is not MeshMode.NONE or facts.role is not ProxyRole.NONE:
+                        return None  # the first workload in the mesh: every path moves
+            else:
+                known = self._index.peers[target]
+                if (known.namespace_labels, known.service_account_labels) != (
+                    peer.namespace_labels,
+                    peer.service_account_labels,
+                ):
+                    return None  # the namespace or service account changed under it
         old_rows: Rows = {}
+        moved: list[ConnectionChange] = []
         if before is not None:
             wi = self._position[before.id]
             old_rows = self._workload_rows(wi)
             self._remove(wi)
         new_rows: Rows = {}
         if after is not None:
-            assert target is not None
+            if target is None:
+                target, moved = self._add_class(peer, after)
             wi = len(self._workloads)
             self._workloads.append(after)
             self._member_class.append(target)
@@ -817,7 +825,99 @@ class IncrementalReach:
         self._work = dataclasses.replace(self._work, topology=topology)
         if self._mesh is not None:
             self._mesh.model = self._work
-        return _compare(old_rows, new_rows)
+        return moved + _compare(old_rows, new_rows)
+
+    def _add_class(self, peer: Peer, rep: Workload) -> tuple[int, list[ConnectionChange]]:
+        """A new class for `peer` (no member yet; `rep` will be its first): its policies, its
+        row and column of the L3/L4 matrix and its final cells. A class without members
+        changes no other class's verdicts, so the connections returned are none unless the
+        state was wrong."""
+        n = self._matcher.add_peer(peer)
+        bit = 1 << n
+        cls = EndpointClass(n, peer, ())
+        self._classes.append(cls)
+        self._class_of[class_key(peer, self._nets)] = n
+        if SYNTHETIC_ANNOTATION not in rep.annotations:
+            self._reported |= bit
+        keys = self._keys(cls)
+        for key in keys:
+            if key not in self._plan:
+                self._allowed[key] = {}
+            self._plan[key] = self._plan.get(key, 0) | bit
+        self._plan = dict(sorted(self._plan.items()))
+        if self._mesh is not None:
+            self._mesh.add_class(cls, rep)
+            self._users = None
+            keys.append(self._hbone_key(n))
+        for key in keys:
+            self._l4_plan[key] = self._l4_plan.get(key, 0) | bit
+            for table in (self._ingress_ok, self._egress_ok, self._egress_rows, self._l4):
+                table.setdefault(key, {})
+        # the policies that select it: namespaced ones of its namespace, and cluster-wide ones
+        for pid, (policy, _) in list(self._selected.items()):
+            if policy.namespace is None or policy.namespace == peer.namespace:
+                self._selected[pid] = (policy, self._matcher.selected_by(policy))
+        for direction in (Direction.INGRESS, Direction.EGRESS):
+            self._chains[direction].append(TierChain(()))
+            self._rechain(direction, bit)
+        moved = self._refresh_ingress(bit)
+        moved.update(self._refresh_egress(bit))
+        self._as_peer(n, keys)
+        for key, rows in self._egress_rows.items():
+            for d in iter_bits(rows.get(n, 0)):
+                moved.add((key, d))
+        return n, self._recompose_l4(moved)
+
+    def _as_peer(self, n: int, keys: list[PortKey]) -> None:
+        """The verdicts of every other class's policies on new class `n` (`keys`: its ports):
+        copied from a class no rule side tells apart from it when there is one, else decided
+        for `n` alone, once per group of classes that share a chain."""
+        bit = 1 << n
+        others = self._index.all & ~bit
+        twins = self._matcher.twins(n)
+        if twins:
+            e = (twins & -twins).bit_length() - 1
+            for row in self._ingress_ok.values():
+                for d, srcs in row.items():
+                    if d != n and srcs >> e & 1:
+                        row[d] = srcs | bit
+        else:
+            table = self._chains[Direction.INGRESS]
+            for rep, members in self._groups(Direction.INGRESS, others):
+                chain = table[rep]
+                for key, dsts in self._l4_plan.items():
+                    targets = dsts & members
+                    if not targets:
+                        continue
+                    if chain.empty or decide(
+                        self._matcher, chain, Direction.INGRESS, rep, key, bit
+                    ):
+                        row = self._ingress_ok[key]
+                        for d in iter_bits(targets):
+                            row[d] |= bit
+        ports = self._classes[n].peer.ports
+        twin = next((c for c in iter_bits(twins) if self._classes[c].peer.ports == ports), None)
+        if twin is not None:
+            for key in keys:
+                sources = self._egress_ok[key].get(twin, 0) & ~bit
+                self._grant_egress(key, n, sources)
+            return
+        table = self._chains[Direction.EGRESS]
+        for rep, members in self._groups(Direction.EGRESS, others):
+            chain = table[rep]
+            for key in keys:
+                if chain.empty or decide(self._matcher, chain, Direction.EGRESS, rep, key, bit):
+                    self._grant_egress(key, n, members)
+
+    def _grant_egress(self, key: PortKey, d: int, sources: int) -> None:
+        if not sources:
+            return
+        col = self._egress_ok[key]
+        col[d] = col.get(d, 0) | sources
+        rows = self._egress_rows[key]
+        bit = 1 << d
+        for s in iter_bits(sources):
+            rows[s] = rows.get(s, 0) | bit
 
     def _remove(self, wi: int) -> None:
         """Take workload `wi` out (the last workload moves into its slot)."""
