@@ -391,6 +391,9 @@ class IncrementalReach:
         self._mesh: MeshView | None = mesh if mesh.active else None
         self._l4_plan = dict(self._plan)
         self._users: int | None = None
+        self._ghosts = 0
+        """Classes left without members for good when their namespace's or service account's
+        labels moved (a new class took their members); their cells are not kept current."""
         if self._mesh is not None:
             for c in classes:
                 key = self._hbone_key(c.index)
@@ -808,7 +811,7 @@ class IncrementalReach:
         new_rows: Rows = {}
         if after is not None:
             if target is None:
-                target, moved = self._add_class(peer, after)
+                target, moved = self._add_classes([(peer, after)])
             wi = len(self._workloads)
             self._workloads.append(after)
             self._member_class.append(target)
@@ -827,87 +830,125 @@ class IncrementalReach:
             self._mesh.model = self._work
         return moved + _compare(old_rows, new_rows)
 
-    def _add_class(self, peer: Peer, rep: Workload) -> tuple[int, list[ConnectionChange]]:
-        """A new class for `peer` (no member yet; `rep` will be its first): its policies, its
-        row and column of the L3/L4 matrix and its final cells. A class without members
-        changes no other class's verdicts, so the connections returned are none unless the
-        state was wrong."""
-        n = self._matcher.add_peer(peer)
-        bit = 1 << n
-        cls = EndpointClass(n, peer, ())
-        self._classes.append(cls)
-        self._class_of[class_key(peer, self._nets)] = n
-        if SYNTHETIC_ANNOTATION not in rep.annotations:
-            self._reported |= bit
-        keys = self._keys(cls)
-        for key in keys:
-            if key not in self._plan:
-                self._allowed[key] = {}
-            self._plan[key] = self._plan.get(key, 0) | bit
+    def _add_classes(
+        self, specs: list[tuple[Peer, Workload]]
+    ) -> tuple[int, list[ConnectionChange]]:
+        """New classes, one per (peer, workload to represent it), without members yet: their
+        policies, their rows and columns of the L3/L4 matrix and their final cells. Returns the
+        first new index. Classes without members change no other class's verdicts, so the
+        connections returned are none unless the state was wrong."""
+        first = self._matcher.add_peers([peer for peer, _ in specs])
+        new_bits = 0
+        keys_of: dict[int, list[PortKey]] = {}
+        for i, (peer, rep) in enumerate(specs):
+            n = first + i
+            bit = 1 << n
+            new_bits |= bit
+            cls = EndpointClass(n, peer, ())
+            self._classes.append(cls)
+            self._class_of[class_key(peer, self._nets)] = n
+            if SYNTHETIC_ANNOTATION not in rep.annotations:
+                self._reported |= bit
+            keys = self._keys(cls)
+            for key in keys:
+                if key not in self._plan:
+                    self._allowed[key] = {}
+                self._plan[key] = self._plan.get(key, 0) | bit
+            if self._mesh is not None:
+                self._mesh.add_class(cls, rep)
+                keys.append(self._hbone_key(n))
+            for key in keys:
+                self._l4_plan[key] = self._l4_plan.get(key, 0) | bit
+                for table in (self._ingress_ok, self._egress_ok, self._egress_rows, self._l4):
+                    table.setdefault(key, {})
+            keys_of[n] = keys
         self._plan = dict(sorted(self._plan.items()))
         if self._mesh is not None:
-            self._mesh.add_class(cls, rep)
-            self._users = None
-            keys.append(self._hbone_key(n))
-        for key in keys:
-            self._l4_plan[key] = self._l4_plan.get(key, 0) | bit
-            for table in (self._ingress_ok, self._egress_ok, self._egress_rows, self._l4):
-                table.setdefault(key, {})
-        # the policies that select it: namespaced ones of its namespace, and cluster-wide ones
+            self._mesh.rebuild_sets()
+        self._users = None
+        # the policies that may select them: namespaced ones of their namespaces, cluster-wide
+        namespaces = {peer.namespace for peer, _ in specs}
         for pid, (policy, _) in list(self._selected.items()):
-            if policy.namespace is None or policy.namespace == peer.namespace:
+            if policy.namespace is None or policy.namespace in namespaces:
                 self._selected[pid] = (policy, self._matcher.selected_by(policy))
         for direction in (Direction.INGRESS, Direction.EGRESS):
-            self._chains[direction].append(TierChain(()))
-            self._rechain(direction, bit)
-        moved = self._refresh_ingress(bit)
-        moved.update(self._refresh_egress(bit))
-        self._as_peer(n, keys)
+            self._chains[direction].extend(TierChain(()) for _ in specs)
+            self._rechain(direction, new_bits)
+        moved = self._refresh_ingress(new_bits)
+        moved.update(self._refresh_egress(new_bits))
+        self._as_peers(new_bits, keys_of)
         for key, rows in self._egress_rows.items():
-            for d in iter_bits(rows.get(n, 0)):
-                moved.add((key, d))
-        return n, self._recompose_l4(moved)
+            for n in keys_of:
+                for d in iter_bits(rows.get(n, 0)):
+                    moved.add((key, d))
+        return first, self._recompose_l4(moved)
 
-    def _as_peer(self, n: int, keys: list[PortKey]) -> None:
-        """The verdicts of every other class's policies on new class `n` (`keys`: its ports):
-        copied from a class no rule side tells apart from it when there is one, else decided
-        for `n` alone, once per group of classes that share a chain."""
-        bit = 1 << n
-        others = self._index.all & ~bit
-        twins = self._matcher.twins(n)
-        if twins:
-            e = (twins & -twins).bit_length() - 1
+    def _as_peers(self, new_bits: int, keys_of: dict[int, list[PortKey]]) -> None:
+        """The verdicts of the other classes' policies on the new classes `new_bits` (`keys_of`:
+        their ports): copied from a class no rule side tells apart from one when there is
+        one, else decided for the new classes together, once per group of classes that share
+        a chain."""
+        old = self._index.all & ~new_bits & ~self._ghosts
+        copy_in: list[tuple[int, int]] = []  # (new class, its twin)
+        copy_out: list[tuple[int, int]] = []
+        decide_in = decide_out = 0
+        for n in keys_of:
+            twins = self._matcher.twins(n, old)
+            if twins:
+                copy_in.append((n, (twins & -twins).bit_length() - 1))
+            else:
+                decide_in |= 1 << n
+            ports = self._classes[n].peer.ports
+            twin = next((c for c in iter_bits(twins) if self._classes[c].peer.ports == ports), None)
+            if twin is None:
+                decide_out |= 1 << n
+            else:
+                copy_out.append((n, twin))
+        if copy_in:
             for row in self._ingress_ok.values():
                 for d, srcs in row.items():
-                    if d != n and srcs >> e & 1:
-                        row[d] = srcs | bit
-        else:
+                    if new_bits >> d & 1:
+                        continue
+                    for n, e in copy_in:
+                        if srcs >> e & 1:
+                            srcs |= 1 << n
+                    row[d] = srcs
+        if decide_in:
             table = self._chains[Direction.INGRESS]
-            for rep, members in self._groups(Direction.INGRESS, others):
+            for rep, members in self._groups(Direction.INGRESS, old):
                 chain = table[rep]
                 for key, dsts in self._l4_plan.items():
                     targets = dsts & members
                     if not targets:
                         continue
-                    if chain.empty or decide(
-                        self._matcher, chain, Direction.INGRESS, rep, key, bit
-                    ):
+                    ok = (
+                        decide_in
+                        if chain.empty
+                        else decide(self._matcher, chain, Direction.INGRESS, rep, key, decide_in)
+                    )
+                    if ok:
                         row = self._ingress_ok[key]
                         for d in iter_bits(targets):
-                            row[d] |= bit
-        ports = self._classes[n].peer.ports
-        twin = next((c for c in iter_bits(twins) if self._classes[c].peer.ports == ports), None)
-        if twin is not None:
-            for key in keys:
-                sources = self._egress_ok[key].get(twin, 0) & ~bit
-                self._grant_egress(key, n, sources)
-            return
-        table = self._chains[Direction.EGRESS]
-        for rep, members in self._groups(Direction.EGRESS, others):
-            chain = table[rep]
-            for key in keys:
-                if chain.empty or decide(self._matcher, chain, Direction.EGRESS, rep, key, bit):
-                    self._grant_egress(key, n, members)
+                            row[d] |= ok
+        for n, twin in copy_out:
+            for key in keys_of[n]:
+                self._grant_egress(key, n, self._egress_ok[key].get(twin, 0) & old)
+        if decide_out:
+            table = self._chains[Direction.EGRESS]
+            wanted: dict[PortKey, int] = {}
+            for n in iter_bits(decide_out):
+                for key in keys_of[n]:
+                    wanted[key] = wanted.get(key, 0) | 1 << n
+            for rep, members in self._groups(Direction.EGRESS, old):
+                chain = table[rep]
+                for key, dsts in wanted.items():
+                    ok = (
+                        dsts
+                        if chain.empty
+                        else decide(self._matcher, chain, Direction.EGRESS, rep, key, dsts)
+                    )
+                    for d in iter_bits(ok):
+                        self._grant_egress(key, d, members)
 
     def _grant_egress(self, key: PortKey, d: int, sources: int) -> None:
         if not sources:

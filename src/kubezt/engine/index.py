@@ -260,32 +260,32 @@ class ClassIndex:
             if peer.ip is not None:
                 self._ip_known |= 1 << i
 
-    def add_peer(self, peer: Peer, solo: ClassIndex) -> int:
-        """Add a class for `peer` (incremental updates) and return its index; `solo` is an
-        index of `peer` alone over the same objects. Every table and cached selector result
-        gains the new bit (a selector's match is a property of each peer alone)."""
+    def add_peers(self, peers: Sequence[Peer], more: ClassIndex) -> int:
+        """Add a class for each of `peers` (incremental updates) and return the first one's
+        index; `more` is an index of `peers` alone over the same objects. Every table and
+        cached selector result gains the new bits (a selector's match is a property of each
+        peer alone)."""
         n = len(self.peers)
-        bit = 1 << n
-        self.peers = (*self.peers, peer)
-        self.all |= bit
-        self.endpoints |= solo.endpoints << n
-        self.hosts |= solo.hosts << n
-        self.externals |= solo.externals << n
-        self._ip_known |= solo._ip_known << n
-        for kv in solo._by_label:
-            self._by_label[kv] |= bit
-        for k in solo._by_key:
-            self._by_key[k] |= bit
-        for k, values in solo._values.items():
+        self.peers = (*self.peers, *peers)
+        self.all |= more.all << n
+        self.endpoints |= more.endpoints << n
+        self.hosts |= more.hosts << n
+        self.externals |= more.externals << n
+        self._ip_known |= more._ip_known << n
+        for kv, bits in more._by_label.items():
+            self._by_label[kv] |= bits << n
+        for k, bits in more._by_key.items():
+            self._by_key[k] |= bits << n
+        for k, values in more._values.items():
             self._values[k].update(values)
-        for name in solo._by_namespace:
-            self._by_namespace[name] |= bit
-        for sa in solo._by_sa:
-            self._by_sa[sa] |= bit
+        for name, bits in more._by_namespace.items():
+            self._by_namespace[name] |= bits << n
+        for sa, bits in more._by_sa.items():
+            self._by_sa[sa] |= bits << n
         for sel in self._selector_cache:
-            self._selector_cache[sel] |= solo.endpoints_matching(sel) << n
+            self._selector_cache[sel] |= more.endpoints_matching(sel) << n
         for sel in self._ns_cache:
-            self._ns_cache[sel] |= solo.in_namespaces_matching(sel) << n
+            self._ns_cache[sel] |= more.in_namespaces_matching(sel) << n
         return n
 
     # selectors -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ staged-network-policies).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -117,27 +117,27 @@ class Matcher:
         self._nets: dict[tuple[Network, ...], tuple[int, int]] = {}
         self._families: dict[tuple[int, int], tuple[int, int]] = {}
 
-    def add_peer(self, peer: Peer) -> int:
-        """Add a class for `peer` to the index (incremental updates) and return its index;
-        every cached rule side gains the new bit, decided on the peer alone (what a side
-        matches is a property of each peer alone)."""
-        solo = Matcher(ClassIndex([peer], self.ix.topology, self.ix.policies))
-        n = self.ix.add_peer(peer, solo.ix)
+    def add_peers(self, peers: Sequence[Peer]) -> int:
+        """Add a class for each of `peers` to the index (incremental updates) and return the
+        first one's index; every cached rule side gains the new bits, decided on the new peers
+        alone (what a side matches is a property of each peer alone)."""
+        more = Matcher(ClassIndex(peers, self.ix.topology, self.ix.policies))
+        n = self.ix.add_peers(peers, more.ix)
         for key, (yes, maybe) in self._base.items():
-            y, m = solo.base(*key)
+            y, m = more.base(*key)
             self._base[key] = (yes | y << n, maybe | m << n)
         for nets, (inside, unknown) in self._nets.items():
-            y, m = solo.ix.with_address_in(nets)
+            y, m = more.ix.with_address_in(nets)
             self._nets[nets] = (inside | y << n, unknown | m << n)
         self._families.clear()
         return n
 
-    def twins(self, n: int) -> int:
-        """Classes that every rule side decided so far matches exactly as it matches class `n`,
+    def twins(self, n: int, among: int) -> int:
+        """Classes of `among` that every rule side decided so far matches exactly as class `n`,
         with an address of the same family: as peers, `decide` gives them `n`'s verdicts
         under every chain decided so far (it reads a peer only through those sides)."""
         bit = 1 << n
-        cand = self.ix.all & ~bit
+        cand = among & ~bit
         for yes, maybe in self._base.values():
             cand &= yes if yes & bit else ~yes
             cand &= maybe if maybe & bit else ~maybe

@@ -162,8 +162,8 @@ class MeshView:
 
     def add_class(self, cls: EndpointClass, rep: Workload) -> None:
         """One more class, `rep` one of its workloads (incremental updates; not a waypoint):
-        its mesh facts, source group and path bucket; the batched decisions' source spaces
-        are made again over every class. Decisions cached for other classes stay valid."""
+        its mesh facts, source group and path bucket. Call `rebuild_sets` after the last one.
+        Decisions cached for other classes stay valid."""
         i = cls.index
         assert i == len(self.reps)
         self.classes = (*self.classes, cls)
@@ -182,6 +182,9 @@ class MeshView:
         pkey = self._bucket_key(gkey)
         buckets[pkey] = buckets.get(pkey, 0) | 1 << i
         self.path_buckets = list(buckets.items())
+
+    def rebuild_sets(self) -> None:
+        """The batched decisions over the classes as they are now (after `add_class`)."""
         self.sets = MeshSets(self._model, self.classes, self.reps, self.services, self._authz_nets)
 
     @property
