@@ -254,6 +254,9 @@ class Path(StrEnum):
     L4 = "l4"
     MESH = "mesh"
     MEMBERSHIP = "membership"
+    CLASSES = "classes"
+    """New classes: a workload with labels no class had, or the classes of a namespace or
+    service account whose labels moved."""
     REBUILD = "rebuild"
     NONE = "none"
 
@@ -343,6 +346,11 @@ class IncrementalReach:
         elif kind == "Workload":
             connections = self._workload(before, change.new, new_model)
             path = Path.MEMBERSHIP
+        elif kind in ("Namespace", "ServiceAccount"):
+            connections = self._owner(before, change.new, new_model)
+        if self._grew:
+            path = Path.CLASSES
+            self._grew = False
         if connections is None:
             path = Path.REBUILD
             old_rows = self._all_rows()
@@ -392,6 +400,7 @@ class IncrementalReach:
         self._l4_plan = dict(self._plan)
         self._users: int | None = None
         self._ghosts = 0
+        self._grew = False
         """Classes left without members for good when their namespace's or service account's
         labels moved (a new class took their members); their cells are not kept current."""
         if self._mesh is not None:
@@ -830,6 +839,87 @@ class IncrementalReach:
             self._mesh.model = self._work
         return moved + _compare(old_rows, new_rows)
 
+    # namespaces and service accounts ---------------------------------------------------------
+    def _owner(
+        self, before: Obj | None, after: Obj | None, model: Model
+    ) -> list[ConnectionChange] | None:
+        """New labels on a namespace or service account: the classes of its workloads get new
+        peers, so new classes take their members (the old ones stay behind, empty, as
+        ghosts). Every verdict between two other classes stays: a selector's match is a
+        property of each peer alone, and a peer sees its own namespace's and service
+        account's labels only."""
+        if before is None or after is None:
+            return None
+        t = model.topology
+        if isinstance(after, Namespace):
+            if any(ns.namespace == after.name for ns in model.policies.network_sets):
+                return None  # its network sets: addresses of any class match through its labels
+            hit = self._index.in_namespace(after.name) | self._hosts_in(after.name)
+        else:
+            assert isinstance(after, ServiceAccount)
+            hit = self._index.by_service_account(after.namespace, after.name)
+        hit &= ~self._ghosts
+        if self._ghosts.bit_count() + hit.bit_count() > len(self._classes) // 2:
+            return None  # mostly ghosts: start over
+        topology = Topology(t.namespaces, t.service_accounts, tuple(self._workloads), t.services)
+        work = dataclasses.replace(self._work, topology=topology)
+        specs: list[tuple[Peer, Workload]] = []
+        moving: list[int] = []
+        waypoints = self._waypoint_bits()
+        for c in iter_bits(hit):
+            members = self._classes[c].members
+            if waypoints >> c & 1 or any(self._synthetic(wi) for wi in members):
+                return None
+            if members:
+                rep = self._workloads[members[0]]
+                specs.append((workload_peer(rep, topology), rep))
+                moving.append(c)
+        if not self._mesh_stays([rep for _, rep in specs], work):
+            return None
+        old_rows = self._class_rows(hit)
+        for c in iter_bits(hit):
+            key = class_key(self._classes[c].peer, self._nets)
+            if self._class_of.get(key) == c:
+                del self._class_of[key]
+        self._ghosts |= hit
+        self._work = work
+        self._index.topology = topology
+        if self._mesh is not None:
+            self._mesh.model = work
+        moved: list[ConnectionChange] = []
+        self._grew = True
+        if not specs:
+            return moved
+        first, moved = self._add_classes(specs)
+        new_bits = 0
+        for i, c in enumerate(moving):
+            n = first + i
+            new_bits |= 1 << n
+            old = self._classes[c]
+            self._classes[n] = EndpointClass(n, self._classes[n].peer, old.members)
+            self._classes[c] = EndpointClass(c, old.peer, ())
+            for wi in old.members:
+                self._member_class[wi] = n
+        return moved + _compare(old_rows, self._class_rows(new_bits))
+
+    def _mesh_stays(self, joining: list[Workload], work: Model) -> bool:
+        """False when the mesh is off and one of `joining` (under `work`) would turn it on:
+        the state has no mesh view to extend."""
+        if self._mesh is not None:
+            return True
+        facts = [mesh_facts(work, w) for w in joining]
+        return all(f.mode is MeshMode.NONE and f.role is ProxyRole.NONE for f in facts)
+
+    def _class_rows(self, classes: int) -> Rows:
+        """Every row from or to the workloads of `classes` (but a pod's rows to itself)."""
+        rows: Rows = {}
+        for key, per_dst in self._allowed.items():
+            for d, srcs in per_dst.items():
+                sources = srcs if classes >> d & 1 else srcs & classes
+                if sources:
+                    rows.update(self._cell_rows(key, d, sources))
+        return rows
+
     def _add_classes(
         self, specs: list[tuple[Peer, Workload]]
     ) -> tuple[int, list[ConnectionChange]]:
@@ -837,6 +927,7 @@ class IncrementalReach:
         policies, their rows and columns of the L3/L4 matrix and their final cells. Returns the
         first new index. Classes without members change no other class's verdicts, so the
         connections returned are none unless the state was wrong."""
+        self._grew = True
         first = self._matcher.add_peers([peer for peer, _ in specs])
         new_bits = 0
         keys_of: dict[int, list[PortKey]] = {}

@@ -344,6 +344,10 @@ class ClassIndex:
     def in_namespace(self, namespace: str) -> int:
         return self._by_namespace.get(namespace, 0)
 
+    def by_service_account(self, namespace: str, name: str) -> int:
+        """Endpoint classes that run as this service account."""
+        return self._by_sa.get((namespace, name), 0)
+
     def in_namespaces_matching(self, selector: Selector) -> int:
         """Endpoint classes in namespaces whose labels (plus projectcalico.org/name) match."""
         cached = self._ns_cache.get(selector)
