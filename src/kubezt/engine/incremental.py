@@ -348,6 +348,9 @@ class IncrementalReach:
             path = Path.MEMBERSHIP
         elif kind in ("Namespace", "ServiceAccount"):
             connections = self._owner(before, change.new, new_model)
+        elif kind == "Service":
+            connections = self._service(before, change.new, new_model)
+            path = Path.MESH
         if self._grew:
             path = Path.CLASSES
             self._grew = False
@@ -729,8 +732,15 @@ class IncrementalReach:
         if affected & self._waypoint_bits():
             affected |= self._waypoint_users()
         self._work = dataclasses.replace(self._work, mesh=model.mesh)
+        self._mesh.model = self._work
+        return self._refresh_mesh(affected)
+
+    def _refresh_mesh(self, affected: int) -> list[ConnectionChange]:
+        """Forget the mesh decisions and paths towards `affected` destination classes and
+        recompose their cells."""
+        assert self._mesh is not None
+        affected &= ~self._ghosts
         mesh = self._mesh
-        mesh.model = self._work
         mesh._decisions = {k: v for k, v in mesh._decisions.items() if not affected >> k[1] & 1}  # type: ignore[operator]
         mesh._paths.clear()
         out: list[ConnectionChange] = []
@@ -738,6 +748,49 @@ class IncrementalReach:
             for d in iter_bits(bits & affected):
                 out.extend(self._recompute_cell(key, d))
         return out
+
+    # services --------------------------------------------------------------------------------
+    def _service(
+        self, before: Obj | None, after: Obj | None, model: Model
+    ) -> list[ConnectionChange] | None:
+        """A Service added, edited or deleted: L3/L4 reads Services only through Calico rules
+        that name one (then the state is rebuilt); the mesh reads the Services that select a
+        destination (its routes, its ports' protocols, the waypoint it names), so the
+        destinations it selects before or after are recomposed."""
+        services = [svc for svc in (before, after) if svc is not None]
+        assert all(isinstance(svc, Service) for svc in services)
+        names = {(svc.namespace, svc.name) for svc in services}  # type: ignore[union-attr]
+        for policy in model.policies.policies:
+            for rule in (*policy.ingress, *policy.egress):
+                if rule.source.services in names or rule.destination.services in names:
+                    return None
+        t = model.topology
+        topology = Topology(t.namespaces, t.service_accounts, tuple(self._workloads), t.services)
+        self._work = dataclasses.replace(self._work, topology=topology)
+        self._index.topology = topology
+        if self._mesh is None:
+            return []
+        mesh = self._mesh
+        namespace = services[0].namespace  # type: ignore[union-attr]
+        among = (self._index.in_namespace(namespace) | self._hosts_in(namespace)) & ~self._ghosts
+        affected = 0
+        for c in iter_bits(among):
+            if any(svc.selects(mesh.reps[c]) for svc in services):  # type: ignore[union-attr]
+                affected |= 1 << c
+        waypoint_label = any(
+            _WAYPOINT_LABEL.match(k)
+            for svc in services
+            for k in svc.labels  # type: ignore[union-attr]
+        )
+        if waypoint_label or affected & self._waypoint_users():
+            affected |= self._waypoint_users()
+            self._users = None
+            affected |= self._waypoint_users()
+        for c in iter_bits(affected):
+            mesh.services[c] = topology.services_selecting(mesh.reps[c])
+        mesh.model = self._work
+        mesh.refresh_services()
+        return self._refresh_mesh(affected)
 
     def _hosts_in(self, namespace: str) -> int:
         bits = 0

@@ -183,6 +183,13 @@ class MeshView:
         buckets[pkey] = buckets.get(pkey, 0) | 1 << i
         self.path_buckets = list(buckets.items())
 
+    def refresh_services(self) -> None:
+        """After `services` changed (incremental updates): what was derived from them."""
+        self.sets = MeshSets(
+            self._model, self.classes, self.reps, self.services, self._authz_nets, self.sets.spaces
+        )
+        self._spaces.clear()
+
     def rebuild_sets(self) -> None:
         """The batched decisions over the classes as they are now (after `add_class`)."""
         self.sets = MeshSets(self._model, self.classes, self.reps, self.services, self._authz_nets)
