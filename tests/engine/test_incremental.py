@@ -290,6 +290,7 @@ def test_incremental_state_equals_full_evaluation(
         change = draw_change(data.draw, state.model, mixed.cluster.namespaces)
         delta = state.apply(change)
         event(f"path {delta.path.value}")
+        event(f"{change.key[0]} by {delta.path.value}")
         after = full_rows(state.model)
         assert dict(rows_of(state.reachability())) == after, (change, delta.path)
         assert set(delta.connections) == expected_delta(rows, after), (change, delta.path)

@@ -679,7 +679,6 @@ class IncrementalReach:
             for s in iter_bits(old_bits)
             if (key, d, s) in self._partial
         }
-        old_rows = self._cell_rows_from(key, d, old_bits, old_partial)
         if self._mesh is None:
             bits = self._l4[key].get(d, 0)
         else:
@@ -689,7 +688,20 @@ class IncrementalReach:
             per_dst[d] = bits
         else:
             per_dst.pop(d, None)
-        new_rows = self._cell_rows(key, d, self._index.all)
+        # only the sources whose verdict moved have rows that moved
+        moved = old_bits ^ bits
+        kept = old_bits & bits
+        for s in old_partial:
+            if kept >> s & 1 and self._partial.get((key, d, s)) != old_partial[s]:
+                moved |= 1 << s
+        if self._partial and kept:
+            for s in iter_bits(kept):
+                if s not in old_partial and (key, d, s) in self._partial:
+                    moved |= 1 << s
+        if not moved & self._reported:
+            return []
+        old_rows = self._cell_rows_from(key, d, old_bits & moved, old_partial)
+        new_rows = self._cell_rows(key, d, moved)
         return _compare(old_rows, new_rows)
 
     def _cell_rows_from(self, key: PortKey, d: int, bits: int, partial: dict[int, Some]) -> Rows:
@@ -912,7 +924,8 @@ class IncrementalReach:
             assert isinstance(after, ServiceAccount)
             hit = self._index.by_service_account(after.namespace, after.name)
         hit &= ~self._ghosts
-        if self._ghosts.bit_count() + hit.bit_count() > len(self._classes) // 2:
+        ghosts = (self._ghosts | hit).bit_count()
+        if ghosts > 64 and ghosts > len(self._classes) - ghosts:
             return None  # mostly ghosts: start over
         topology = Topology(t.namespaces, t.service_accounts, tuple(self._workloads), t.services)
         work = dataclasses.replace(self._work, topology=topology)
