@@ -14,9 +14,18 @@ the part it reaches:
   reaches a waypoint);
 * a Pod (or controller) added, deleted or relabelled into an existing class: nothing is
   evaluated; its rows are those of its class;
-* anything else (a namespace's or service account's labels, a Service, a DestinationRule, a
-  waypoint, a tier, a network set, a pod that forms a new class, a policy naming a CIDR no
-  class boundary had): the class structure itself moves, so the state is rebuilt.
+* a Pod whose labels (or namespace, service account, ports) no class has: a new class, with
+  its policies, its row and column of the L3/L4 matrix (copied from a class no rule side
+  tells apart from it when there is one, else decided for it alone) and its final cells;
+* a namespace's or service account's labels: the classes of its workloads get new peers, so
+  new classes take their members; the old classes stay behind empty ("ghosts", never
+  reported; the state is rebuilt once they outnumber the live classes);
+* a Service: the mesh cells of the destinations it selects before or after (nothing at L3/L4,
+  unless a Calico rule names the Service);
+* anything else (a DestinationRule, a waypoint, a tier, a network set, a policy naming a CIDR
+  no class boundary had, AuthorizationPolicy ipBlocks that split classes, the first workload
+  in the mesh, a namespace with Calico network sets, the waypoint's own namespace): the state
+  is rebuilt.
 
 Whatever the path, the state after any sequence of changes equals a full evaluation of the
 final objects (the property tests prove it); a rebuild only costs time. Pure: no I/O.
