@@ -122,7 +122,9 @@ class Changes:
             labels = ns.labels.merged({"bench-owner": f"o{self.count}"})
             return Change.upsert(dataclasses.replace(ns, labels=labels))
         if kind == "account-labels":
-            accounts = sorted(model.topology.service_accounts.values(), key=lambda a: (a.namespace, a.name))
+            accounts = sorted(
+                model.topology.service_accounts.values(), key=lambda a: (a.namespace, a.name)
+            )
             sa = rng.choice(accounts)
             labels = sa.labels.merged({"bench-owner": f"o{self.count}"})
             return Change.upsert(dataclasses.replace(sa, labels=labels))

@@ -314,6 +314,8 @@ class IncrementalReach:
 
     _input: Model
     _objects: dict[ObjectKey, Obj]
+    _grew: bool
+    """Set by a change that added classes (reported as `Path.CLASSES`)."""
 
     def __init__(self, model: Model, port: int | None = None) -> None:
         self._port = port
@@ -778,9 +780,9 @@ class IncrementalReach:
         that name one (then the state is rebuilt); the mesh reads the Services that select a
         destination (its routes, its ports' protocols, the waypoint it names), so the
         destinations it selects before or after are recomposed."""
-        services = [svc for svc in (before, after) if svc is not None]
-        assert all(isinstance(svc, Service) for svc in services)
-        names = {(svc.namespace, svc.name) for svc in services}  # type: ignore[union-attr]
+        services = [svc for svc in (before, after) if isinstance(svc, Service)]
+        assert len(services) == (before is not None) + (after is not None)
+        names = {(svc.namespace, svc.name) for svc in services}
         for policy in model.policies.policies:
             for rule in (*policy.ingress, *policy.egress):
                 if rule.source.services in names or rule.destination.services in names:
@@ -792,17 +794,13 @@ class IncrementalReach:
         if self._mesh is None:
             return []
         mesh = self._mesh
-        namespace = services[0].namespace  # type: ignore[union-attr]
+        namespace = services[0].namespace
         among = (self._index.in_namespace(namespace) | self._hosts_in(namespace)) & ~self._ghosts
         affected = 0
         for c in iter_bits(among):
-            if any(svc.selects(mesh.reps[c]) for svc in services):  # type: ignore[union-attr]
+            if any(svc.selects(mesh.reps[c]) for svc in services):
                 affected |= 1 << c
-        waypoint_label = any(
-            _WAYPOINT_LABEL.match(k)
-            for svc in services
-            for k in svc.labels  # type: ignore[union-attr]
-        )
+        waypoint_label = any(_WAYPOINT_LABEL.match(k) for svc in services for k in svc.labels)
         if waypoint_label or affected & self._waypoint_users():
             affected |= self._waypoint_users()
             self._users = None
