@@ -31,12 +31,14 @@ from kubezt.ir.mesh import (
     AuthzOperation,
     AuthzRule,
     AuthzSource,
+    DestinationRule,
     MtlsMode,
     PeerAuthentication,
+    TlsMode,
     Waypoint,
 )
 from kubezt.ir.model import Model
-from kubezt.ir.topology import Labels, Namespace, Topology
+from kubezt.ir.topology import Labels, Namespace, Service, ServicePort, Topology
 from strategies import (
     NAMESPACES,
     POD_LABELS,
@@ -144,9 +146,41 @@ def authorization_policies(
     )
 
 
+def services(namespaces: tuple[str, ...]) -> st.SearchStrategy[Service]:
+    """A Service (new, or replacing one of the same name): a selector over pod labels, ports
+    by number or name, sometimes an `istio.io/use-waypoint` label."""
+    port = st.builds(
+        ServicePort,
+        port=pick((80, 8080)),
+        target_port=pick((80, 81, 443, "http", "https")),
+        name=pick(("http", "grpc", "tcp-x", "")),
+    )
+    return st.builds(
+        Service,
+        namespace=pick(namespaces),
+        name=pick(("s0", "s1")),
+        selector=st.one_of(st.none(), label_maps(POD_LABELS).map(Labels)),
+        ports=st.lists(port, min_size=1, max_size=2).map(tuple),
+        labels=st.sampled_from(((), (("istio.io/use-waypoint", "waypoint"),))).map(
+            lambda kv: Labels(dict(kv))
+        ),
+    )
+
+
+def destination_rules(namespaces: tuple[str, ...]) -> st.SearchStrategy[DestinationRule]:
+    return st.builds(
+        DestinationRule,
+        name=pick(("dr0", "dr1")),
+        namespace=pick((*namespaces, "istio-system")),
+        host=pick(("*", "s0", "s1.ns-a.svc.cluster.local")),
+        tls_mode=pick((None, *TlsMode)),
+    )
+
+
 def draw_change(draw: Any, model: Model, namespaces: tuple[str, ...]) -> Change:
     """One change of one object: a policy of either dialect, a workload, a namespace, a
-    ServiceAccount, a Service, a PeerAuthentication or an AuthorizationPolicy."""
+    ServiceAccount, a Service, a DestinationRule, a waypoint, a PeerAuthentication or an
+    AuthorizationPolicy."""
     t = model.topology
     kind = draw(
         pick(
@@ -161,6 +195,9 @@ def draw_change(draw: Any, model: Model, namespaces: tuple[str, ...]) -> Change:
                 "namespace",
                 "service-account",
                 "delete-service",
+                "service",
+                "destination-rule",
+                "waypoint",
                 "peer-authentication",
                 "authorization",
                 "authorization",
@@ -202,6 +239,18 @@ def draw_change(draw: Any, model: Model, namespaces: tuple[str, ...]) -> Change:
         )
     if kind == "delete-service" and t.services:
         return Change.delete(draw(pick(t.services)))
+    if kind == "service":
+        return Change.upsert(draw(services(namespaces)))
+    if kind == "destination-rule":
+        if model.mesh.destination_rules and draw(st.booleans()):
+            return Change.delete(draw(pick(model.mesh.destination_rules)))
+        return Change.upsert(draw(destination_rules(namespaces)))
+    if kind == "waypoint":
+        if model.mesh.waypoints and draw(st.booleans()):
+            return Change.delete(draw(pick(model.mesh.waypoints)))
+        return Change.upsert(
+            Waypoint("waypoint", draw(pick(namespaces)), draw(pick(("service", "workload", "all"))))
+        )
     if kind == "peer-authentication":
         return Change.upsert(draw(peer_authentications(namespaces)))
     if kind == "delete-mesh":
@@ -241,6 +290,7 @@ def test_incremental_state_equals_full_evaluation(
         change = draw_change(data.draw, state.model, mixed.cluster.namespaces)
         delta = state.apply(change)
         event(f"path {delta.path.value}")
+        event(f"{change.key[0]} by {delta.path.value}")
         after = full_rows(state.model)
         assert dict(rows_of(state.reachability())) == after, (change, delta.path)
         assert set(delta.connections) == expected_delta(rows, after), (change, delta.path)

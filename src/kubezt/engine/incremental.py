@@ -14,9 +14,18 @@ the part it reaches:
   reaches a waypoint);
 * a Pod (or controller) added, deleted or relabelled into an existing class: nothing is
   evaluated; its rows are those of its class;
-* anything else (a namespace's or service account's labels, a Service, a DestinationRule, a
-  waypoint, a tier, a network set, a pod that forms a new class, a policy naming a CIDR no
-  class boundary had): the class structure itself moves, so the state is rebuilt.
+* a Pod whose labels (or namespace, service account, ports) no class has: a new class, with
+  its policies, its row and column of the L3/L4 matrix (copied from a class no rule side
+  tells apart from it when there is one, else decided for it alone) and its final cells;
+* a namespace's or service account's labels: the classes of its workloads get new peers, so
+  new classes take their members; the old classes stay behind empty ("ghosts", never
+  reported; the state is rebuilt once they outnumber the live classes);
+* a Service: the mesh cells of the destinations it selects before or after (nothing at L3/L4,
+  unless a Calico rule names the Service);
+* anything else (a DestinationRule, a waypoint, a tier, a network set, a policy naming a CIDR
+  no class boundary had, AuthorizationPolicy ipBlocks that split classes, the first workload
+  in the mesh, a namespace with Calico network sets, the waypoint's own namespace): the state
+  is rebuilt.
 
 Whatever the path, the state after any sequence of changes equals a full evaluation of the
 final objects (the property tests prove it); a rebuild only costs time. Pure: no I/O.
@@ -32,10 +41,11 @@ from enum import StrEnum
 from typing import TypeVar
 
 from kubezt.engine.capture import address_networks, outbound_networks
-from kubezt.engine.connection import is_single_pod
+from kubezt.engine.connection import is_single_pod, mesh_facts
 from kubezt.engine.index import (
     ClassIndex,
     EndpointClass,
+    Peer,
     build_classes,
     class_key,
     class_networks,
@@ -50,6 +60,7 @@ from kubezt.engine.partial import PartialCells
 from kubezt.engine.reach import (
     SYNTHETIC_ANNOTATION,
     Reachability,
+    chain_signature,
     l4_both,
     l4_sides,
     with_waypoint_pods,
@@ -66,6 +77,8 @@ from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction, NetworkSet, Policy, PolicySet, Tier
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.topology import (
+    Labels,
+    MeshMode,
     Namespace,
     ProxyRole,
     Service,
@@ -169,11 +182,20 @@ def changes_between(old: Model, new: Model) -> list[Change]:
     return out
 
 
-def apply_change(model: Model, change: Change) -> Model:
-    """The model with the change made (objects keep their order; a new one goes last)."""
+def apply_change(model: Model, change: Change, old: Obj | None = None) -> Model:
+    """The model with the change made (objects keep their order; a new one goes last). `old`,
+    when given, is the model's current object of that key (found by identity: faster)."""
     kind = change.key[0]
+    if change.new is not None and object_key(change.new) != change.key:
+        raise AssertionError(f"{change.key} names another object than {change.new!r}")
 
     def edit(items: Iterable[Obj]) -> tuple[Obj, ...]:
+        if old is not None:
+            seq = tuple(items)
+            at = next((i for i, obj in enumerate(seq) if obj is old), None)
+            if at is not None:
+                new = () if change.new is None else (change.new,)
+                return seq[:at] + new + seq[at + 1 :]
         out: list[Obj] = []
         found = False
         for obj in items:
@@ -227,11 +249,9 @@ def apply_change(model: Model, change: Change) -> Model:
 
 
 def _typed(items: tuple[Obj, ...], cls: type[T]) -> tuple[T, ...]:
-    out: list[T] = []
-    for obj in items:
-        assert isinstance(obj, cls)
-        out.append(obj)
-    return tuple(out)
+    # every item came from a field of type `cls`, or is the change's object, whose key (checked
+    # above) names that kind
+    return items  # type: ignore[return-value]
 
 
 def _mesh(mesh: MeshPolicies, **fields: object) -> MeshPolicies:
@@ -244,6 +264,9 @@ class Path(StrEnum):
     L4 = "l4"
     MESH = "mesh"
     MEMBERSHIP = "membership"
+    CLASSES = "classes"
+    """New classes: a workload with labels no class had, or the classes of a namespace or
+    service account whose labels moved."""
     REBUILD = "rebuild"
     NONE = "none"
 
@@ -292,6 +315,8 @@ class IncrementalReach:
 
     _input: Model
     _objects: dict[ObjectKey, Obj]
+    _grew: bool
+    """Set by a change that added classes (reported as `Path.CLASSES`)."""
 
     def __init__(self, model: Model, port: int | None = None) -> None:
         self._port = port
@@ -320,7 +345,7 @@ class IncrementalReach:
         before = old_objects.get(change.key)
         if before == change.new:
             return Delta(change, Path.NONE, ())
-        new_model = apply_change(self._input, change)
+        new_model = apply_change(self._input, change, before)
         kind = change.key[0]
         connections: list[ConnectionChange] | None = None
         path = Path.REBUILD
@@ -333,6 +358,14 @@ class IncrementalReach:
         elif kind == "Workload":
             connections = self._workload(before, change.new, new_model)
             path = Path.MEMBERSHIP
+        elif kind in ("Namespace", "ServiceAccount"):
+            connections = self._owner(before, change.new, new_model)
+        elif kind == "Service":
+            connections = self._service(before, change.new, new_model)
+            path = Path.MESH
+        if self._grew:
+            path = Path.CLASSES
+            self._grew = False
         if connections is None:
             path = Path.REBUILD
             old_rows = self._all_rows()
@@ -381,6 +414,10 @@ class IncrementalReach:
         self._mesh: MeshView | None = mesh if mesh.active else None
         self._l4_plan = dict(self._plan)
         self._users: int | None = None
+        self._ghosts = 0
+        self._grew = False
+        """Classes left without members for good when their namespace's or service account's
+        labels moved (a new class took their members); their cells are not kept current."""
         if self._mesh is not None:
             for c in classes:
                 key = self._hbone_key(c.index)
@@ -389,10 +426,15 @@ class IncrementalReach:
             Direction.INGRESS: chains(self._matcher, Direction.INGRESS),
             Direction.EGRESS: chains(self._matcher, Direction.EGRESS),
         }
-        self._selected: dict[Policy, int] = {
-            p: self._matcher.selected_by(p) for p in work.policies.policies
+        # by the policy's id (hashing a policy is slow); the policy is kept, so the id stays
+        self._selected: dict[int, tuple[Policy, int]] = {
+            id(p): (p, self._matcher.selected_by(p)) for p in work.policies.policies
         }
-        self._ingress_ok, self._egress_ok = l4_sides(self._matcher, self._index, self._l4_plan)
+        # the egress side by source too: key -> source class -> destinations its egress allows
+        self._egress_rows: dict[PortKey, dict[int, int]] = {k: {} for k in self._l4_plan}
+        self._ingress_ok, self._egress_ok = l4_sides(
+            self._matcher, self._index, self._l4_plan, self._egress_rows
+        )
         self._l4 = l4_both(self._ingress_ok, self._egress_ok, self._l4_plan)
         self._allowed: dict[PortKey, dict[int, int]] = {}
         self._partial = PartialCells()
@@ -414,34 +456,68 @@ class IncrementalReach:
             HBONE_PORT, Protocol.TCP, self._classes[c].peer.port_name(HBONE_PORT, Protocol.TCP)
         )
 
-    def _ingress(self, key: PortKey, d: int) -> int:
-        chain = self._chains[Direction.INGRESS][d]
-        if chain.empty:
-            return self._index.all
-        return decide(self._matcher, chain, Direction.INGRESS, d, key, self._index.all)
+    def _groups(self, direction: Direction, classes: int) -> list[tuple[int, int]]:
+        """`classes` grouped by what `decide` reads of them: (representative, members)."""
+        table = self._chains[direction]
+        groups: dict[tuple[object, ...], tuple[int, int]] = {}
+        for c in iter_bits(classes):
+            sig = chain_signature(self._matcher, direction, c, table[c])
+            rep, bits = groups.get(sig, (c, 0))
+            groups[sig] = (rep, bits | 1 << c)
+        return list(groups.values())
 
-    def _egress_from(self, s: int, dsts_scope: int) -> list[tuple[PortKey, int]]:
-        """Refresh the egress verdicts of source class `s` towards every destination; return
-        the (port, destination) cells whose bit for `s` moved."""
-        chain = self._chains[Direction.EGRESS][s]
-        bit = 1 << s
+    def _refresh_ingress(self, classes: int) -> set[tuple[PortKey, int]]:
+        """Recompute the ingress verdicts of destination classes `classes`; return the cells."""
+        moved: set[tuple[PortKey, int]] = set()
+        table = self._chains[Direction.INGRESS]
+        everyone = self._index.all
+        for rep, members in self._groups(Direction.INGRESS, classes):
+            chain = table[rep]
+            for key, dsts in self._l4_plan.items():
+                targets = dsts & members
+                if not targets:
+                    continue
+                sources = (
+                    everyone
+                    if chain.empty
+                    else decide(self._matcher, chain, Direction.INGRESS, rep, key, everyone)
+                )
+                row = self._ingress_ok[key]
+                for d in iter_bits(targets):
+                    row[d] = sources
+                    moved.add((key, d))
+        return moved
+
+    def _refresh_egress(self, classes: int) -> list[tuple[PortKey, int]]:
+        """Recompute the egress verdicts of source classes `classes` towards every destination;
+        return the (port, destination) cells whose source bits moved."""
+        table = self._chains[Direction.EGRESS]
         moved: list[tuple[PortKey, int]] = []
-        for key, dsts in self._l4_plan.items():
-            targets = dsts & dsts_scope
-            if not targets:
-                continue
-            reachable = (
-                targets
-                if chain.empty
-                else decide(self._matcher, chain, Direction.EGRESS, s, key, targets)
-            )
-            row = self._egress_ok[key]
-            for d in iter_bits(targets):
-                had = row.get(d, 0)
-                now = had | bit if reachable >> d & 1 else had & ~bit
-                if now != had:
-                    row[d] = now
-                    moved.append((key, d))
+        for rep, members in self._groups(Direction.EGRESS, classes):
+            chain = table[rep]
+            for key, dsts in self._l4_plan.items():
+                reachable = (
+                    dsts
+                    if chain.empty
+                    else decide(self._matcher, chain, Direction.EGRESS, rep, key, dsts)
+                )
+                rows = self._egress_rows[key]
+                col = self._egress_ok[key]
+                for s in iter_bits(members):
+                    was = rows.get(s, 0)
+                    if was == reachable:
+                        continue
+                    if reachable:
+                        rows[s] = reachable
+                    else:
+                        rows.pop(s, None)
+                    bit = 1 << s
+                    for d in iter_bits(was & ~reachable):
+                        col[d] &= ~bit
+                        moved.append((key, d))
+                    for d in iter_bits(reachable & ~was):
+                        col[d] = col.get(d, 0) | bit
+                        moved.append((key, d))
         return moved
 
     # rows ------------------------------------------------------------------------------------
@@ -524,24 +600,20 @@ class IncrementalReach:
             for direction in policy.types:
                 affected[direction] |= bits
         if before is not None:
-            self._selected.pop(before, None)
+            self._selected.pop(id(before), None)
         for direction, bits in affected.items():
             if bits:
                 self._rechain(direction, bits)
-        moved: set[tuple[PortKey, int]] = set()
-        for key, dsts in self._l4_plan.items():
-            for d in iter_bits(dsts & affected[Direction.INGRESS]):
-                self._ingress_ok[key][d] = self._ingress(key, d)
-                moved.add((key, d))
-        for s in iter_bits(affected[Direction.EGRESS]):
-            moved.update(self._egress_from(s, self._index.all))
+        moved = self._refresh_ingress(affected[Direction.INGRESS])
+        moved.update(self._refresh_egress(affected[Direction.EGRESS]))
         return self._recompose_l4(moved)
 
     def _selected_by(self, policy: Policy) -> int:
-        bits = self._selected.get(policy)
-        if bits is None:
-            bits = self._matcher.selected_by(policy)
-            self._selected[policy] = bits
+        known = self._selected.get(id(policy))
+        if known is not None and known[0] is policy:
+            return known[1]
+        bits = self._matcher.selected_by(policy)
+        self._selected[id(policy)] = (policy, bits)
         return bits
 
     def _rechain(self, direction: Direction, classes: int) -> None:
@@ -615,7 +687,6 @@ class IncrementalReach:
         """Recompose one final cell and return the connections it changed."""
         old_bits = self._allowed.get(key, {}).get(d, 0)
         old_partial = self._partial.pop_cell(key, d)
-        old_rows = self._cell_rows_from(key, d, old_bits, old_partial)
         if self._mesh is None:
             bits = self._l4[key].get(d, 0)
         else:
@@ -625,7 +696,20 @@ class IncrementalReach:
             per_dst[d] = bits
         else:
             per_dst.pop(d, None)
-        new_rows = self._cell_rows(key, d, self._index.all)
+        # only the sources whose verdict moved have rows that moved
+        moved = old_bits ^ bits
+        kept = old_bits & bits
+        for s in old_partial:
+            if kept >> s & 1 and self._partial.get((key, d, s)) != old_partial[s]:
+                moved |= 1 << s
+        if kept and self._partial.cell(key, d):
+            for s in iter_bits(kept):
+                if s not in old_partial and (key, d, s) in self._partial:
+                    moved |= 1 << s
+        if not moved & self._reported:
+            return []
+        old_rows = self._cell_rows_from(key, d, old_bits & moved, old_partial)
+        new_rows = self._cell_rows(key, d, moved)
         return _compare(old_rows, new_rows)
 
     def _cell_rows_from(self, key: PortKey, d: int, bits: int, partial: dict[int, Some]) -> Rows:
@@ -663,13 +747,20 @@ class IncrementalReach:
             members = self._index.in_namespace(policy.namespace) | self._hosts_in(policy.namespace)
             selector = policy.selector
             if selector:
-                members &= self._classes_matching_labels(selector)
+                members = self._classes_matching_labels(selector, members)
             affected |= members
         if affected & self._waypoint_bits():
             affected |= self._waypoint_users()
         self._work = dataclasses.replace(self._work, mesh=model.mesh)
+        self._mesh.model = self._work
+        return self._refresh_mesh(affected)
+
+    def _refresh_mesh(self, affected: int) -> list[ConnectionChange]:
+        """Forget the mesh decisions and paths towards `affected` destination classes and
+        recompose their cells."""
+        assert self._mesh is not None
+        affected &= ~self._ghosts
         mesh = self._mesh
-        mesh.model = self._work
         mesh._decisions = {k: v for k, v in mesh._decisions.items() if not affected >> k[1] & 1}  # type: ignore[operator]
         mesh._paths.clear()
         out: list[ConnectionChange] = []
@@ -678,21 +769,60 @@ class IncrementalReach:
                 out.extend(self._recompute_cell(key, d))
         return out
 
+    # services --------------------------------------------------------------------------------
+    def _service(
+        self, before: Obj | None, after: Obj | None, model: Model
+    ) -> list[ConnectionChange] | None:
+        """A Service added, edited or deleted: L3/L4 reads Services only through Calico rules
+        that name one (then the state is rebuilt); the mesh reads the Services that select a
+        destination (its routes, its ports' protocols, the waypoint it names), so the
+        destinations it selects before or after are recomposed."""
+        services = [svc for svc in (before, after) if isinstance(svc, Service)]
+        assert len(services) == (before is not None) + (after is not None)
+        names = {(svc.namespace, svc.name) for svc in services}
+        for policy in model.policies.policies:
+            for rule in (*policy.ingress, *policy.egress):
+                if rule.source.services in names or rule.destination.services in names:
+                    return None
+        t = model.topology
+        topology = Topology(t.namespaces, t.service_accounts, tuple(self._workloads), t.services)
+        self._work = dataclasses.replace(self._work, topology=topology)
+        self._index.topology = topology
+        if self._mesh is None:
+            return []
+        mesh = self._mesh
+        namespace = services[0].namespace
+        among = (self._index.in_namespace(namespace) | self._hosts_in(namespace)) & ~self._ghosts
+        affected = 0
+        for c in iter_bits(among):
+            if any(svc.selects(mesh.reps[c]) for svc in services):
+                affected |= 1 << c
+        waypoint_label = any(_WAYPOINT_LABEL.match(k) for svc in services for k in svc.labels)
+        if waypoint_label or affected & self._waypoint_users():
+            affected |= self._waypoint_users()
+            self._users = None
+            affected |= self._waypoint_users()
+        for c in iter_bits(affected):
+            mesh.services[c] = topology.services_selecting(mesh.reps[c])
+        mesh.model = self._work
+        mesh.refresh_services()
+        return self._refresh_mesh(affected)
+
     def _hosts_in(self, namespace: str) -> int:
         bits = 0
-        for c in self._classes:
-            if c.peer.namespace == namespace and not self._index.endpoints >> c.index & 1:
-                bits |= 1 << c.index
+        for c in iter_bits(self._index.all & ~self._index.endpoints):
+            if self._classes[c].peer.namespace == namespace:
+                bits |= 1 << c
         return bits
 
-    def _classes_matching_labels(self, selector: object) -> int:
+    def _classes_matching_labels(self, selector: Labels, among: int) -> int:
+        """The classes of `among` whose workloads' labels `selector` matches (read from the
+        representative the mesh view keeps, so a class whose pods are gone stays current)."""
+        assert self._mesh is not None
         bits = 0
-        for c in self._classes:
-            if not c.members:
-                continue
-            rep = self._workloads[c.members[0]]
-            if selector.matches(rep.labels):  # type: ignore[attr-defined]
-                bits |= 1 << c.index
+        for c in iter_bits(among):
+            if selector.matches(self._mesh.reps[c].labels):
+                bits |= 1 << c
         return bits
 
     def _waypoint_users(self) -> int:
@@ -738,24 +868,30 @@ class IncrementalReach:
         if after is not None:
             peer = workload_peer(after, model.topology)
             target = self._class_of.get(class_key(peer, self._nets))
-            if target is None or not self._classes[target].members:
-                return None  # a class of its own: the class structure moves
             if not set(outbound_networks((after,))) <= self._net_set:
                 return None  # a capture range no class boundary had: classes split
-            known = self._index.peers[target]
-            if (known.namespace_labels, known.service_account_labels) != (
-                peer.namespace_labels,
-                peer.service_account_labels,
-            ):
-                return None  # the namespace or service account changed under it
+            if target is None:
+                if self._mesh is None:
+                    facts = mesh_facts(self._work, after)
+                    if facts.mode is not MeshMode.NONE or facts.role is not ProxyRole.NONE:
+                        return None  # the first workload in the mesh: every path moves
+            else:
+                known = self._index.peers[target]
+                if (known.namespace_labels, known.service_account_labels) != (
+                    peer.namespace_labels,
+                    peer.service_account_labels,
+                ):
+                    return None  # the namespace or service account changed under it
         old_rows: Rows = {}
+        moved: list[ConnectionChange] = []
         if before is not None:
             wi = self._position[before.id]
             old_rows = self._workload_rows(wi)
             self._remove(wi)
         new_rows: Rows = {}
         if after is not None:
-            assert target is not None
+            if target is None:
+                target, moved = self._add_classes([(peer, after)])
             wi = len(self._workloads)
             self._workloads.append(after)
             self._member_class.append(target)
@@ -772,7 +908,220 @@ class IncrementalReach:
         self._work = dataclasses.replace(self._work, topology=topology)
         if self._mesh is not None:
             self._mesh.model = self._work
-        return _compare(old_rows, new_rows)
+        return moved + _compare(old_rows, new_rows)
+
+    # namespaces and service accounts ---------------------------------------------------------
+    def _owner(
+        self, before: Obj | None, after: Obj | None, model: Model
+    ) -> list[ConnectionChange] | None:
+        """New labels on a namespace or service account: the classes of its workloads get new
+        peers, so new classes take their members (the old ones stay behind, empty, as
+        ghosts). Every verdict between two other classes stays: a selector's match is a
+        property of each peer alone, and a peer sees its own namespace's and service
+        account's labels only."""
+        if before is None or after is None:
+            return None
+        t = model.topology
+        if isinstance(after, Namespace):
+            if any(ns.namespace == after.name for ns in model.policies.network_sets):
+                return None  # its network sets: addresses of any class match through its labels
+            hit = self._index.in_namespace(after.name) | self._hosts_in(after.name)
+        else:
+            assert isinstance(after, ServiceAccount)
+            hit = self._index.by_service_account(after.namespace, after.name)
+        hit &= ~self._ghosts
+        ghosts = (self._ghosts | hit).bit_count()
+        if ghosts > 64 and ghosts > len(self._classes) - ghosts:
+            return None  # mostly ghosts: start over
+        topology = Topology(t.namespaces, t.service_accounts, tuple(self._workloads), t.services)
+        work = dataclasses.replace(self._work, topology=topology)
+        specs: list[tuple[Peer, Workload]] = []
+        moving: list[int] = []
+        waypoints = self._waypoint_bits()
+        for c in iter_bits(hit):
+            members = self._classes[c].members
+            if waypoints >> c & 1 or any(self._synthetic(wi) for wi in members):
+                return None
+            if members:
+                rep = self._workloads[members[0]]
+                specs.append((workload_peer(rep, topology), rep))
+                moving.append(c)
+        if not self._mesh_stays([rep for _, rep in specs], work):
+            return None
+        old_rows = self._class_rows(hit)
+        for c in iter_bits(hit):
+            key = class_key(self._classes[c].peer, self._nets)
+            if self._class_of.get(key) == c:
+                del self._class_of[key]
+        self._ghosts |= hit
+        self._work = work
+        self._index.topology = topology
+        if self._mesh is not None:
+            self._mesh.model = work
+        moved: list[ConnectionChange] = []
+        self._grew = True
+        if not specs:
+            return moved
+        first, moved = self._add_classes(specs)
+        new_bits = 0
+        for i, c in enumerate(moving):
+            n = first + i
+            new_bits |= 1 << n
+            old = self._classes[c]
+            self._classes[n] = EndpointClass(n, self._classes[n].peer, old.members)
+            self._classes[c] = EndpointClass(c, old.peer, ())
+            for wi in old.members:
+                self._member_class[wi] = n
+        return moved + _compare(old_rows, self._class_rows(new_bits))
+
+    def _mesh_stays(self, joining: list[Workload], work: Model) -> bool:
+        """False when the mesh is off and one of `joining` (under `work`) would turn it on:
+        the state has no mesh view to extend."""
+        if self._mesh is not None:
+            return True
+        facts = [mesh_facts(work, w) for w in joining]
+        return all(f.mode is MeshMode.NONE and f.role is ProxyRole.NONE for f in facts)
+
+    def _class_rows(self, classes: int) -> Rows:
+        """Every row from or to the workloads of `classes` (but a pod's rows to itself)."""
+        rows: Rows = {}
+        for key, per_dst in self._allowed.items():
+            for d, srcs in per_dst.items():
+                sources = srcs if classes >> d & 1 else srcs & classes
+                if sources:
+                    rows.update(self._cell_rows(key, d, sources))
+        return rows
+
+    def _add_classes(
+        self, specs: list[tuple[Peer, Workload]]
+    ) -> tuple[int, list[ConnectionChange]]:
+        """New classes, one per (peer, workload to represent it), without members yet: their
+        policies, their rows and columns of the L3/L4 matrix and their final cells. Returns the
+        first new index. Classes without members change no other class's verdicts, so the
+        connections returned are none unless the state was wrong."""
+        self._grew = True
+        first = self._matcher.add_peers([peer for peer, _ in specs])
+        new_bits = 0
+        keys_of: dict[int, list[PortKey]] = {}
+        for i, (peer, rep) in enumerate(specs):
+            n = first + i
+            bit = 1 << n
+            new_bits |= bit
+            cls = EndpointClass(n, peer, ())
+            self._classes.append(cls)
+            self._class_of[class_key(peer, self._nets)] = n
+            if SYNTHETIC_ANNOTATION not in rep.annotations:
+                self._reported |= bit
+            keys = self._keys(cls)
+            for key in keys:
+                if key not in self._plan:
+                    self._allowed[key] = {}
+                self._plan[key] = self._plan.get(key, 0) | bit
+            if self._mesh is not None:
+                self._mesh.add_class(cls, rep)
+                keys.append(self._hbone_key(n))
+            for key in keys:
+                self._l4_plan[key] = self._l4_plan.get(key, 0) | bit
+                for table in (self._ingress_ok, self._egress_ok, self._egress_rows, self._l4):
+                    table.setdefault(key, {})
+            keys_of[n] = keys
+        self._plan = dict(sorted(self._plan.items()))
+        if self._mesh is not None:
+            self._mesh.rebuild_sets()
+        self._users = None
+        # the policies that may select them: namespaced ones of their namespaces, cluster-wide
+        namespaces = {peer.namespace for peer, _ in specs}
+        for pid, (policy, _) in list(self._selected.items()):
+            if policy.namespace is None or policy.namespace in namespaces:
+                self._selected[pid] = (policy, self._matcher.selected_by(policy))
+        for direction in (Direction.INGRESS, Direction.EGRESS):
+            self._chains[direction].extend(TierChain(()) for _ in specs)
+            self._rechain(direction, new_bits)
+        moved = self._refresh_ingress(new_bits)
+        moved.update(self._refresh_egress(new_bits))
+        self._as_peers(new_bits, keys_of)
+        for key, rows in self._egress_rows.items():
+            for n in keys_of:
+                for d in iter_bits(rows.get(n, 0)):
+                    moved.add((key, d))
+        return first, self._recompose_l4(moved)
+
+    def _as_peers(self, new_bits: int, keys_of: dict[int, list[PortKey]]) -> None:
+        """The verdicts of the other classes' policies on the new classes `new_bits` (`keys_of`:
+        their ports): copied from a class no rule side tells apart from one when there is
+        one, else decided for the new classes together, once per group of classes that share
+        a chain."""
+        old = self._index.all & ~new_bits & ~self._ghosts
+        copy_in: list[tuple[int, int]] = []  # (new class, its twin)
+        copy_out: list[tuple[int, int]] = []
+        decide_in = decide_out = 0
+        for n in keys_of:
+            twins = self._matcher.twins(n, old)
+            if twins:
+                copy_in.append((n, (twins & -twins).bit_length() - 1))
+            else:
+                decide_in |= 1 << n
+            ports = self._classes[n].peer.ports
+            twin = next((c for c in iter_bits(twins) if self._classes[c].peer.ports == ports), None)
+            if twin is None:
+                decide_out |= 1 << n
+            else:
+                copy_out.append((n, twin))
+        if copy_in:
+            for row in self._ingress_ok.values():
+                for d, srcs in row.items():
+                    if new_bits >> d & 1:
+                        continue
+                    for n, e in copy_in:
+                        if srcs >> e & 1:
+                            srcs |= 1 << n
+                    row[d] = srcs
+        if decide_in:
+            table = self._chains[Direction.INGRESS]
+            for rep, members in self._groups(Direction.INGRESS, old):
+                chain = table[rep]
+                for key, dsts in self._l4_plan.items():
+                    targets = dsts & members
+                    if not targets:
+                        continue
+                    ok = (
+                        decide_in
+                        if chain.empty
+                        else decide(self._matcher, chain, Direction.INGRESS, rep, key, decide_in)
+                    )
+                    if ok:
+                        row = self._ingress_ok[key]
+                        for d in iter_bits(targets):
+                            row[d] |= ok
+        for n, twin in copy_out:
+            for key in keys_of[n]:
+                self._grant_egress(key, n, self._egress_ok[key].get(twin, 0) & old)
+        if decide_out:
+            table = self._chains[Direction.EGRESS]
+            wanted: dict[PortKey, int] = {}
+            for n in iter_bits(decide_out):
+                for key in keys_of[n]:
+                    wanted[key] = wanted.get(key, 0) | 1 << n
+            for rep, members in self._groups(Direction.EGRESS, old):
+                chain = table[rep]
+                for key, dsts in wanted.items():
+                    ok = (
+                        dsts
+                        if chain.empty
+                        else decide(self._matcher, chain, Direction.EGRESS, rep, key, dsts)
+                    )
+                    for d in iter_bits(ok):
+                        self._grant_egress(key, d, members)
+
+    def _grant_egress(self, key: PortKey, d: int, sources: int) -> None:
+        if not sources:
+            return
+        col = self._egress_ok[key]
+        col[d] = col.get(d, 0) | sources
+        rows = self._egress_rows[key]
+        bit = 1 << d
+        for s in iter_bits(sources):
+            rows[s] = rows.get(s, 0) | bit
 
     def _remove(self, wi: int) -> None:
         """Take workload `wi` out (the last workload moves into its slot)."""

@@ -318,6 +318,34 @@ class ClassIndex:
             if peer.ip is not None:
                 self._ip_known |= 1 << i
 
+    def add_peers(self, peers: Sequence[Peer], more: ClassIndex) -> int:
+        """Add a class for each of `peers` (incremental updates) and return the first one's
+        index; `more` is an index of `peers` alone over the same objects. Every table and
+        cached selector result gains the new bits (a selector's match is a property of each
+        peer alone)."""
+        n = len(self.peers)
+        self.peers = (*self.peers, *peers)
+        self.all |= more.all << n
+        self.endpoints |= more.endpoints << n
+        self.hosts |= more.hosts << n
+        self.externals |= more.externals << n
+        self._ip_known |= more._ip_known << n
+        for kv, bits in more._by_label.items():
+            self._by_label[kv] |= bits << n
+        for k, bits in more._by_key.items():
+            self._by_key[k] |= bits << n
+        for k, values in more._values.items():
+            self._values[k].update(values)
+        for name, bits in more._by_namespace.items():
+            self._by_namespace[name] |= bits << n
+        for sa, bits in more._by_sa.items():
+            self._by_sa[sa] |= bits << n
+        for sel in self._selector_cache:
+            self._selector_cache[sel] |= more.endpoints_matching(sel) << n
+        for sel in self._ns_cache:
+            self._ns_cache[sel] |= more.in_namespaces_matching(sel) << n
+        return n
+
     # selectors -------------------------------------------------------------------------------
     def endpoints_matching(self, selector: Selector) -> int:
         """Endpoint classes whose labels match `selector`."""
@@ -373,6 +401,10 @@ class ClassIndex:
 
     def in_namespace(self, namespace: str) -> int:
         return self._by_namespace.get(namespace, 0)
+
+    def by_service_account(self, namespace: str, name: str) -> int:
+        """Endpoint classes that run as this service account."""
+        return self._by_sa.get((namespace, name), 0)
 
     def in_namespaces_matching(self, selector: Selector) -> int:
         """Endpoint classes in namespaces whose labels (plus projectcalico.org/name) match."""

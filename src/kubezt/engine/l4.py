@@ -20,12 +20,19 @@ staged-network-policies).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
 from kubezt.engine.explain import Effect, Layer, StagedChange, Step
-from kubezt.engine.index import CALICO_NAME, CALICO_NAMESPACE, ClassIndex, PeerKind, iter_bits
+from kubezt.engine.index import (
+    CALICO_NAME,
+    CALICO_NAMESPACE,
+    ClassIndex,
+    Peer,
+    PeerKind,
+    iter_bits,
+)
 from kubezt.ir.policy import (
     ANP_TIER,
     KUBE_ADMIN_TIER,
@@ -109,6 +116,41 @@ class Matcher:
         self._base: dict[tuple[EntityMatch, str | None], tuple[int, int]] = {}
         self._nets: dict[tuple[Network, ...], tuple[int, int]] = {}
         self._families: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def add_peers(self, peers: Sequence[Peer]) -> int:
+        """Add a class for each of `peers` to the index (incremental updates) and return the
+        first one's index; every cached rule side gains the new bits, decided on the new peers
+        alone (what a side matches is a property of each peer alone)."""
+        more = Matcher(ClassIndex(peers, self.ix.topology, self.ix.policies))
+        n = self.ix.add_peers(peers, more.ix)
+        for key, (yes, maybe) in self._base.items():
+            y, m = more.base(*key)
+            self._base[key] = (yes | y << n, maybe | m << n)
+        for nets, (inside, unknown) in self._nets.items():
+            y, m = more.ix.with_address_in(nets)
+            self._nets[nets] = (inside | y << n, unknown | m << n)
+        self._families.clear()
+        return n
+
+    def twins(self, n: int, among: int) -> int:
+        """Classes of `among` that every rule side decided so far matches exactly as class `n`,
+        with an address of the same family: as peers, `decide` gives them `n`'s verdicts
+        under every chain decided so far (it reads a peer only through those sides)."""
+        bit = 1 << n
+        cand = among & ~bit
+        for yes, maybe in self._base.values():
+            cand &= yes if yes & bit else ~yes
+            cand &= maybe if maybe & bit else ~maybe
+            if not cand:
+                return 0
+        peers = self.ix.peers
+        ip = peers[n].ip
+        family = None if ip is None else ip.version
+        for c in iter_bits(cand):
+            other = peers[c].ip
+            if (None if other is None else other.version) != family:
+                cand &= ~(1 << c)
+        return cand
 
     def selected_by(self, policy: Policy) -> int:
         """Endpoint peers that `policy` selects (ignoring its types)."""

@@ -67,11 +67,14 @@ class MeshSets:
         reps: Sequence[Workload],
         services: Sequence[Sequence[Service]],
         authz_nets: Sequence[object],
+        spaces: tuple[SourceSpace, SourceSpace] | None = None,
     ) -> None:
+        """`spaces`: the `source_spaces` of these classes under this mesh config, when known."""
         self.model = model
         self.reps = reps
         self.services = services
-        space, anonymous = source_spaces(model, classes, reps, authz_nets)
+        space, anonymous = spaces or source_spaces(model, classes, reps, authz_nets)
+        self.spaces = (space, anonymous)
         self.authorizer = SetAuthorizer(space, anonymous, model.mesh_config)
         self._mtls: dict[tuple[int, int], MtlsMode] = {}
         self._server_policies: dict[int, list[AuthorizationPolicy]] = {}

@@ -94,21 +94,11 @@ class MeshView:
         self.istio_mutual = istio_mutual
         authz_nets = authz_networks(model.mesh.authorization_policies)
         # sources that present the same identity and address and take the same paths
+        self._authz_nets = authz_nets
         groups: dict[GroupKey, int] = {}
         self.group_of: list[GroupKey] = []
-        for i, rep in enumerate(self.reps):
-            peer_ip = classes[i].peer.ip
-            ip_signature = None if peer_ip is None else tuple(peer_ip in net for net in authz_nets)
-            key = GroupKey(
-                self.modes[i],
-                self.roles[i],
-                rep.namespace,
-                rep.service_account,
-                rep.host_network,
-                ip_signature,
-                rep.labels.get(WAYPOINT_GATEWAY_LABEL),
-                _outbound_capture(rep),
-            )
+        for i in range(len(self.reps)):
+            key = self._group_key(i)
             groups[key] = groups.get(key, 0) | 1 << i
             self.group_of.append(key)
         self.group_bits = groups
@@ -136,11 +126,9 @@ class MeshView:
         self._dr_namespaces = dr_namespaces
         buckets: dict[tuple[object, ...], int] = {}
         for i, gkey in enumerate(self.group_of):
-            namespace = gkey.namespace if gkey.namespace in dr_namespaces else ""
-            pkey = (gkey.mode, gkey.role, namespace, gkey.waypoint, gkey.outbound_capture)
+            pkey = self._bucket_key(gkey)
             buckets[pkey] = buckets.get(pkey, 0) | 1 << i
         self.path_buckets = list(buckets.items())
-        self._authz_nets = authz_nets
         self.sets = MeshSets(model, classes, self.reps, self.services, authz_nets)
         self._spaces: dict[tuple[object, ...], RequestSpace | None] = {}
         self._spaces_by_policies: dict[tuple[int, ...], RequestSpace | None] = {}
@@ -150,6 +138,61 @@ class MeshView:
         self._somes: dict[tuple[object, ...], Some] = {}
         self._unions: dict[tuple[int, int], RequestSet] = {}
         self._keep: list[object] = []
+
+    def _group_key(self, i: int) -> GroupKey:
+        rep = self.reps[i]
+        peer_ip = self.classes[i].peer.ip
+        ip_signature = (
+            None if peer_ip is None else tuple(peer_ip in net for net in self._authz_nets)
+        )
+        return GroupKey(
+            self.modes[i],
+            self.roles[i],
+            rep.namespace,
+            rep.service_account,
+            rep.host_network,
+            ip_signature,
+            rep.labels.get(WAYPOINT_GATEWAY_LABEL),
+            _outbound_capture(rep),
+        )
+
+    def _bucket_key(self, gkey: GroupKey) -> tuple[object, ...]:
+        namespace = gkey.namespace if gkey.namespace in self._dr_namespaces else ""
+        return (gkey.mode, gkey.role, namespace, gkey.waypoint, gkey.outbound_capture)
+
+    def add_class(self, cls: EndpointClass, rep: Workload) -> None:
+        """One more class, `rep` one of its workloads (incremental updates; not a waypoint):
+        its mesh facts, source group and path bucket. Call `rebuild_sets` after the last one.
+        Decisions cached for other classes stay valid."""
+        i = cls.index
+        assert i == len(self.reps)
+        self.classes = (*self.classes, cls)
+        self.reps.append(rep)
+        facts = mesh_facts(self._model, rep)
+        self.ends.append(End(EndKind.WORKLOAD, workload=rep, facts=facts))
+        self.modes.append(facts.mode)
+        self.roles.append(facts.role)
+        assert facts.role is not ProxyRole.WAYPOINT
+        gkey = self._group_key(i)
+        self.group_of.append(gkey)
+        self.group_bits[gkey] = self.group_bits.get(gkey, 0) | 1 << i
+        self.group_rep.setdefault(gkey, i)
+        self.services.append(self._model.topology.services_selecting(rep))
+        buckets = dict(self.path_buckets)
+        pkey = self._bucket_key(gkey)
+        buckets[pkey] = buckets.get(pkey, 0) | 1 << i
+        self.path_buckets = list(buckets.items())
+
+    def refresh_services(self) -> None:
+        """After `services` changed (incremental updates): what was derived from them."""
+        self.sets = MeshSets(
+            self._model, self.classes, self.reps, self.services, self._authz_nets, self.sets.spaces
+        )
+        self._spaces.clear()
+
+    def rebuild_sets(self) -> None:
+        """The batched decisions over the classes as they are now (after `add_class`)."""
+        self.sets = MeshSets(self._model, self.classes, self.reps, self.services, self._authz_nets)
 
     @property
     def model(self) -> Model:
@@ -162,7 +205,11 @@ class MeshView:
         old = self._model
         self._model = model
         if model.mesh is not old.mesh or model.mesh_config != old.mesh_config:
-            self.sets = MeshSets(model, self.classes, self.reps, self.services, self._authz_nets)
+            # the sources' principals and addresses depend on the config only
+            spaces = self.sets.spaces if model.mesh_config == old.mesh_config else None
+            self.sets = MeshSets(
+                model, self.classes, self.reps, self.services, self._authz_nets, spaces
+            )
             self._spaces.clear()
             self._spaces_by_policies.clear()
 

@@ -265,12 +265,16 @@ L4Side = dict[PortKey, dict[int, int]]
 
 
 def l4_sides(
-    matcher: Matcher, index: ClassIndex, plan: dict[PortKey, int]
+    matcher: Matcher,
+    index: ClassIndex,
+    plan: dict[PortKey, int],
+    egress_rows: L4Side | None = None,
 ) -> tuple[L4Side, L4Side]:
     """Each side of the L3/L4 matrix on its own, for every port and destination class in
     `plan`: the source classes the destination's ingress policy admits, and the source classes
     whose egress policy lets them reach the destination. Each policy chain is decided once per
-    group of classes that share it (`grouped_chains`)."""
+    group of classes that share it (`grouped_chains`). `egress_rows` (a dict per port of
+    `plan`), when given, also gets the egress side by source: source class -> destinations."""
     everyone = index.all
     ingress: L4Side = {key: {} for key in plan}
     egress: L4Side = {key: {} for key in plan}
@@ -288,6 +292,7 @@ def l4_sides(
             for d in iter_bits(targets):
                 row[d] = sources
     for chain, rep, members in grouped_chains(matcher, Direction.EGRESS):
+        group = list(iter_bits(members)) if egress_rows is not None else []
         for key, dsts in plan.items():
             reachable = (
                 dsts if chain.empty else decide(matcher, chain, Direction.EGRESS, rep, key, dsts)
@@ -295,6 +300,8 @@ def l4_sides(
             row = egress[key]
             for d in iter_bits(reachable):
                 row[d] = row.get(d, 0) | members
+            if egress_rows is not None and reachable:
+                egress_rows[key].update(dict.fromkeys(group, reachable))
     return ingress, egress
 
 
@@ -318,22 +325,8 @@ def grouped_chains(matcher: Matcher, direction: Direction) -> list[tuple[TierCha
     per_class = chains(matcher, direction)
     groups: dict[tuple[object, ...], list[int]] = {}
     reps: dict[tuple[object, ...], TierChain] = {}
-    ingress = direction is Direction.INGRESS
     for ci, chain in enumerate(per_class):
-        signature: list[object] = [id(chain)]
-        bit = 1 << ci
-        for policy in chain.policies:
-            for rule in policy.rules(direction):
-                if rule.ip_version is not None:
-                    # the connection's family follows the endpoint's own address (l4.family)
-                    ip = matcher.ix.peers[ci].ip
-                    signature.append(ip.version if ip is not None else None)
-                own_side = rule.destination if ingress else rule.source
-                if own_side.is_empty:
-                    continue
-                yes, maybe = matcher.base(own_side, policy.namespace)
-                signature.append((bool(yes & bit), bool(maybe & bit)))
-        key = tuple(signature)
+        key = chain_signature(matcher, direction, ci, chain)
         groups.setdefault(key, []).append(ci)
         reps[key] = chain
     out: list[tuple[TierChain, int, int]] = []
@@ -343,3 +336,25 @@ def grouped_chains(matcher: Matcher, direction: Direction) -> list[tuple[TierCha
             bits |= 1 << ci
         out.append((reps[key], members[0], bits))
     return out
+
+
+def chain_signature(
+    matcher: Matcher, direction: Direction, ci: int, chain: TierChain
+) -> tuple[object, ...]:
+    """What `decide` reads of class `ci` itself under `chain`: classes with equal signatures
+    get equal verdicts towards every peer."""
+    signature: list[object] = [id(chain)]
+    bit = 1 << ci
+    ingress = direction is Direction.INGRESS
+    for policy in chain.policies:
+        for rule in policy.rules(direction):
+            if rule.ip_version is not None:
+                # the connection's family follows the endpoint's own address (l4.family)
+                ip = matcher.ix.peers[ci].ip
+                signature.append(ip.version if ip is not None else None)
+            own_side = rule.destination if ingress else rule.source
+            if own_side.is_empty:
+                continue
+            yes, maybe = matcher.base(own_side, policy.namespace)
+            signature.append((bool(yes & bit), bool(maybe & bit)))
+    return tuple(signature)

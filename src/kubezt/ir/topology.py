@@ -231,12 +231,13 @@ class Topology:
     service_accounts: Mapping[tuple[str, str], ServiceAccount]
     workloads: tuple[Workload, ...]
     services: tuple[Service, ...] = ()
-    _by_id: dict[str, Workload] = field(init=False, repr=False, compare=False)
+    _by_id: dict[str, Workload] | None = field(init=False, repr=False, compare=False)
     _services_by_ns: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Lookup tables derived from the fields (the value stays immutable).
-        object.__setattr__(self, "_by_id", {w.id: w for w in self.workloads})
+        # Lookup tables derived from the fields (the value stays immutable); workloads by id on
+        # first use (incremental updates make many topologies and look up few of them).
+        object.__setattr__(self, "_by_id", None)
         by_ns: dict[str, tuple[Service, ...]] = {}
         for svc in self.services:
             by_ns[svc.namespace] = (*by_ns.get(svc.namespace, ()), svc)
@@ -293,4 +294,8 @@ class Topology:
         return sa if sa is not None else ServiceAccount(namespace, name, declared=False)
 
     def workload(self, workload_id: str) -> Workload | None:
-        return self._by_id.get(workload_id)
+        by_id = self._by_id
+        if by_id is None:
+            by_id = {w.id: w for w in self.workloads}
+            object.__setattr__(self, "_by_id", by_id)
+        return by_id.get(workload_id)
