@@ -7,6 +7,11 @@ the mesh gives it (direct, HBONE, or two legs through a waypoint), and mesh pair
 `engine.connection.mesh_decision` (`engine.meshview`) — once per source identity, destination
 class, port and route, and for HTTP ports once per representative request, so a connection is
 allowed for all requests, for some (listed), or for none.
+
+Ports are a complete space (`engine.cells`): besides the ports a destination declares, every
+cell of the ports the input names (and the `other` cell of the ports nobody names) is
+evaluated at its representative port, so exposure on undeclared ports is seen. A row's `port`
+is the cell's representative; `Reachability.port_cell` gives the cell.
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from kubezt.engine.authz import authz_networks
+from kubezt.engine.cells import CELL_PROTOCOLS, PortCell, PortCuts, port_cells, port_cuts
 from kubezt.engine.connection import is_single_pod
-from kubezt.engine.index import ClassIndex, EndpointClass, build_classes, iter_bits
+from kubezt.engine.index import ClassIndex, EndpointClass, Peer, build_classes, iter_bits
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
 from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, WaypointRef, waypoint_workload
 from kubezt.engine.meshview import MeshView
 from kubezt.engine.requests import ALL, NONE, RequestSet, Some
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
-from kubezt.ir.ports import PortKey, Protocol
+from kubezt.ir.ports import PortKey, PortRange, Protocol
 from kubezt.ir.topology import Topology, Workload
 
 SYNTHETIC_ANNOTATION = "kubezt.io/synthetic"
@@ -72,6 +78,42 @@ class Reachability:
     """Bitset of classes of real workloads (synthetic waypoint pods are not reported)."""
     input_model: Model = field(kw_only=True, repr=False)
     """The model as given to `evaluate` (`model` adds the synthetic waypoint pods)."""
+    cuts: PortCuts | None = field(default=None, kw_only=True, repr=False)
+    """The port cuts evaluated (None: only the ports destinations declare, or the one port
+    asked for)."""
+    _peers: dict[str, Peer] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def port_cell(self, dst: str, port: int, protocol: str | Protocol) -> PortCell:
+        """The cell of destination ports a row's `port` stands for on workload `dst`."""
+        peer = self._peer_of(dst)
+        return self.class_port_cell(peer, port, protocol)
+
+    def class_port_cell(
+        self, peer: Peer | int | None, port: int, protocol: str | Protocol
+    ) -> PortCell:
+        """The cell of destination ports `port` stands for on a destination class (its peer or
+        index)."""
+        proto = Protocol(protocol)
+        single = PortCell(proto, (PortRange(port, port),))
+        if isinstance(peer, int):
+            peer = self.classes[peer].peer
+        if self.cuts is None or peer is None:
+            return single
+        declared = frozenset(cp.port for cp in peer.ports if cp.protocol is proto)
+        cells = _cells_memo(self.cuts, proto, declared)
+        return next((c for c in cells if c.contains(port)), single)
+
+    def port_label(self, dst: str, port: int, protocol: str | Protocol) -> str:
+        """`80`, `8000-8080` or `other`: how a row's port is shown."""
+        return self.port_cell(dst, port, protocol).label
+
+    def _peer_of(self, workload_id: str) -> Peer | None:
+        if not self._peers:
+            workloads = self.model.topology.workloads
+            for c in self.classes:
+                for wi in c.members:
+                    self._peers[workloads[wi].id] = c.peer
+        return self._peers.get(workload_id)
 
     @property
     def workload_ids(self) -> list[str]:
@@ -190,11 +232,50 @@ def with_waypoint_pods(model: Model) -> Model:
     return dataclasses.replace(model, topology=topology)
 
 
+_CELLS: dict[tuple[PortCuts, Protocol, frozenset[int]], tuple[PortCell, ...]] = {}
+
+
+def _cells_memo(
+    cuts: PortCuts, protocol: Protocol, declared: frozenset[int]
+) -> tuple[PortCell, ...]:
+    key = (cuts, protocol, declared)
+    cells = _CELLS.get(key)
+    if cells is None:
+        if len(_CELLS) > 4096:
+            _CELLS.clear()
+        cells = _CELLS[key] = port_cells(cuts, protocol, declared)
+    return cells
+
+
+def port_keys(peer: Peer, cuts: PortCuts) -> list[PortKey]:
+    """The ports evaluated for a destination: each port it declares, and the representative
+    of every other port cell of each protocol (undeclared, so unnamed)."""
+    keys = [cp.key for cp in peer.ports]
+    for protocol in CELL_PROTOCOLS:
+        declared = frozenset(cp.port for cp in peer.ports if cp.protocol is protocol)
+        for cell in _cells_memo(cuts, protocol, declared):
+            if not (cell.is_single and cell.representative in declared):
+                keys.append(PortKey(cell.representative, protocol))
+    return keys
+
+
 def evaluate(
-    model: Model, port: int | None = None, protocol: Protocol = Protocol.TCP
+    model: Model,
+    port: int | None = None,
+    protocol: Protocol = Protocol.TCP,
+    *,
+    cuts: PortCuts | None = None,
+    declared_only: bool = False,
 ) -> Reachability:
-    """The verdict of every ordered pair of workloads, on every port the destination declares
-    (or on `port`/`protocol` only), through every layer, computed once per class."""
+    """The verdict of every ordered pair of workloads, on every port cell of each destination
+    (`engine.cells`: its declared ports and the cells of the ports the input names, cut by
+    `cuts`, default the model's own), or on `port`/`protocol` only, through every layer,
+    computed once per class. `declared_only`: only the ports destinations declare (the
+    ports a deployment documents; exposure on other ports is not evaluated)."""
+    if port is None and cuts is None and not declared_only:
+        cuts = port_cuts(model)
+    if port is not None or declared_only:
+        cuts = None
     work = with_waypoint_pods(model)
     classes = build_classes(work, authz_networks(model.mesh.authorization_policies))
     index = ClassIndex([c.peer for c in classes], work.topology, work.policies)
@@ -206,7 +287,9 @@ def evaluate(
         if SYNTHETIC_ANNOTATION not in rep.annotations:
             reported |= 1 << c.index
         keys = (
-            [PortKey(port, protocol, c.peer.port_name(port, protocol))]
+            port_keys(c.peer, cuts)
+            if cuts is not None
+            else [PortKey(port, protocol, c.peer.port_name(port, protocol))]
             if port is not None
             else [cp.key for cp in c.peer.ports]
         )
@@ -225,9 +308,9 @@ def evaluate(
             key: {d: l4[key][d] for d in iter_bits(dsts) if l4[key].get(d)}
             for key, dsts in plan.items()
         }
-        return _frozen(model, classes, plan, allowed, {}, reported, model)
+        return _frozen(model, classes, plan, allowed, {}, reported, model, cuts)
     allowed, partial = mesh.compose(plan, l4, reported)
-    return _frozen(work, classes, plan, allowed, partial, reported, model)
+    return _frozen(work, classes, plan, allowed, partial, reported, model, cuts)
 
 
 def _frozen(
@@ -238,6 +321,7 @@ def _frozen(
     partial: dict[tuple[PortKey, int, int], Some],
     reported: int,
     input_model: Model,
+    cuts: PortCuts | None,
 ) -> Reachability:
     """A reachability result over read-only views of the matrices just computed."""
     return Reachability(
@@ -248,6 +332,7 @@ def _frozen(
         MappingProxyType(partial),
         reported,
         input_model=input_model,
+        cuts=cuts,
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubezt.engine.cells import PortCell
 from kubezt.engine.explain import Step, Verdict
+from kubezt.engine.outside import Outside, OutsideConnection
 from kubezt.engine.reach import Reachability
 from kubezt.engine.requests import AllRequests, NoRequests, RequestSet
 from kubezt.errors import Diagnostic
@@ -16,22 +18,55 @@ REACH_SCHEMA = "kubezt.io/reach/v1"
 EXPLAIN_SCHEMA = "kubezt.io/explain/v1"
 
 
-def reach_document(result: Reachability, warnings: tuple[Diagnostic, ...] = ()) -> dict[str, Any]:
-    return {
+def reach_document(
+    result: Reachability, warnings: tuple[Diagnostic, ...] = (), outside: Outside | None = None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "schemaVersion": REACH_SCHEMA,
         "workloads": result.workload_ids,
         "allowed": [
-            _connection(src, dst, port, protocol, requests)
+            _connection(src, dst, result.port_cell(dst, port, protocol), requests)
             for src, dst, port, protocol, requests in result.detailed()
         ],
-        "warnings": [d.render() for d in warnings],
     }
+    if outside is not None:
+        doc["outside"] = [outside_document(row) for row in outside.connections]
+    doc["warnings"] = [d.render() for d in warnings]
+    return doc
 
 
-def _connection(
-    src: str, dst: str, port: int, protocol: str, requests: RequestSet
-) -> dict[str, Any]:
-    doc: dict[str, Any] = {"src": src, "dst": dst, "port": port, "protocol": protocol}
+def outside_document(row: OutsideConnection) -> dict[str, Any]:
+    """One allowed connection between a workload and an outside address cell."""
+    doc: dict[str, Any] = {
+        "direction": row.direction.value,
+        "workload": row.workload,
+        "cell": row.cell.label,
+    }
+    if row.cell.excluded:
+        doc["except"] = [str(n) for n in row.cell.excluded]
+    doc["address"] = str(row.cell.representative)
+    doc.update(port_fields(row.port))
+    doc["requests"] = requests_document(row.requests)
+    return doc
+
+
+def port_fields(cell: PortCell) -> dict[str, Any]:
+    """`port` (a number; for a cell of several ports `8000-8080` or `other`, with the ports
+    as ranges in `ports`) and `protocol`."""
+    if cell.is_single:
+        return {"port": cell.representative, "protocol": cell.protocol.value}
+    return {"port": cell.label, "ports": cell.span, "protocol": cell.protocol.value}
+
+
+def port_order(doc: dict[str, Any]) -> int:
+    """The lowest port of a document's `port` fields (to sort rows as the engine does)."""
+    if isinstance(doc["port"], int):
+        return doc["port"]
+    return int(doc["ports"].split(",")[0].split("-")[0])
+
+
+def _connection(src: str, dst: str, cell: PortCell, requests: RequestSet) -> dict[str, Any]:
+    doc: dict[str, Any] = {"src": src, "dst": dst, **port_fields(cell)}
     doc["requests"] = requests_document(requests)
     return doc
 
