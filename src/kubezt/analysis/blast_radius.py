@@ -167,19 +167,19 @@ def blast_radius(
 def _outside(outside: Outside, footholds: dict[str, int]) -> tuple[Reached, ...]:
     """Outside cells reached from the footholds (hop: theirs + 1), sorted by hop and cell."""
     access: dict[str, list[tuple[int, Access]]] = {}
-    for row in outside.connections:
-        hop = footholds.get(row.workload)
-        if hop is None or row.direction is not OutsideDirection.EGRESS:
-            continue
-        port = row.port
-        entry = Access(
-            row.workload,
-            port.representative,
-            port.protocol.value,
-            row.requests,
-            None if port.is_single else port,
-        )
-        access.setdefault(row.cell.label, []).append((hop + 1, entry))
+    for workload, hop in footholds.items():
+        for row in outside.of(workload):
+            if row.direction is not OutsideDirection.EGRESS:
+                continue
+            port = row.port
+            entry = Access(
+                row.workload,
+                port.representative,
+                port.protocol.value,
+                row.requests,
+                None if port.is_single else port,
+            )
+            access.setdefault(row.cell.label, []).append((hop + 1, entry))
     out = []
     for label, entries in access.items():
         first = min(h for h, _ in entries)

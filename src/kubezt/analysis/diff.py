@@ -305,7 +305,7 @@ def _outside_changes(
     for side in (old, new):
         result = evaluate_outside(side.input_model, cells, cuts, frozenset(common))
         index: OutsideIndex = {}
-        for row in result.connections:
+        for row in result.connections():
             key = (row.direction.value, row.workload, row.cell.label, row.port.protocol.value)
             index.setdefault(key, []).append((row.port, row.requests))
         indexes.append(index)

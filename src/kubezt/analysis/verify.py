@@ -437,7 +437,7 @@ class _Verifier:
         outside = evaluate_outside(self.model, cells, cuts, frozenset(self.in_scope))
         allowed: dict[tuple[str, str, str, PortCell], RequestSet] = {
             (row.direction.value, row.workload, row.cell.label, row.port): row.requests
-            for row in outside.connections
+            for row in outside.connections()
         }
         for w in sorted(self.by_id.values(), key=lambda w: w.id):
             if w.id not in self.in_scope:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kubezt.engine.authz import authz_networks
 from kubezt.engine.index import IpAddress, class_networks
@@ -90,6 +90,14 @@ class PortCuts:
     """Per protocol, the port ranges the input names, sorted (equal inputs, equal cuts)."""
 
     ranges: tuple[tuple[Protocol, tuple[PortRange, ...]], ...] = ()
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # cuts key the memos of cells: hash them once
+        object.__setattr__(self, "_hash", hash(self.ranges))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def of(cls, found: Mapping[Protocol, Iterable[PortRange]]) -> PortCuts:
@@ -167,31 +175,72 @@ def port_cells(
     """The cells of `protocol`'s ports for a destination declaring `declared`: each declared
     port alone, the rest grouped by the cut ranges that contain them; sorted by lowest port.
     Together they cover 1-65535 exactly once."""
-    ranges = cuts.of_protocol(protocol)
     own = sorted({p for p in declared if PORT_MIN <= p <= PORT_MAX})
+    base = _base_cells(cuts, protocol)
+    if not own:
+        return base
+    cells = [PortCell(protocol, (PortRange(p, p),)) for p in own]
+    for cell in base:
+        rest = _without(cell.ranges, own)
+        if rest:
+            cells.append(PortCell(protocol, rest, other=cell.other))
+    return tuple(sorted(cells, key=lambda c: c.representative))
+
+
+_BASE: dict[tuple[PortCuts, Protocol], tuple[PortCell, ...]] = {}
+
+
+def _base_cells(cuts: PortCuts, protocol: Protocol) -> tuple[PortCell, ...]:
+    """The cells of a destination that declares no port: ports grouped by the cut ranges that
+    contain them (one sweep over the ranges' bounds); remembered per cuts."""
+    key = (cuts, protocol)
+    found = _BASE.get(key)
+    if found is not None:
+        return found
+    ranges = cuts.of_protocol(protocol)
+    starts: dict[int, list[int]] = {}
+    ends: dict[int, list[int]] = {}
     bounds = {PORT_MIN, PORT_MAX + 1}
-    for r in ranges:
-        bounds.update((max(r.first, PORT_MIN), min(r.last, PORT_MAX) + 1))
-    for p in own:
-        bounds.update((p, p + 1))
-    edges = sorted(b for b in bounds if PORT_MIN <= b <= PORT_MAX + 1)
-    own_set = set(own)
-    groups: dict[object, list[PortRange]] = {}
-    for lo, hi in itertools.pairwise(edges):
-        if lo in own_set:
-            signature: object = ("declared", lo)
-        else:
-            signature = frozenset(i for i, r in enumerate(ranges) if r.contains(lo))
-        chunk = groups.setdefault(signature, [])
+    for i, r in enumerate(ranges):
+        first, end = max(r.first, PORT_MIN), min(r.last, PORT_MAX) + 1
+        if first < end:
+            starts.setdefault(first, []).append(i)
+            ends.setdefault(end, []).append(i)
+            bounds.update((first, end))
+    active: set[int] = set()
+    groups: dict[frozenset[int], list[PortRange]] = {}
+    for lo, hi in itertools.pairwise(sorted(bounds)):
+        active.difference_update(ends.get(lo, ()))
+        active.update(starts.get(lo, ()))
+        chunk = groups.setdefault(frozenset(active), [])
         if chunk and chunk[-1].last + 1 == lo:
             chunk[-1] = PortRange(chunk[-1].first, hi - 1)
         else:
             chunk.append(PortRange(lo, hi - 1))
     cells = [
-        PortCell(protocol, tuple(chunk), other=signature == frozenset())
-        for signature, chunk in groups.items()
+        PortCell(protocol, tuple(chunk), other=not signature) for signature, chunk in groups.items()
     ]
-    return tuple(sorted(cells, key=lambda c: c.representative))
+    found = tuple(sorted(cells, key=lambda c: c.representative))
+    if len(_BASE) > 64:
+        _BASE.clear()
+    _BASE[key] = found
+    return found
+
+
+def _without(ranges: tuple[PortRange, ...], ports: list[int]) -> tuple[PortRange, ...]:
+    """`ranges` (sorted, disjoint) less the sorted `ports`."""
+    out: list[PortRange] = []
+    for r in ranges:
+        first = r.first
+        for p in ports:
+            if p < first or p > r.last:
+                continue
+            if p > first:
+                out.append(PortRange(first, p - 1))
+            first = p + 1
+        if first <= r.last:
+            out.append(PortRange(first, r.last))
+    return tuple(out)
 
 
 def cell_of_port(cells: Iterable[PortCell], port: int) -> PortCell:

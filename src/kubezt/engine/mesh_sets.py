@@ -67,11 +67,16 @@ class MeshSets:
         reps: Sequence[Workload],
         services: Sequence[Sequence[Service]],
         authz_nets: Sequence[object],
+        sources: tuple[SourceSpace, SourceSpace] | None = None,
     ) -> None:
+        """`sources`: who the source bits of `allowed` stand for, over mTLS and over
+        plaintext (default: the classes themselves, `source_spaces`)."""
         self.model = model
         self.reps = reps
         self.services = services
-        space, anonymous = source_spaces(model, classes, reps, authz_nets)
+        space, anonymous = (
+            source_spaces(model, classes, reps, authz_nets) if sources is None else sources
+        )
         self.authorizer = SetAuthorizer(space, anonymous, model.mesh_config)
         self._mtls: dict[tuple[int, int], MtlsMode] = {}
         self._server_policies: dict[int, list[AuthorizationPolicy]] = {}

@@ -82,6 +82,10 @@ class Reachability:
     """The port cuts evaluated (None: only the ports destinations declare, or the one port
     asked for)."""
     _peers: dict[str, Peer] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cell_at: dict[tuple[object, Protocol], tuple[tuple[PortCell, ...], dict[int, PortCell]]] = (
+        field(default_factory=dict, init=False, repr=False, compare=False)
+    )
+    """(destination ports, protocol) → its cells, and the cell of each representative port."""
 
     def port_cell(self, dst: str, port: int, protocol: str | Protocol) -> PortCell:
         """The cell of destination ports a row's `port` stands for on workload `dst`."""
@@ -94,14 +98,23 @@ class Reachability:
         """The cell of destination ports `port` stands for on a destination class (its peer or
         index)."""
         proto = Protocol(protocol)
-        single = PortCell(proto, (PortRange(port, port),))
         if isinstance(peer, int):
             peer = self.classes[peer].peer
         if self.cuts is None or peer is None:
-            return single
-        declared = frozenset(cp.port for cp in peer.ports if cp.protocol is proto)
-        cells = _cells_memo(self.cuts, proto, declared)
-        return next((c for c in cells if c.contains(port)), single)
+            return PortCell(proto, (PortRange(port, port),))
+        cells = self._cell_at.get((peer.ports, proto))
+        if cells is None:
+            declared = frozenset(cp.port for cp in peer.ports if cp.protocol is proto)
+            listed = _cells_memo(self.cuts, proto, declared)
+            cells = self._cell_at[(peer.ports, proto)] = (
+                listed,
+                {c.representative: c for c in listed},
+            )
+        cell = cells[1].get(port)
+        if cell is None:
+            single = PortCell(proto, (PortRange(port, port),))
+            cell = next((c for c in cells[0] if c.contains(port)), single)
+        return cell
 
     def port_label(self, dst: str, port: int, protocol: str | Protocol) -> str:
         """`80`, `8000-8080` or `other`: how a row's port is shown."""
@@ -355,31 +368,44 @@ def l4_sides(
     """Each side of the L3/L4 matrix on its own, for every port and destination class in
     `plan`: the source classes the destination's ingress policy admits, and the source classes
     whose egress policy lets them reach the destination. Each policy chain is decided once per
-    group of classes that share it (`grouped_chains`)."""
+    group of classes that share it (`grouped_chains`), and once for all the ports no rule
+    tells apart (`Matcher.port_signature`, e.g. the cells of ports only a Service names)."""
     everyone = index.all
     ingress: L4Side = {key: {} for key in plan}
     egress: L4Side = {key: {} for key in plan}
-    for chain, rep, members in grouped_chains(matcher, Direction.INGRESS):
-        for key, dsts in plan.items():
-            targets = members & dsts
+    alike: dict[tuple[object, ...], list[PortKey]] = {}
+    for key in plan:
+        alike.setdefault(matcher.port_signature(key), []).append(key)
+    inbound = grouped_chains(matcher, Direction.INGRESS)
+    outbound = grouped_chains(matcher, Direction.EGRESS)
+    for keys in alike.values():
+        first = keys[0]
+        union = 0
+        for key in keys:
+            union |= plan[key]
+        for chain, rep, members in inbound:
+            targets = members & union
             if not targets:
                 continue
             sources = (
                 everyone
                 if chain.empty
-                else decide(matcher, chain, Direction.INGRESS, rep, key, everyone)
+                else decide(matcher, chain, Direction.INGRESS, rep, first, everyone)
             )
-            row = ingress[key]
-            for d in iter_bits(targets):
-                row[d] = sources
-    for chain, rep, members in grouped_chains(matcher, Direction.EGRESS):
-        for key, dsts in plan.items():
+            for key in keys:
+                row = ingress[key]
+                for d in iter_bits(targets & plan[key]):
+                    row[d] = sources
+        for chain, rep, members in outbound:
             reachable = (
-                dsts if chain.empty else decide(matcher, chain, Direction.EGRESS, rep, key, dsts)
+                union
+                if chain.empty
+                else decide(matcher, chain, Direction.EGRESS, rep, first, union)
             )
-            row = egress[key]
-            for d in iter_bits(reachable):
-                row[d] = row.get(d, 0) | members
+            for key in keys:
+                row = egress[key]
+                for d in iter_bits(reachable & plan[key]):
+                    row[d] = row.get(d, 0) | members
     return ingress, egress
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kubezt.engine.cells import PortCell
 from kubezt.engine.explain import Step, Verdict
-from kubezt.engine.outside import Outside, OutsideConnection
+from kubezt.engine.outside import Outside
 from kubezt.engine.reach import Reachability
 from kubezt.engine.requests import AllRequests, NoRequests, RequestSet
 from kubezt.errors import Diagnostic
@@ -21,33 +21,64 @@ EXPLAIN_SCHEMA = "kubezt.io/explain/v1"
 def reach_document(
     result: Reachability, warnings: tuple[Diagnostic, ...] = (), outside: Outside | None = None
 ) -> dict[str, Any]:
+    fields = _PortFields()
     doc: dict[str, Any] = {
         "schemaVersion": REACH_SCHEMA,
         "workloads": result.workload_ids,
         "allowed": [
-            _connection(src, dst, result.port_cell(dst, port, protocol), requests)
+            {
+                "src": src,
+                "dst": dst,
+                **fields(result.port_cell(dst, port, protocol)),
+                "requests": requests_document(requests),
+            }
             for src, dst, port, protocol, requests in result.detailed()
         ],
     }
     if outside is not None:
-        doc["outside"] = [outside_document(row) for row in outside.connections]
+        doc["outside"] = outside_documents(outside, fields)
     doc["warnings"] = [d.render() for d in warnings]
     return doc
 
 
-def outside_document(row: OutsideConnection) -> dict[str, Any]:
-    """One allowed connection between a workload and an outside address cell."""
-    doc: dict[str, Any] = {
-        "direction": row.direction.value,
-        "workload": row.workload,
-        "cell": row.cell.label,
-    }
-    if row.cell.excluded:
-        doc["except"] = [str(n) for n in row.cell.excluded]
-    doc["address"] = str(row.cell.representative)
-    doc.update(port_fields(row.port))
-    doc["requests"] = requests_document(row.requests)
-    return doc
+def outside_documents(outside: Outside, fields: _PortFields | None = None) -> list[dict[str, Any]]:
+    """`outside_document` for every allowed connection of `outside`, each cell's and port
+    cell's text made once."""
+    fields = fields or _PortFields()
+    cells: dict[int, tuple[str, list[str] | None, str]] = {}
+    out: list[dict[str, Any]] = []
+    for row in outside.connections():
+        cell = row.cell
+        text = cells.get(id(cell))
+        if text is None:
+            excluded = [str(n) for n in cell.excluded] if cell.excluded else None
+            text = cells[id(cell)] = (cell.label, excluded, str(cell.representative))
+        label, excluded, address = text
+        doc: dict[str, Any] = {
+            "direction": row.direction.value,
+            "workload": row.workload,
+            "cell": label,
+        }
+        if excluded is not None:
+            doc["except"] = list(excluded)
+        doc["address"] = address
+        doc.update(fields(row.port))
+        doc["requests"] = requests_document(row.requests)
+        out.append(doc)
+    return out
+
+
+class _PortFields:
+    """`port_fields`, made once per cell (by identity: the cells of one result are shared)."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[PortCell, dict[str, Any]]] = {}
+
+    def __call__(self, cell: PortCell) -> dict[str, Any]:
+        made = self._made.get(id(cell))
+        if made is None:
+            made = self._made[id(cell)] = (cell, port_fields(cell))
+        return made[1]
 
 
 def port_fields(cell: PortCell) -> dict[str, Any]:
