@@ -13,11 +13,11 @@ cell, port cell and direction (`tests/explainkit.outside_vs_explain`).
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from test_authz_sets import _with_mesh, base_model, mesh_policies
 from test_properties import load_model, with_calico
 
-import pytest
 from explainkit import outside_vs_explain
 from kubezt.engine.outside import evaluate_outside
 from strategies import MixedCluster, mixed_clusters
