@@ -184,4 +184,57 @@ def reach_vs_explain_everywhere(model: Any, result: Any) -> list[str]:
                     f"{'allowed' if expected else 'denied'}"
                 )
                 break
+
+
+def outside_vs_explain(model: Any, outside: Any) -> list[str]:
+    """Every workload, outside cell, port cell and direction where `evaluate_outside` and
+    explain disagree (explain asked about the cell's representative address and port): the
+    same relation as `matrix_vs_explain` — an absent connection denied for every witness
+    request, an "all" one allowed, a "some" one letting exactly its passing witnesses
+    through."""
+    from kubezt.engine.cells import CELL_PROTOCOLS, port_cells
+    from kubezt.engine.outside import OutsideDirection
+
+    http = [r.http for p in model.policies.policies for r in p.ingress if r.http is not None]
+    everything = space_of(model.mesh.authorization_policies, http).witnesses()
+    problems: list[str] = []
+    for w in model.topology.workloads:
+        rows = {(r.direction, r.cell, r.port): r.requests for r in outside.of(w.id)}
+        inner = kubezt.End(kubezt.EndKind.WORKLOAD, workload=w)
+        for cell in outside.cells:
+            outer = kubezt.End(kubezt.EndKind.EXTERNAL, ip=str(cell.representative))
+            for protocol in CELL_PROTOCOLS:
+                declared = [cp.port for cp in w.ports if cp.protocol is protocol]
+                for direction, src, dst, ports in (
+                    (OutsideDirection.EGRESS, inner, outer, port_cells(outside.cuts, protocol)),
+                    (
+                        OutsideDirection.INGRESS,
+                        outer,
+                        inner,
+                        port_cells(outside.cuts, protocol, declared),
+                    ),
+                ):
+                    for port in ports:
+
+                        def passes(h: HttpRequest | None, src: Any = src, dst: Any = dst,
+                                   port: Any = port) -> bool:  # fmt: skip
+                            return kubezt.explain_connection(
+                                model, src, dst, port.representative, port.protocol, http=h
+                            ).allowed
+
+                        key = f"{direction} {w.id} {cell.label} {port.label}/{protocol.value}"
+                        row = rows.get((direction, cell, port))
+                        if row is None:
+                            for h in [None, *everything]:
+                                if passes(h):
+                                    problems.append(f"{key}: cells deny, explain allows {h}")
+                                    break
+                        elif isinstance(row, AllRequests):
+                            if not passes(None) and not all(passes(h) for h in everything):
+                                problems.append(f"{key}: cells allow all requests, explain denies")
+                        else:
+                            assert isinstance(row, Some), (key, row)
+                            for h in row.space.witnesses():
+                                if passes(h) != (h in row.passing):
+                                    problems.append(f"{key}: cells differ from explain on {h}")
     return problems

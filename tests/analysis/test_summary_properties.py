@@ -27,7 +27,8 @@ def check(reach: kubezt.Reachability) -> None:
         key = (src.split("/")[0], dst.split("/")[0])
         counts[key][0] += 1
         counts[key][1] += isinstance(requests, Some)
-        ports[key].add(f"{port}/{protocol}")
+        # a port cell of several ports is named by its label (`8000-8099`, `other`)
+        ports[key].add(f"{reach.port_label(dst, port, protocol)}/{protocol}")
     pairs = namespace_pairs(reach)
     summary = {(p.src, p.dst): ([p.allowed, p.partial], set(p.ports)) for p in pairs}
     assert summary == {k: (v, ports[k]) for k, v in counts.items()}

@@ -80,10 +80,22 @@ def test_opening_both_layers_by_hand_is_reported(tmp_path: Path) -> None:
     )
     result = _verify(tmp_path, objects, Mode.SIDECAR)
     extra = {
-        (d.src, d.dst, d.port) for d in result.differences if d.kind is DifferenceKind.NOT_GRANTED
+        (d.src, d.dst, f"{d.port_label}/{d.protocol}")
+        for d in result.differences
+        if d.kind is DifferenceKind.NOT_GRANTED
     }
-    # the ingress gateway's egress is not the intent's to restrict: it now reaches the database
-    assert extra == {("istio-system/ingress-gateway", "shop/database", 2379)}
+    # The ingress gateway's egress is not the intent's to restrict: it now reaches the database
+    # on every port (any principal is allowed). The sidecar captures TCP only, so on UDP and
+    # SCTP neither STRICT mTLS nor the authorization applies: the platform pods and the outside
+    # reach the database there too. The in-scope workloads' own egress stays closed.
+    gateway = "istio-system/ingress-gateway"
+    every_port = ("2379/TCP", "8080/TCP", "53/TCP", "15008/TCP", "15012/TCP", "other/TCP")
+    not_captured = ("53/UDP", "other/UDP", "other/SCTP")
+    sources = (gateway, "istio-system/istiod", "kube-system/coredns")
+    sources += ("external:0.0.0.0/0", "external:::/0")
+    assert extra == {(gateway, "shop/database", p) for p in every_port} | {
+        (s, "shop/database", p) for s in sources for p in not_captured
+    }
     assert all(d.kind is DifferenceKind.NOT_GRANTED for d in result.differences)
 
 
@@ -168,7 +180,7 @@ def test_plaintext_exception_needs_its_permissive_port(tmp_path: Path, mode: Mod
     ]
     result = _verify(tmp_path, objects, mode, intent)
     assert [(d.kind, d.src, d.dst, d.port, d.denied_by) for d in result.differences] == [
-        (DifferenceKind.BLOCKED, "external:10.0.0.1", "apps/hook", 8443, "peer-authentication")
+        (DifferenceKind.BLOCKED, "external:10.0.0.0/24", "apps/hook", 8443, "peer-authentication")
     ]
 
 
@@ -179,8 +191,11 @@ def test_egress_outside_the_granted_cidrs_is_reported(tmp_path: Path) -> None:
     for rule in policy["spec"]["egress"]:
         rule["destination"]["nets"] = ["0.0.0.0/0"]
     result = _verify(tmp_path, objects, Mode.SIDECAR, intent)
+    # every outside cell but the granted 192.0.2.0/24 (the exception's CIDR is a cell too);
+    # the IPv6 cell stays closed: 0.0.0.0/0 holds no IPv6 address
     assert [(d.kind, d.src, d.dst, d.port) for d in result.differences] == [
-        (DifferenceKind.NOT_GRANTED, "apps/hook", "external:203.0.113.10", 443)
+        (DifferenceKind.NOT_GRANTED, "apps/hook", "external:0.0.0.0/0", 443),
+        (DifferenceKind.NOT_GRANTED, "apps/hook", "external:10.0.0.0/24", 443),
     ]
 
 

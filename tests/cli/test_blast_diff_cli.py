@@ -85,7 +85,23 @@ def test_customer_reaches_summary_then_the_database_at_hop_two() -> None:
         {"from": "shop/summary", "port": 2379, "protocol": "TCP", "requests": "all"}
     ]
     assert doc["truncated"] is False
-    assert doc["summary"] == {"reached": len(doc["reached"]), "direct": 3, "depth": 2}
+    # istiod and coredns (reached at hop 1) have no egress policy: from them, every outside
+    # cell the input's CIDRs cut (0.0.0.0/0 less 10.0.0.0/8 and 169.254.7.127/32, those two,
+    # and ::/0) is reached at hop 2
+    assert doc["summary"] == {
+        "reached": len(doc["reached"]),
+        "direct": 3,
+        "depth": 2,
+        "outside": 4,
+    }
+    outside = {o["cell"]: (o["hop"], o["via"]) for o in doc["outside"]}
+    via = ["istio-system/istiod", "kube-system/coredns"]
+    assert outside == {
+        "external:0.0.0.0/0": (2, via),
+        "external:10.0.0.0/8": (2, via),
+        "external:169.254.7.127/32": (2, via),
+        "external:::/0": (2, via),
+    }
 
 
 def test_hop_limit_is_reported_as_truncated() -> None:
@@ -113,7 +129,12 @@ def test_all_ranks_every_workload() -> None:
     assert doc["schemaVersion"] == RANKING_SCHEMA
     rows = doc["workloads"]
     assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
-    assert rows[0]["workload"] == "shop/customer"
+    # default/httpbin reaches sleep and notsleep directly: they declare no port and no policy
+    # guards them, so every port cell of theirs is open (and istiod and coredns on theirs)
+    assert [(r["workload"], r["reached"], r["direct"]) for r in rows[:2]] == [
+        ("default/httpbin", 4, 4),
+        ("default/sleep", 4, 4),
+    ]
     keys = [(-r["reached"], -r["direct"], r["workload"]) for r in rows]
     assert keys == sorted(keys)
     code, table, _ = run("blast-radius", "--all", SHOP)

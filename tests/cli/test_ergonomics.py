@@ -90,8 +90,9 @@ def test_many_workloads_are_summarised_per_namespace_then_focused(tmp_path: Path
     focus = kubezt_cli("reach", str(tmp_path), "--workload", "team-1/app-1", "--no-headers")
     rows = [line.split() for line in focus.stdout.splitlines()]
     assert rows and all("team-1/app-1" in (r[0], r[1]) for r in rows)
+    # a port cell of several ports is shown by its label (`other`: the ports nobody names)
     assert rows == [
-        [s, d, f"{p}/{proto}", "all"]
+        [s, d, f"{reach.port_label(d, p, proto)}/{proto}", "all"]
         for s, d, p, proto in reach.connections()
         if "team-1/app-1" in (s, d)
     ]

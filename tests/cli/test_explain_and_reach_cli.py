@@ -446,8 +446,13 @@ def test_reach_json_shape_and_partial_http_requests(http_manifest) -> None:
     assert isinstance(doc["warnings"], list)
     rows = {(a["src"], a["dst"], a["port"], a["protocol"]): a for a in doc["allowed"]}
     for row in doc["allowed"]:
-        assert set(row) == {"src", "dst", "port", "protocol", "requests"}
+        # a cell of several ports: "port" names it (`other`, `8000-8080`), "ports" lists them
+        several = isinstance(row["port"], str)
+        keys = {"src", "dst", "port", "protocol", "requests"} | ({"ports"} if several else set())
+        assert set(row) == keys
         assert row["requests"] == "all" or isinstance(row["requests"], list)
+    assert any(row["port"] == "other" for row in doc["allowed"])
+    assert isinstance(doc["outside"], list)
     partial = rows[("web/client", "web/api", 8080, "TCP")]["requests"]
     assert isinstance(partial, list) and partial
     for request in partial:
@@ -462,7 +467,11 @@ def test_reach_lists_the_waypoint_restricted_requests(http_manifest) -> None:
     """Through the Service the waypoint denies DELETE; by pod IP nothing does: at least one
     route lets every request through, so the pair is reported with all requests."""
     doc = reach_json(http_manifest)
-    (row,) = [a for a in doc["allowed"] if (a["src"], a["dst"]) == ("amb/client", "amb/shop")]
+    (row,) = [
+        a
+        for a in doc["allowed"]
+        if (a["src"], a["dst"], a["port"]) == ("amb/client", "amb/shop", 8080)
+    ]
     assert row["requests"] == "all"
 
 

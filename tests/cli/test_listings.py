@@ -43,6 +43,8 @@ class CellFormat(string.Formatter):
 
 
 def items_of(doc: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    if " + " in path:
+        return [item for part in path.split(" + ") for item in items_of(doc, part)]
     outer, _, inner = path.partition("/")
     items = doc[outer]
     if not inner:

@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kubezt.engine.cells import PortCell
 from kubezt.engine.index import iter_bits
 from kubezt.engine.mesh import principal
+from kubezt.engine.outside import Outside, OutsideDirection
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability
 from kubezt.engine.requests import RequestSet
 from kubezt.errors import KubeztError, did_you_mean
@@ -34,6 +36,13 @@ class Access:
     protocol: str
     requests: RequestSet
     """`ALL`, or `Some` (the witness requests that pass)."""
+    cell: PortCell | None = None
+    """The destination ports this access holds for (`port` is the lowest; None: `port`)."""
+
+    @property
+    def port_label(self) -> str:
+        """`80`, `8000-8080`, or `other` (the ports no input names)."""
+        return self.cell.label if self.cell is not None else str(self.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,9 @@ class BlastRadius:
     """Other workloads with the same namespace and ServiceAccount, hence the same identity."""
     truncated: bool
     """The hop limit stopped the search while the last footholds still reached new workloads."""
+    outside: tuple[Reached, ...] = ()
+    """Outside address cells (`external:198.51.100.0/24`) the held pod or a foothold may
+    connect to, each at the hop after its first foothold's (given `Outside`, else empty)."""
 
     @property
     def direct(self) -> tuple[str, ...]:
@@ -89,11 +101,20 @@ class Rank:
     shared_identity: int
 
 
-Graph = dict[str, dict[str, list[tuple[int, str, RequestSet]]]]
-"""src → dst → allowed (port, protocol, requests), without connections to oneself."""
+_Conn = tuple[int, str, RequestSet, PortCell | None]
+"""(port, protocol, requests, port cell if several ports) of one allowed connection."""
+
+Graph = dict[str, dict[str, list[_Conn]]]
+"""src → dst → allowed (port, protocol, requests, port cell if several ports), without
+connections to oneself."""
 
 
-def blast_radius(reach: Reachability, workload_id: str, hops: int | None = None) -> BlastRadius:
+def blast_radius(
+    reach: Reachability,
+    workload_id: str,
+    hops: int | None = None,
+    outside: Outside | None = None,
+) -> BlastRadius:
     """What an attacker holding a pod of `workload_id` reaches, hop by hop.
 
     Hop 1 is every workload the held pod may connect to; hop n+1 every workload a hop-n
@@ -101,7 +122,8 @@ def blast_radius(reach: Reachability, workload_id: str, hops: int | None = None)
     some requests pass (`Access.requests` lists them): the attacker chooses the request. The
     held workload's own other replicas add nothing (same address class, same identity) and are
     not listed. `hops` limits the search (0 reaches nothing); raises `KubeztError` for a
-    workload id that is not in the result.
+    workload id that is not in the result. With `outside` (`engine.outside`), the outside cells
+    the held pod and every foothold may connect to are listed too.
     """
     workloads = reported_workloads(reach)
     held = workloads.get(workload_id)
@@ -123,7 +145,9 @@ def blast_radius(reach: Reachability, workload_id: str, hops: int | None = None)
             for dst, rows in graph.successors(src):
                 if dst in seen:
                     continue
-                access.setdefault(dst, []).extend(Access(src, p, proto, r) for p, proto, r in rows)
+                access.setdefault(dst, []).extend(
+                    Access(src, p, proto, r, cell) for p, proto, r, cell in rows
+                )
         for dst in sorted(access):
             entries = tuple(sorted(access[dst], key=_access_key))
             via = tuple(sorted({a.via for a in entries}))
@@ -131,6 +155,7 @@ def blast_radius(reach: Reachability, workload_id: str, hops: int | None = None)
         seen.update(access)
         frontier = sorted(access)
     truncated = any(dst not in seen for src in frontier for dst, _ in graph.successors(src))
+    footholds = {workload_id: 0} | {r.workload: r.hop for r in reached}
     return BlastRadius(
         workload=workload_id,
         identity=_identity(reach, held),
@@ -138,7 +163,33 @@ def blast_radius(reach: Reachability, workload_id: str, hops: int | None = None)
         reached=tuple(reached),
         shared_identity=_sharing(workloads, held),
         truncated=truncated,
+        outside=_outside(outside, footholds) if outside is not None else (),
     )
+
+
+def _outside(outside: Outside, footholds: dict[str, int]) -> tuple[Reached, ...]:
+    """Outside cells reached from the footholds (hop: theirs + 1), sorted by hop and cell."""
+    access: dict[str, list[tuple[int, Access]]] = {}
+    for workload, hop in footholds.items():
+        for row in outside.of(workload):
+            if row.direction is not OutsideDirection.EGRESS:
+                continue
+            port = row.port
+            entry = Access(
+                row.workload,
+                port.representative,
+                port.protocol.value,
+                row.requests,
+                None if port.is_single else port,
+            )
+            access.setdefault(row.cell.label, []).append((hop + 1, entry))
+    out = []
+    for label, entries in access.items():
+        first = min(h for h, _ in entries)
+        items = tuple(sorted((a for _, a in entries), key=_access_key))
+        out.append(Reached(label, first, tuple(sorted({a.via for a in items})), items))
+    out.sort(key=lambda r: (r.hop, r.workload))
+    return tuple(out)
 
 
 def rank(reach: Reachability) -> list[Rank]:
@@ -235,17 +286,20 @@ class _ClassGraph:
             self._members[c.index] = ids
             for w_id in ids:
                 self._class_of.setdefault(w_id, c.index)
-        # source class → destination class → (port, protocol, requests) in detailed()'s order
-        self._edges: dict[int, dict[int, list[tuple[int, str, RequestSet]]]] = {}
+        # source class → destination class → (port, protocol, requests, port cell if several
+        # ports) in detailed()'s order
+        self._edges: dict[int, dict[int, list[_Conn]]] = {}
         for port, per_dst in reach.allowed.items():
             for d, srcs in per_dst.items():
+                cell = reach.class_port_cell(d, port.port, port.protocol)
+                kept = None if cell.is_single else cell
                 for s in iter_bits(srcs & reach.reported):
                     self._edges.setdefault(s, {}).setdefault(d, []).append(
-                        (port.port, port.protocol.value, reach.admission(port, d, s))
+                        (port.port, port.protocol.value, reach.admission(port, d, s), kept)
                     )
-        self._rows: dict[int, list[tuple[str, list[tuple[int, str, RequestSet]]]]] = {}
+        self._rows: dict[int, list[tuple[str, list[_Conn]]]] = {}
 
-    def successors(self, src: str) -> list[tuple[str, list[tuple[int, str, RequestSet]]]]:
+    def successors(self, src: str) -> list[tuple[str, list[_Conn]]]:
         """(destination workload, its connections sorted by port and protocol) for every
         workload `src` may connect to (itself excluded), sorted by workload id."""
         s = self._class_of.get(src)
@@ -253,7 +307,7 @@ class _ClassGraph:
             return []
         rows = self._rows.get(s)
         if rows is None:
-            found: dict[str, list[tuple[int, str, RequestSet]]] = {}
+            found: dict[str, list[_Conn]] = {}
             for d, edge in self._edges.get(s, {}).items():
                 for dst in self._members[d]:
                     found.setdefault(dst, []).extend(edge)
@@ -267,7 +321,10 @@ def connection_graph(reach: Reachability) -> Graph:
     graph: Graph = {}
     for src, dst, port, protocol, requests in reach.detailed():
         if src != dst:
-            graph.setdefault(src, {}).setdefault(dst, []).append((port, protocol, requests))
+            cell = reach.port_cell(dst, port, protocol)
+            graph.setdefault(src, {}).setdefault(dst, []).append(
+                (port, protocol, requests, None if cell.is_single else cell)
+            )
     return graph
 
 

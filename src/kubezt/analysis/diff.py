@@ -13,10 +13,20 @@ read the environment or import dialects, YAML, Typer or rich. Results are sorted
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kubezt.engine.cells import (
+    PortCell,
+    PortCuts,
+    address_cells,
+    address_networks,
+    port_cells,
+    port_cuts,
+)
 from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
 from kubezt.engine.explain import Effect, Layer, Step, Verdict
 from kubezt.engine.incremental import (
@@ -26,6 +36,7 @@ from kubezt.engine.incremental import (
     objects,
 )
 from kubezt.engine.index import iter_bits
+from kubezt.engine.outside import OutsideDirection, evaluate_outside
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
 from kubezt.engine.requests import ALL, AllRequests, RequestSet, Some
 from kubezt.ir.model import Model
@@ -108,6 +119,13 @@ class Change:
     sides' patterns; else empty."""
     old_decision: Decision
     new_decision: Decision
+    cell: PortCell | None = None
+    """The destination ports the change holds for (`port` is its lowest); None: `port`."""
+
+    @property
+    def port_label(self) -> str:
+        """`80`, `8000-8080`, or `other` (the ports no input names)."""
+        return self.cell.label if self.cell is not None else str(self.port)
 
     def mirrored(self) -> Change:
         return Change(
@@ -119,6 +137,7 @@ class Change:
             self.requests,
             self.new_decision,
             self.old_decision,
+            self.cell,
         )
 
 
@@ -192,21 +211,27 @@ class Diff:
 Key = tuple[str, str, int, str]
 
 
-def diff(old: Reachability, new: Reachability) -> Diff:
+def diff(old: Reachability, new: Reachability, *, outside: bool = True) -> Diff:
     """What changed from `old` to `new`, connection by connection, each explained on both sides.
+
+    Ports are compared cell by cell (`engine.cells`, both sides cut alike), so a change on a
+    port no destination declares is seen. With `outside`, connections between the workloads and
+    each outside address cell (`external:198.51.100.0/24`, cut by the CIDRs of both sides) are
+    compared too: such a pair has an `external:` source or destination.
 
     Connections from or to a workload present on one side only are not compared; the workload
     is listed in `added` or `removed`. Two sides that both allow only some requests are compared
     on the listed requests: a request listed on one side that the other side's explainer denies
     is gained (or lost), so spelling the same requests differently is not a change.
     """
+    if old.cuts is not None and new.cuts is not None and old.cuts != new.cuts:
+        cuts = old.cuts.merged(new.cuts)
+        old, new = evaluate(old.input_model, cuts=cuts), evaluate(new.input_model, cuts=cuts)
     old_side, new_side = _Side(old.model, old), _Side(new.model, new)
     common = old_side.workloads.keys() & new_side.workloads.keys()
     changes: dict[tuple[str, str], list[Change]] = {}
-    for key in sorted(old_side.rows.keys() | new_side.rows.keys()):
+    for key, cell in _refined(old_side, new_side, common):
         src, dst, _, _ = key
-        if src not in common or dst not in common:
-            continue
         if (
             src == dst
             and is_single_pod(old_side.workloads[src])
@@ -215,6 +240,11 @@ def diff(old: Reachability, new: Reachability) -> Diff:
             continue  # a single pod reaching itself is never policed (only its ports change)
         before, after = old_side.allowance(key), new_side.allowance(key)
         for change in _compare(key, before, after, old_side, new_side):
+            if cell is not None:
+                change = dataclasses.replace(change, cell=cell)
+            changes.setdefault((src, dst), []).append(change)
+    if outside and old.cuts is not None:
+        for src, dst, change in _outside_changes(old_side, new_side, common, old.cuts):
             changes.setdefault((src, dst), []).append(change)
     pairs = tuple(
         PairChanges(src, dst, tuple(sorted(items, key=_change_key)))
@@ -232,15 +262,121 @@ INCREMENTAL_SHARE = 0.5
 objects of the larger side are unchanged."""
 
 
+def _refined(old: _Side, new: _Side, common: set[str]) -> Iterator[tuple[Key, PortCell | None]]:
+    """The connections to compare, sorted: every allowed row of either side, cut into the
+    cells of both sides' destination ports together (each side's cells refined by the ports
+    the destination declares on the other side), with the cell each key stands for."""
+    cuts = old.cuts
+    out: dict[Key, PortCell | None] = {}
+    for side in (old, new):
+        for key in side.rows:
+            src, dst, port, proto = key
+            if src not in common or dst not in common:
+                continue
+            if cuts is None:
+                out[key] = None
+                continue
+            cell = side.port_cell(dst, port, proto)
+            declared = old.declared_ports(dst, proto) | new.declared_ports(dst, proto)
+            # the refined cells lie inside one cell of each side, or outside it
+            for part in port_cells(cuts, Protocol(proto), declared):
+                if cell.contains(part.representative):
+                    out[(src, dst, part.representative, proto)] = part
+    for key in sorted(out):
+        yield key, out[key]
+
+
+OutsideIndex = dict[tuple[str, str, str, str], list[tuple[PortCell, RequestSet]]]
+"""(direction, workload, address cell label, protocol) → allowed port cells."""
+
+
+def _outside_changes(
+    old: _Side, new: _Side, common: set[str], cuts: PortCuts
+) -> Iterator[tuple[str, str, Change]]:
+    """Changes between the workloads and the outside cells: both sides evaluated on the cells
+    of both sides' CIDRs, each allowed port cell refined by the ports either side declares."""
+    networks = address_networks(old.input_model) + address_networks(new.input_model)
+    avoid = [
+        ipaddress.ip_address(w.ip) for side in (old, new) for w in side.workloads.values() if w.ip
+    ]
+    cells = address_cells(networks, avoid)
+    by_label = {c.label: c for c in cells}
+    indexes: list[OutsideIndex] = []
+    for side in (old, new):
+        result = evaluate_outside(side.input_model, cells, cuts, frozenset(common))
+        index: OutsideIndex = {}
+        for row in result.connections():
+            key = (row.direction.value, row.workload, row.cell.label, row.port.protocol.value)
+            index.setdefault(key, []).append((row.port, row.requests))
+        indexes.append(index)
+    todo: dict[tuple[str, str, str, str, int], PortCell] = {}
+    for index in indexes:
+        for (direction, workload, label, proto), rows in index.items():
+            declared: frozenset[int] = frozenset()
+            if direction == OutsideDirection.INGRESS.value:
+                declared = old.declared_ports(workload, proto) | new.declared_ports(workload, proto)
+            parts = port_cells(cuts, Protocol(proto), declared)
+            for cell, _ in rows:
+                for part in parts:
+                    if cell.contains(part.representative):
+                        todo[(direction, workload, label, proto, part.representative)] = part
+    for (direction, workload, label, proto, port), part in sorted(todo.items()):
+        before, after = (
+            _outside_allowance(index.get((direction, workload, label, proto), []), port)
+            for index in indexes
+        )
+        if before == after:
+            continue
+        outer = End(EndKind.EXTERNAL, ip=str(by_label[label].representative))
+        ends = {
+            w: End(EndKind.WORKLOAD, workload=side.workloads[workload])
+            for w, side in (("old", old), ("new", new))
+        }
+        if direction == OutsideDirection.EGRESS.value:
+            src, dst = workload, label
+            pairs = ((ends["old"], outer), (ends["new"], outer))
+        else:
+            src, dst = label, workload
+            pairs = ((outer, ends["old"]), (outer, ends["new"]))
+        decisions = [
+            _decision(explain_connection(side.model, a, b, port, Protocol(proto)), None, None)
+            for side, (a, b) in zip((old, new), pairs, strict=True)
+        ]
+        kind = _outside_kind(before, after)
+        yield (
+            src,
+            dst,
+            Change(port, proto, kind, before, after, (), decisions[0], decisions[1], part),
+        )
+
+
+def _outside_allowance(rows: list[tuple[PortCell, RequestSet]], port: int) -> Allowance:
+    for cell, requests in rows:
+        if cell.contains(port):
+            return Allowance(True, requests)
+    return Allowance(False)
+
+
+def _outside_kind(before: Allowance, after: Allowance) -> ChangeKind:
+    if not before.allowed or not after.allowed:
+        return ChangeKind.ALLOWED if after.allowed else ChangeKind.DENIED
+    old, new = before.requests, after.requests
+    if not isinstance(old, Some) or not isinstance(new, Some):
+        return ChangeKind.WIDENED if not isinstance(new, Some) else ChangeKind.NARROWED
+    gained = set(new.passing) - set(old.passing)
+    return ChangeKind.REQUESTS_ALLOWED if gained else ChangeKind.REQUESTS_DENIED
+
+
 def diff_models(old: Model, new: Model) -> Diff:
     """`diff(evaluate(old), evaluate(new))`; when the sides share most objects, the new side
     is the old side's evaluation with the differing objects applied one by one
     (`engine.incremental`), which re-evaluates only what they reach."""
     before, after = objects(old), objects(new)
     shared = sum(1 for k, v in before.items() if after.get(k) == v)
+    cuts = port_cuts(old).merged(port_cuts(new))
     if shared <= INCREMENTAL_SHARE * max(len(before), len(after), 1):
-        return diff(evaluate(old), evaluate(new))
-    state = IncrementalReach(old)
+        return diff(evaluate(old, cuts=cuts), evaluate(new, cuts=cuts))
+    state = IncrementalReach(old, cuts=cuts)
     old_reach = state.reachability()
     for change in changes_between(old, new):
         state.apply(change)
@@ -342,6 +478,7 @@ class _Side:
 
     def __init__(self, model: Model, reach: Reachability | None = None) -> None:
         self.model: Model = model
+        self.reach = reach
         self.workloads: dict[str, Workload] = {
             w.id: w
             for w in self.model.topology.workloads
@@ -361,10 +498,36 @@ class _Side:
                         (topology_workloads[wi].id, port_key.port, port_key.protocol.value)
                     )
 
+    @property
+    def input_model(self) -> Model:
+        return self.reach.input_model if self.reach is not None else self.model
+
+    def port_cell(self, dst: str, port: int, proto: str) -> PortCell:
+        assert self.reach is not None
+        return self.reach.port_cell(dst, port, proto)
+
+    @property
+    def cuts(self) -> PortCuts | None:
+        return self.reach.cuts if self.reach is not None else None
+
+    def declared_ports(self, workload: str, protocol: str) -> frozenset[int]:
+        w = self.workloads.get(workload)
+        if w is None:
+            return frozenset()
+        return frozenset(cp.port for cp in w.ports if cp.protocol.value == protocol)
+
+    def row_key(self, key: Key) -> Key:
+        """The key of this side's row for the cell holding the key's port."""
+        if self.reach is None or self.reach.cuts is None:
+            return key
+        src, dst, port, proto = key
+        return (src, dst, self.port_cell(dst, port, proto).representative, proto)
+
     def allowance(self, key: Key) -> Allowance:
-        declared = (key[1], key[2], key[3]) in self.declared
-        if key in self.rows:
-            return Allowance(True, self.rows[key], declared)
+        declared = (key[1], key[2], key[3]) in self.declared or self.cuts is not None
+        row = self.row_key(key)
+        if row in self.rows:
+            return Allowance(True, self.rows[row], declared)
         return Allowance(False, ALL, declared)
 
     def presence(self, chosen: set[str]) -> tuple[Presence, ...]:

@@ -50,7 +50,7 @@ def namespace_pairs(reach: Reachability) -> list[NamespacePair]:
         per_ns.append(counts)
         singles.append(single)
     totals: dict[tuple[str, str], list[int]] = {}
-    ports: dict[tuple[str, str], set[tuple[int, str]]] = {}
+    ports: dict[tuple[str, str], set[tuple[int, str, str]]] = {}
     for key, per_dst in reach.allowed.items():
         for d, srcs in per_dst.items():
             for s in iter_bits(srcs & reach.reported):
@@ -65,15 +65,23 @@ def namespace_pairs(reach: Reachability) -> list[NamespacePair]:
                         t = totals.setdefault((a, b), [0, 0])
                         t[0] += n
                         t[1] += n if partial else 0
-                        ports.setdefault((a, b), set()).add((key.port, key.protocol.value))
+                        label = reach.class_port_cell(d, key.port, key.protocol).label
+                        ports.setdefault((a, b), set()).add((key.port, key.protocol.value, label))
         # a single pod reaching itself (never policed)
         for d in iter_bits(reach.plan.get(key, 0) & reach.reported):
             for a, n in singles[d].items():
                 t = totals.setdefault((a, a), [0, 0])
                 t[0] += n
-                ports.setdefault((a, a), set()).add((key.port, key.protocol.value))
+                label = reach.class_port_cell(d, key.port, key.protocol).label
+                ports.setdefault((a, a), set()).add((key.port, key.protocol.value, label))
     return [
-        NamespacePair(a, b, t[0], t[1], tuple(f"{p}/{proto}" for p, proto in sorted(ports[(a, b)])))
+        NamespacePair(
+            a,
+            b,
+            t[0],
+            t[1],
+            tuple(dict.fromkeys(f"{label}/{proto}" for _, proto, label in sorted(ports[(a, b)]))),
+        )
         for (a, b), t in sorted(totals.items())
     ]
 

@@ -3,11 +3,13 @@ grants? Every connection the engine finds allowed that the intent does not grant
 granted one it finds blocked, at L3/L4 and per HTTP request, is a `Difference`.
 
 The universe compared is every ordered pair of workloads with at least one end in the intent's
-namespaces, on every port the destination declares (and every port the intent names), as
-`engine.reach.evaluate` computes it; per-request differences are settled with
-`engine.connection.explain_connection` on concrete requests derived from both the intent and
-the engine's representative requests. Connections to and from addresses outside the cluster
-(egress entries, exceptions) are probed with representative addresses. Platform flows the intent
+namespaces, on every port cell of the destination (`engine.cells`: its declared ports, every
+port the policies or the intent name, and the ports nobody names), as `engine.reach.evaluate`
+computes it; per-request differences are settled with `engine.connection.explain_connection`
+on concrete requests derived from both the intent and the engine's representative requests.
+Connections between the in-scope workloads and every outside address cell (cut by the CIDRs of
+the policies and of the intent's egress entries and exceptions), both ways and on every port
+cell, are compared with what the egress entries and exceptions grant. Platform flows the intent
 grants implicitly (DNS; istiod for sidecars; the ingress gateway and Prometheus where declared)
 count as granted. Must not print or render.
 """
@@ -20,8 +22,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from kubezt.engine.authz import path_match, string_match
+from kubezt.engine.cells import CELL_PROTOCOLS, PortCell, PortCuts, port_cells, port_cuts
 from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
 from kubezt.engine.index import iter_bits
+from kubezt.engine.outside import OutsideDirection, evaluate_outside, outside_cells
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
 from kubezt.engine.requests import (
     NONE,
@@ -37,9 +41,6 @@ from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.ir.topology import Labels, Workload
-
-EXTERNAL_CANDIDATES = ("203.0.113.10", "198.51.100.10", "192.0.2.10", "100.64.0.10")
-"""Addresses (documentation ranges first) used as "somewhere outside the cluster"."""
 
 
 class DifferenceKind(StrEnum):
@@ -66,6 +67,13 @@ class Difference:
     denied_by: str = ""
     """For a blocked flow: the layer that denied it (from the explanation)."""
     detail: str = ""
+    cell: PortCell | None = None
+    """The destination ports the difference holds for (`port` is its lowest); None: `port`."""
+
+    @property
+    def port_label(self) -> str:
+        """`80`, `8000-8080`, or `other` (the ports no input names)."""
+        return self.cell.label if self.cell is not None else str(self.port)
 
     @property
     def sort_key(self) -> tuple[str, str, str, int, str]:
@@ -246,6 +254,10 @@ class _Verifier:
 
     # --- workload pairs ----------------------------------------------------------------------
 
+    def _cuts(self) -> PortCuts:
+        """The model's port cuts plus every port the intent names."""
+        return port_cuts(self.model).with_ports(intent_ports(self.intent))
+
     def _matrix(self) -> None:
         """Every planned (destination, port) against every source that may be checked there,
         compared per pair of classes: the intent's expectation depends on a source only
@@ -253,22 +265,11 @@ class _Verifier:
         and labels, and the cluster's answer on their classes, all of which a class fixes.
         Pairs are expanded only where the two differ (what is reported); the others are
         counted."""
-        result = evaluate(self.model)
+        # the intent's ports are cuts of the port space: every destination is evaluated on them
+        result = evaluate(self.model, cuts=self._cuts())
         results = [result]
         planned: set[tuple[str, int, str]] = set()
         self._collect(result, planned)
-        # Ports the intent names that some in-scope workload does not declare: evaluate them
-        # too, so a granted port is never skipped for want of a containerPort.
-        extra: set[tuple[int, Protocol]] = set()
-        for service in self.intent.services:
-            for w in self.by_id.values():
-                if w.id in self.in_scope and service in self._services_of(w):
-                    for p in service.ports:
-                        if (w.id, p.port, p.protocol.value) not in planned:
-                            extra.add((p.port, p.protocol))
-        for port, protocol in sorted(extra):
-            results.append(evaluate(self.model, port, protocol))
-            self._collect(results[-1], planned)
         # a workload's group: its class in every result
         class_of: list[dict[str, int]] = []
         for r in results:
@@ -297,6 +298,7 @@ class _Verifier:
         answers: dict[tuple[tuple[int, ...], tuple[int, ...], int, str], RequestSet] = {}
         for (dst_group, port, proto), dsts in targets.items():
             protocol = Protocol(proto)
+            cell = result.port_cell(dsts[0].id, port, proto)
             sources = members if dsts[0].id in self.in_scope else scoped_members
             for src_group, srcs in sources.items():
                 expected = self.expect(srcs[0], dsts[0], port, protocol)
@@ -316,7 +318,7 @@ class _Verifier:
                     for src in srcs:
                         if src.id == dst.id and is_single_pod(src):
                             continue
-                        self._compare(src, dst, port, protocol, expected, got)
+                        self._compare(src, dst, port, protocol, expected, got, cell)
 
     def _collect(self, result: Reachability, planned: set[tuple[str, int, str]]) -> None:
         workloads = result.model.topology.workloads
@@ -333,6 +335,7 @@ class _Verifier:
         protocol: Protocol,
         expected: Expectation | None,
         got: RequestSet,
+        cell: PortCell | None = None,
     ) -> None:
         """Record how the cluster's answer for one connection differs from the intent's."""
         if isinstance(got, NoRequests):
@@ -349,6 +352,7 @@ class _Verifier:
                     protocol.value,
                     got.summary if isinstance(got, Some) else None,
                     detail="no entry of the intent grants this connection",
+                    cell=None if cell is None or cell.is_single else cell,
                 )
             )
             return
@@ -460,50 +464,39 @@ class _Verifier:
 
     def _external(self) -> None:
         intent = self.intent
-        nets = [n for e in intent.egress for n in e.networks]
-        nets += [n for x in intent.exceptions for n in x.networks]
-        outside = next(
-            (
-                ip
-                for ip in EXTERNAL_CANDIDATES
-                if not any(ipaddress.ip_address(ip) in n for n in nets)
-            ),
-            None,
-        )
-        egress_ips = sorted({_representative(n) for e in intent.egress for n in e.networks})
-        if outside is not None:
-            egress_ips.append(outside)
-        ports = sorted(
-            {(p.port, p.protocol) for e in intent.egress for p in e.ports}
-            | {(80, Protocol.TCP), (443, Protocol.TCP)}
-        )
-        for w in self.by_id.values():
+        nets = tuple(n for e in intent.egress for n in e.networks)
+        nets += tuple(n for x in intent.exceptions for n in x.networks)
+        cells = outside_cells(self.model, nets)
+        cuts = self._cuts()
+        outside = evaluate_outside(self.model, cells, cuts, frozenset(self.in_scope))
+        allowed: dict[tuple[str, str, str, PortCell], RequestSet] = {
+            (row.direction.value, row.workload, row.cell.label, row.port): row.requests
+            for row in outside.connections()
+        }
+        for w in sorted(self.by_id.values(), key=lambda w: w.id):
             if w.id not in self.in_scope:
                 continue
             identity = Identity(w.namespace, w.service_account)
-            for ip in egress_ips:
-                for port, protocol in ports:
-                    entries = self._egress_grants(identity, ip, port, protocol)
-                    self._probe(_end(w), End(EndKind.EXTERNAL, ip=ip), port, protocol, entries)
-        ingress_ips = sorted({_representative(n) for x in intent.exceptions for n in x.networks})
-        if outside is not None:
-            ingress_ips.append(outside)
-        for w in self.by_id.values():
-            if w.id not in self.in_scope:
-                continue
             services = self._services_of(w)
-            targets = {(cp.port, cp.protocol) for cp in w.ports}
-            targets |= {(p.port, p.protocol) for s in services for p in s.ports}
-            for ip in ingress_ips:
-                for port, protocol in sorted(targets):
-                    entries = [
-                        x.entry
-                        for x in intent.exceptions
-                        if any(s.ref == x.service for s in services)
-                        and any(p.port == port and p.protocol is protocol for p in x.ports)
-                        and any(ipaddress.ip_address(ip) in n for n in x.networks)
-                    ]
-                    self._probe(End(EndKind.EXTERNAL, ip=ip), _end(w), port, protocol, entries)
+            inner = _end(w)
+            for cell in cells:
+                ip = str(cell.representative)
+                outer = End(
+                    EndKind.EXTERNAL,
+                    ip=ip,
+                )
+                for protocol in CELL_PROTOCOLS:
+                    for port in port_cells(cuts, protocol):
+                        entries = self._egress_grants(identity, ip, port.representative, protocol)
+                        key = (OutsideDirection.EGRESS.value, w.id, cell.label, port)
+                        self._outside(inner, outer, cell.label, port, key in allowed, entries)
+                    declared = [cp.port for cp in w.ports if cp.protocol is protocol]
+                    for port in port_cells(cuts, protocol, declared):
+                        entries = self._exception_grants(
+                            services, ip, port.representative, protocol
+                        )
+                        key = (OutsideDirection.INGRESS.value, w.id, cell.label, port)
+                        self._outside(outer, inner, cell.label, port, key in allowed, entries)
         hosts = [e for e in intent.egress if e.hosts and not e.cidrs]
         if hosts:
             self.notes.append(
@@ -511,6 +504,18 @@ class _Verifier:
                 + ", ".join(sorted({h for e in hosts for h in e.hosts}))
                 + ") is checked as egress to any address outside the cluster"
             )
+
+    def _exception_grants(
+        self, services: list[Service], ip: str, port: int, protocol: Protocol
+    ) -> list[str]:
+        address = ipaddress.ip_address(ip)
+        return [
+            x.entry
+            for x in self.intent.exceptions
+            if any(s.ref == x.service for s in services)
+            and any(p.port == port and p.protocol is protocol for p in x.ports)
+            and any(address in n for n in x.networks)
+        ]
 
     def _egress_grants(
         self, identity: Identity, ip: str, port: int, protocol: Protocol
@@ -527,31 +532,39 @@ class _Verifier:
                 out.append(e.entry)
         return out
 
-    def _probe(self, src: End, dst: End, port: int, protocol: Protocol, entries: list[str]) -> None:
+    def _outside(
+        self, src: End, dst: End, label: str, port: PortCell, allowed: bool, entries: list[str]
+    ) -> None:
+        """Compare one connection between a workload and an outside cell, on a port cell."""
         self.checked += 1
-        verdict = explain_connection(self.model, src, dst, port, protocol)
-        if verdict.allowed and not entries:
+        src_label = label if src.kind is EndKind.EXTERNAL else src.label
+        dst_label = label if dst.kind is EndKind.EXTERNAL else dst.label
+        cell = None if port.is_single else port
+        if allowed and not entries:
             self.differences.append(
                 Difference(
                     DifferenceKind.NOT_GRANTED,
-                    src.label,
-                    dst.label,
-                    port,
-                    protocol.value,
+                    src_label,
+                    dst_label,
+                    port.representative,
+                    port.protocol.value,
                     detail="no entry of the intent grants this connection",
+                    cell=cell,
                 )
             )
-        elif entries and not verdict.allowed:
+        elif entries and not allowed:
+            verdict = explain_connection(self.model, src, dst, port.representative, port.protocol)
             self.differences.append(
                 Difference(
                     DifferenceKind.BLOCKED,
-                    src.label,
-                    dst.label,
-                    port,
-                    protocol.value,
+                    src_label,
+                    dst_label,
+                    port.representative,
+                    port.protocol.value,
                     entry=", ".join(entries),
                     denied_by=verdict.denied_by.value if verdict.denied_by else "",
                     detail="granted by the intent, denied by the cluster",
+                    cell=cell,
                 )
             )
 
@@ -576,15 +589,24 @@ def _answer(
     return NONE
 
 
+def intent_ports(intent: Intent) -> list[tuple[int, Protocol]]:
+    """Every port the intent names: service, grant, egress and exception ports, and the
+    platform's DNS, istiod and proxy metrics ports."""
+    out = [(p.port, p.protocol) for s in intent.services for p in s.ports]
+    out += [(p.port, p.protocol) for g in intent.grants for p in g.ports]
+    out += [(p.port, p.protocol) for e in intent.egress for p in e.ports]
+    out += [(p.port, p.protocol) for x in intent.exceptions for p in x.ports]
+    platform = intent.platform
+    if platform.dns is not None:
+        out += [(platform.dns.port, Protocol.UDP), (platform.dns.port, Protocol.TCP)]
+    out.append((platform.istiod.port, Protocol.TCP))
+    if platform.metrics is not None:
+        out += [(p, Protocol.TCP) for p in platform.metrics.proxy_ports]
+    return out
+
+
 def _end(w: Workload) -> End:
     return End(EndKind.WORKLOAD, workload=w)
-
-
-def _representative(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
-    """An address inside `net`: its first host (the address itself for a /32 or /128)."""
-    if net.num_addresses > 2:
-        return str(net.network_address + 1)
-    return str(net.network_address)
 
 
 # --- HTTP requests ----------------------------------------------------------------------------

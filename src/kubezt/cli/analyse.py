@@ -41,6 +41,7 @@ from kubezt.cli.tables import (
 from kubezt.engine.connection import End, EndKind, explain_connection, plan_path
 from kubezt.engine.explain import Layer
 from kubezt.engine.mesh import principal
+from kubezt.engine.outside import evaluate_outside
 from kubezt.engine.reach import evaluate
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
@@ -108,9 +109,12 @@ def reach(
     ] = By.AUTO,
     options: LoadOptions = LoadOptions(),
 ) -> None:
-    """Which workload may connect to which, on every port the destination declares, through
-    every layer (Kubernetes/Calico L3/L4, Istio mTLS and authorization); for HTTP ports whether
-    all, some (listed) or no requests are allowed.
+    """Which workload may connect to which, on every port cell of the destination (its
+    declared ports, each port or range a policy names, and `other`: the ports nobody names),
+    through every layer (Kubernetes/Calico L3/L4, Istio mTLS and authorization); for HTTP ports
+    whether all, some (listed) or no requests are allowed. The per-pair -o json|yaml document
+    also lists, under `outside`, the connections between each workload and each outside
+    address cell (`external:198.51.100.0/24`: the CIDRs of the policies cut the outside).
 
     The table is a matrix per port for up to 40 workloads; above that, one row per pair of
     namespaces with counts (use --namespace or --workload for the connections themselves).
@@ -157,12 +161,33 @@ def reach(
                     sys.stdout.write(line.decode())
             sys.stdout.flush()
         else:
-            emit(reach_document(result, loaded.warnings), Output(output.value))
+            progress.stage("evaluating the outside address cells")
+            outside = guarded(lambda: evaluate_outside(loaded.model))
+            progress.done()
+            doc = reach_document(result, loaded.warnings, outside)
+            if output is ReachOutput.JSON:
+                import orjson
+
+                # the same text as json.dumps(indent=2) (the document holds no floats), 30x
+                # faster; a document with non-ASCII text keeps json.dumps's \u escapes
+                data = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+                if data.isascii():
+                    if hasattr(sys.stdout, "buffer"):
+                        sys.stdout.flush()
+                        sys.stdout.buffer.write(data)
+                        sys.stdout.flush()
+                    else:
+                        sys.stdout.write(data.decode())
+                    return
+            emit(doc, Output(output.value))
     elif workload is not None or namespace is not None:
         rows = focused(result, namespace=namespace, workload=workload)
         write_table(
             ["SOURCE", "DESTINATION", "PORT", "REQUESTS"],
-            [[s, d, f"{p}/{proto}", render.requests_cell(r, wide)] for s, d, p, proto, r in rows],
+            [
+                [s, d, f"{result.port_label(d, p, proto)}/{proto}", render.requests_cell(r, wide)]
+                for s, d, p, proto, r in rows
+            ],
             no_headers=no_headers,
         )
     elif len(result.workload_ids) > render.MATRIX_LIMIT or wide or no_headers:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kubezt.analysis.blast_radius import BlastRadius, Rank, blast_radius, rank
+from kubezt.analysis.blast_radius import Access, BlastRadius, Rank, Reached, blast_radius, rank
 from kubezt.cli.common import (
     LoadOptions,
     Output,
@@ -22,6 +22,7 @@ from kubezt.cli.common import (
     out,
     usage_error,
 )
+from kubezt.cli.port_cells import ports_text
 from kubezt.cli.progress import shown
 from kubezt.cli.render import requests_cell
 from kubezt.cli.tables import (
@@ -32,6 +33,7 @@ from kubezt.cli.tables import (
     plain,
     write_listing,
 )
+from kubezt.engine.outside import evaluate_outside
 from kubezt.engine.reach import evaluate
 from kubezt.engine.requests import AllRequests, NoRequests, RequestSet
 from kubezt.ir.requests import HttpRequest
@@ -101,7 +103,8 @@ def blast_radius_command(
         else:
             emit(ranking_document(ranks, loaded.warnings), Output(output.value))
         return
-    result = guarded(lambda: blast_radius(reach, workload, hops))
+    outside = guarded(lambda: evaluate_outside(loaded.model))
+    result = guarded(lambda: blast_radius(reach, workload, hops, outside))
     if plain(output, no_headers):
         write_listing(REACHED_COLUMNS, reached_rows(result, wide), wide=wide, no_headers=no_headers)
         if result.truncated:
@@ -132,8 +135,14 @@ RANK_COLUMNS = (
 def reached_rows(result: BlastRadius, wide: bool) -> list[list[str]]:
     """One row per connection a foothold may open (wide: with the requests that pass)."""
     return [
-        [str(r.hop), r.workload, a.via, f"{a.port}/{a.protocol}", requests_cell(a.requests, wide)]
-        for r in result.reached
+        [
+            str(r.hop),
+            r.workload,
+            a.via,
+            f"{a.port_label}/{a.protocol}",
+            requests_cell(a.requests, wide),
+        ]
+        for r in (*result.reached, *result.outside)
         for a in r.access
     ]
 
@@ -150,24 +159,17 @@ def blast_radius_table(console: Console, result: BlastRadius) -> None:
     head.append(f" (identity {result.identity}): ", style="")
     head.append(
         f"{len(result.reached)} workload(s) reached, {len(result.direct)} directly, "
-        f"in {result.depth} hop(s)"
+        f"in {result.depth} hop(s); {len(result.outside)} outside address cell(s)"
     )
     console.print(head)
-    if result.reached:
+    if result.reached or result.outside:
         table = Table(show_edge=False, pad_edge=False, box=None, title_justify="left")
         table.add_column("hop", justify="right", no_wrap=True)
         table.add_column("workload", no_wrap=True)
         table.add_column("via", no_wrap=True)
         table.add_column("ports and requests")
-        for r in result.reached:
-            several = len(r.via) > 1
-            lines = [
-                (f"from {a.via}: " if several else "")
-                + f"{a.port}/{a.protocol}"
-                + requests_suffix(a.requests)
-                for a in r.access
-            ]
-            table.add_row(str(r.hop), r.workload, ", ".join(r.via), "\n".join(lines))
+        for r in (*result.reached, *result.outside):
+            table.add_row(str(r.hop), r.workload, ", ".join(r.via), "\n".join(access_lines(r)))
         console.print(table)
     if result.truncated:
         console.print(
@@ -184,6 +186,21 @@ def blast_radius_table(console: Console, result: BlastRadius) -> None:
         )
     else:
         console.print("No other workload shares its identity.", markup=False)
+
+
+def access_lines(reached: Reached) -> list[str]:
+    """One line per foothold, protocol and requests, its port cells together
+    (`from a/b: 80,other/TCP: GET /x`; `all/TCP` when they cover every port)."""
+    groups: dict[tuple[str, str, RequestSet], list[Access]] = {}
+    for a in reached.access:
+        groups.setdefault((a.via, a.protocol, a.requests), []).append(a)
+    several = len(reached.via) > 1
+    return [
+        (f"from {via}: " if several else "")
+        + ports_text([a.cell for a in same], [a.port_label for a in same], protocol)
+        + requests_suffix(requests)
+        for (via, protocol, requests), same in groups.items()
+    ]
 
 
 def ranking_table(console: Console, ranks: list[Rank]) -> None:

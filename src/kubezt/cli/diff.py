@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kubezt.analysis.diff import Allowance, Decision, Diff, diff_models
+from kubezt.analysis.diff import Allowance, Change, Decision, Diff, diff_models
 from kubezt.analysis.diff import diff as compare
 from kubezt.cli.blast import request_text, requests_suffix
 from kubezt.cli.common import (
@@ -30,6 +30,7 @@ from kubezt.cli.common import (
     usage_error,
 )
 from kubezt.cli.pipes import decided
+from kubezt.cli.port_cells import ports_text
 from kubezt.cli.progress import shown
 from kubezt.cli.render import requests_cell
 from kubezt.cli.tables import Column, NoHeadersOpt, plain, write_listing
@@ -163,7 +164,7 @@ def change_rows(result: Diff, wide: bool) -> list[list[str]]:
         [
             src,
             dst,
-            f"{change.port}/{change.protocol}",
+            f"{change.port_label}/{change.protocol}",
             change.kind.value,
             _allowance_cell(change.old, wide),
             _allowance_cell(change.new, wide),
@@ -213,11 +214,12 @@ def diff_table(console: Console, result: Diff) -> None:
     table = Table(show_edge=False, pad_edge=False, box=None)
     for column in ("source", "destination", "port", "change", "old", "new"):
         table.add_column(column, no_wrap=column != "new" and column != "old")
-    for src, dst, change in result.changes():
+    groups = grouped_changes(result)
+    for src, dst, ports, change in groups:
         table.add_row(
             src,
             dst,
-            f"{change.port}/{change.protocol}",
+            ports,
             Text(change.kind.value, style="red" if change.kind.opens else "green"),
             _allowance(change.old),
             _allowance(change.new),
@@ -225,14 +227,43 @@ def diff_table(console: Console, result: Diff) -> None:
     console.print(table)
     console.print()
     console.print(Text("Why", style="bold"))
-    for src, dst, change in result.changes():
-        line = Text(f"{src} → {dst} {change.port}/{change.protocol} ")
+    for src, dst, ports, change in groups:
+        line = Text(f"{src} → {dst} {ports} ")
         line.append(change.kind.value, style="red" if change.kind.opens else "green")
         if change.requests:
             line.append(": " + ", ".join(request_text(r) for r in change.requests))
         console.print(line)
         _decision(console, "old", change.old_decision)
         _decision(console, "new", change.new_decision)
+
+
+def grouped_changes(result: Diff) -> list[tuple[str, str, str, Change]]:
+    """Changes of a pair that differ only by port cell, with the same verdicts and deciding
+    steps on both sides, as one row: (src, dst, ports text, first change). The ports text
+    lists the cells (`80,443,other/TCP`), or says `all/TCP` when they cover every port."""
+    groups: dict[tuple[object, ...], list[Change]] = {}
+    heads: dict[tuple[object, ...], tuple[str, str]] = {}
+    for src, dst, change in result.changes():
+        key = (
+            src,
+            dst,
+            change.protocol,
+            change.kind,
+            change.old,
+            change.new,
+            change.requests,
+            change.old_decision,
+            change.new_decision,
+        )
+        groups.setdefault(key, []).append(change)
+        heads[key] = (src, dst)
+    rows: list[tuple[str, str, str, Change]] = []
+    for group, changes in groups.items():
+        ports = ports_text(
+            [c.cell for c in changes], [c.port_label for c in changes], changes[0].protocol
+        )
+        rows.append((*heads[group], ports, changes[0]))
+    return rows
 
 
 def _allowance(allowance: Allowance) -> Text:

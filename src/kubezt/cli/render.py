@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kubezt.analysis.nearest import NearestRule
+from kubezt.engine.cells import OTHER
 from kubezt.engine.explain import Effect, Verdict
 from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import Reachability
@@ -43,25 +44,35 @@ EFFECT_STYLE = {
 
 
 def reach_tables(console: Console, result: Reachability) -> None:
-    """One matrix per destination port: rows are sources, numbered columns destinations."""
+    """One matrix per destination port cell (`80/TCP`, `8000-8080/TCP`, `other/TCP`: ports no
+    input names); cells with the same matrix share one table. Rows are sources, numbered
+    columns destinations."""
     ids = result.workload_ids
-    allowed: dict[tuple[int, str], set[tuple[str, str]]] = defaultdict(set)
+    allowed: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    order: dict[tuple[str, str], tuple[int, str]] = {}
     for src, dst, port, protocol in result.connections():
-        allowed[(port, protocol)].add((src, dst))
-    targets: dict[tuple[int, str], set[str]] = defaultdict(set)
+        cell = (result.port_label(dst, port, protocol), protocol)
+        allowed[cell].add((src, dst))
+    targets: dict[tuple[str, str], set[str]] = defaultdict(set)
     workloads = result.model.topology.workloads
     for key, bits in result.plan.items():
         for ci in iter_bits(bits):
             for wi in result.classes[ci].members:
-                targets[(key.port, key.protocol.value)].add(workloads[wi].id)
+                dst = workloads[wi].id
+                cell = (result.port_label(dst, key.port, key.protocol), key.protocol.value)
+                targets[cell].add(dst)
+                order[cell] = min(order.get(cell, (key.port, "")), (key.port, ""))
     if not ids:
         console.print("no workloads in the input")
         return
-    for port, protocol in sorted(targets):
-        dsts = sorted(targets[(port, protocol)])
-        pairs = allowed.get((port, protocol), set())
+    tables: dict[tuple[frozenset[tuple[str, str]], tuple[str, ...]], list[str]] = {}
+    for cell in sorted(targets, key=lambda c: (c[1] == "SCTP", c[1], c[0] == OTHER, order[c])):
+        dsts = tuple(sorted(targets[cell]))
+        pairs = frozenset(allowed.get(cell, set()))
+        tables.setdefault((pairs, dsts), []).append(f"{cell[0]}/{cell[1]}")
+    for (pairs, dsts), names in tables.items():
         table = Table(
-            title=f"{port}/{protocol}: {len(pairs)} allowed of {len(ids) * len(dsts)} connections",
+            title=f"{', '.join(names)}: {len(pairs)} allowed of {len(ids) * len(dsts)} connections",
             title_justify="left",
             show_edge=False,
             pad_edge=False,
@@ -80,6 +91,14 @@ def reach_tables(console: Console, result: Reachability) -> None:
         legend = "  ".join(f"{n}={dst}" for n, dst in enumerate(dsts, 1))
         console.print(Text(f"destinations: {legend}", style="dim"))
         console.print()
+    if result.cuts is not None:
+        console.print(
+            Text(
+                f"{OTHER}: the ports no policy, Service or mesh resource names "
+                "(containers may listen on ports they do not declare)",
+                style="dim",
+            )
+        )
 
 
 def request_line(

@@ -24,6 +24,7 @@ from kubezt.cli.common import (
 )
 from kubezt.cli.compile import IntentArg, ModeOpt
 from kubezt.cli.pipes import decided
+from kubezt.cli.port_cells import ports_text
 from kubezt.cli.progress import shown
 from kubezt.cli.tables import (
     Column,
@@ -36,7 +37,7 @@ from kubezt.cli.tables import (
 from kubezt.dialects.intent import load_intent
 from kubezt.errors import Diagnostic
 from kubezt.ir.intent import Mode
-from kubezt.report.documents import request_document
+from kubezt.report.documents import port_fields, request_document
 
 VERIFY_SCHEMA = "kubezt.io/verify/v1"
 
@@ -101,7 +102,7 @@ def difference_rows(result: VerifyResult, wide: bool) -> list[list[str]]:
             d.kind.value,
             d.src,
             d.dst,
-            f"{d.port}/{d.protocol}" if d.port else "",
+            f"{d.port_label}/{d.protocol}" if d.port else "",
             _requests_cell(d, wide),
             d.entry,
             d.denied_by,
@@ -153,8 +154,17 @@ def _table(result: VerifyResult) -> None:
             "denied by / detail",
         ):
             table.add_column(column)
+        groups: dict[tuple[object, ...], list[Difference]] = {}
         for d in result.differences:
-            port = f"{d.port}/{d.protocol}" if d.port else ""
+            key = (d.kind, d.src, d.dst, d.protocol, d.requests, d.entry, d.denied_by, d.detail)
+            groups.setdefault(key, []).append(d)
+        for same in groups.values():
+            d = same[0]
+            port = (
+                ports_text([x.cell for x in same], [x.port_label for x in same], d.protocol)
+                if d.port
+                else ""
+            )
             table.add_row(
                 d.kind.value,
                 d.src,
@@ -173,8 +183,11 @@ def _table(result: VerifyResult) -> None:
 def difference_document(d: Difference) -> dict[str, Any]:
     doc: dict[str, Any] = {"kind": d.kind.value, "src": d.src, "dst": d.dst}
     if d.port:
-        doc["port"] = d.port
-        doc["protocol"] = d.protocol
+        if d.cell is not None:
+            doc.update(port_fields(d.cell))
+        else:
+            doc["port"] = d.port
+            doc["protocol"] = d.protocol
         doc["requests"] = "all" if d.requests is None else [request_document(r) for r in d.requests]
     for key, value in (("entry", d.entry), ("deniedBy", d.denied_by), ("detail", d.detail)):
         if value:

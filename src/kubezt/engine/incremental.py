@@ -41,6 +41,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from kubezt.engine.capture import address_networks, outbound_networks
+from kubezt.engine.cells import PortCuts, port_cuts
 from kubezt.engine.connection import is_single_pod, mesh_facts
 from kubezt.engine.index import (
     ClassIndex,
@@ -63,6 +64,7 @@ from kubezt.engine.reach import (
     chain_signature,
     l4_both,
     l4_sides,
+    port_keys,
     with_waypoint_pods,
 )
 from kubezt.engine.requests import ALL, NONE, RequestSet, Some
@@ -318,8 +320,10 @@ class IncrementalReach:
     _grew: bool
     """Set by a change that added classes (reported as `Path.CLASSES`)."""
 
-    def __init__(self, model: Model, port: int | None = None) -> None:
+    def __init__(self, model: Model, port: int | None = None, cuts: PortCuts | None = None) -> None:
         self._port = port
+        self._fixed_cuts = cuts
+        """Port cuts given by the caller (kept across changes); else the model's own."""
         self._build(model)
 
     # public ----------------------------------------------------------------------------------
@@ -337,6 +341,7 @@ class IncrementalReach:
             self._partial.copy(),
             self._reported,
             input_model=self._input,
+            cuts=self._cuts,
         )
 
     def apply(self, change: Change) -> Delta:
@@ -349,7 +354,9 @@ class IncrementalReach:
         kind = change.key[0]
         connections: list[ConnectionChange] | None = None
         path = Path.REBUILD
-        if kind == "Policy":
+        if self._cuts is not None and self._cuts != self._cuts_of(new_model):
+            pass  # the port cells change: rebuild
+        elif kind == "Policy":
             connections = self._policy(before, change.new, new_model)
             path = Path.L4
         elif kind in ("PeerAuthentication", "AuthorizationPolicy"):
@@ -381,8 +388,14 @@ class IncrementalReach:
         return Delta(change, path, tuple(connections))
 
     # building --------------------------------------------------------------------------------
+    def _cuts_of(self, model: Model) -> PortCuts | None:
+        if self._port is not None:
+            return None
+        return self._fixed_cuts if self._fixed_cuts is not None else port_cuts(model)
+
     def _build(self, model: Model) -> None:
         self._input = model
+        self._cuts = self._cuts_of(model)
         self._objects = objects(model)
         work = with_waypoint_pods(model)
         self._work = work
@@ -449,7 +462,8 @@ class IncrementalReach:
     def _keys(self, c: EndpointClass) -> list[PortKey]:
         if self._port is not None:
             return [PortKey(self._port, Protocol.TCP, c.peer.port_name(self._port, Protocol.TCP))]
-        return [cp.key for cp in c.peer.ports]
+        assert self._cuts is not None
+        return port_keys(c.peer, self._cuts)
 
     def _hbone_key(self, c: int) -> PortKey:
         return PortKey(

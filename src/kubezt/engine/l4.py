@@ -49,7 +49,7 @@ from kubezt.ir.policy import (
     Tier,
     Unresolved,
 )
-from kubezt.ir.ports import PortKey, Protocol
+from kubezt.ir.ports import PortKey, PortSet, Protocol
 from kubezt.ir.requests import HttpRequest
 from kubezt.ir.selectors import All, Selector
 
@@ -116,6 +116,31 @@ class Matcher:
         self._base: dict[tuple[EntityMatch, str | None], tuple[int, int]] = {}
         self._nets: dict[tuple[Network, ...], tuple[int, int]] = {}
         self._families: dict[tuple[int, int], tuple[int, int]] = {}
+        self._port_conditions: tuple[tuple[PortSet, ...], tuple[tuple[str, str], ...]] | None = None
+
+    def port_signature(self, port: PortKey) -> tuple[object, ...]:
+        """What the rules can see of a destination port: its protocol and, for every port
+        condition (`ports`, `notPorts`) and destination Service of any rule, whether the port
+        matches it. `decide` gives ports with equal signatures equal verdicts for every peer
+        (it reads the port nowhere else)."""
+        if self._port_conditions is None:
+            conditions: dict[PortSet, None] = {}
+            services: dict[tuple[str, str], None] = {}
+            for policy in self.ix.policies.policies:
+                for rule in (*policy.ingress, *policy.egress):
+                    for entity in (rule.source, rule.destination):
+                        for ports in (entity.ports, entity.not_ports):
+                            if ports is not None:
+                                conditions[ports] = None
+                        if entity.services is not None:
+                            services[entity.services] = None
+            self._port_conditions = (tuple(conditions), tuple(services))
+        conditions_, services_ = self._port_conditions
+        return (
+            port.protocol,
+            tuple(c.matches(port.port, port.name) for c in conditions_),
+            tuple(self._service_port(s, port) for s in services_),
+        )
 
     def add_peers(self, peers: Sequence[Peer]) -> int:
         """Add a class for each of `peers` to the index (incremental updates) and return the

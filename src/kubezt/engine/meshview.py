@@ -243,9 +243,22 @@ class MeshView:
         self.refresh_waypoint_sources(l4)
         allowed: dict[PortKey, dict[int, int]] = {}
         partial = PartialCells()
+        # classes some source reaches over HBONE, and those a waypoint may lead to: without
+        # them (and without a direct connection) no route reaches a destination
+        tunnelled = 0
+        for key, per_dst in l4.items():
+            if key.port == HBONE_PORT and key.protocol is Protocol.TCP:
+                tunnelled |= sum(1 << d for d, bits in per_dst.items() if bits)
+        if self._waypoint_sources:
+            for d, mode in enumerate(self.modes):
+                if mode is MeshMode.AMBIENT:
+                    tunnelled |= 1 << d
         for key, dsts in plan.items():
-            per_dst: dict[int, int] = {}
+            per_dst = {}
+            direct = l4.get(key, {})
             for d in iter_bits(dsts):
+                if not direct.get(d) and not tunnelled >> d & 1:
+                    continue
                 bits = self.compose_cell(key, d, l4, partial)
                 if bits:
                     per_dst[d] = bits
@@ -416,6 +429,15 @@ class MeshView:
             gkey = self.group_of[s]
             out[gkey] = out.get(gkey, 0) | 1 << s
         return list(out.items())
+
+    def alp_applies(self, d: int, path: Path) -> bool:
+        """Calico application layer policy decides again at destination class `d`."""
+        return self._alp_applies(d, path)
+
+    def request_space(self, d: int, key: PortKey, path: Path) -> RequestSpace | None:
+        """The request space a connection to class `d` on `key` by pod IP along `path` is
+        decided over; None when the verdict cannot depend on the request."""
+        return self._space(d, key, None, path)
 
     def _alp_applies(self, d: int, path: Path) -> bool:
         if not self.alp or path.server is not MeshMode.SIDECAR:

@@ -7,6 +7,11 @@ the mesh gives it (direct, HBONE, or two legs through a waypoint), and mesh pair
 `engine.connection.mesh_decision` (`engine.meshview`) — once per source identity, destination
 class, port and route, and for HTTP ports once per representative request, so a connection is
 allowed for all requests, for some (listed), or for none.
+
+Ports are a complete space (`engine.cells`): besides the ports a destination declares, every
+cell of the ports the input names (and the `other` cell of the ports nobody names) is
+evaluated at its representative port, so exposure on undeclared ports is seen. A row's `port`
+is the cell's representative; `Reachability.port_cell` gives the cell.
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from kubezt.engine.capture import address_networks
+from kubezt.engine.cells import CELL_PROTOCOLS, PortCell, PortCuts, port_cells, port_cuts
 from kubezt.engine.connection import is_single_pod
-from kubezt.engine.index import ClassIndex, EndpointClass, build_classes, iter_bits
+from kubezt.engine.index import ClassIndex, EndpointClass, Peer, build_classes, iter_bits
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
 from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, WaypointRef, waypoint_workload
 from kubezt.engine.meshview import MeshView
 from kubezt.engine.requests import ALL, NONE, RequestSet, Some
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
-from kubezt.ir.ports import PortKey, Protocol
+from kubezt.ir.ports import PortKey, PortRange, Protocol
 from kubezt.ir.topology import Topology, Workload
 
 SYNTHETIC_ANNOTATION = "kubezt.io/synthetic"
@@ -72,6 +78,55 @@ class Reachability:
     """Bitset of classes of real workloads (synthetic waypoint pods are not reported)."""
     input_model: Model = field(kw_only=True, repr=False)
     """The model as given to `evaluate` (`model` adds the synthetic waypoint pods)."""
+    cuts: PortCuts | None = field(default=None, kw_only=True, repr=False)
+    """The port cuts evaluated (None: only the ports destinations declare, or the one port
+    asked for)."""
+    _peers: dict[str, Peer] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cell_at: dict[tuple[object, Protocol], tuple[tuple[PortCell, ...], dict[int, PortCell]]] = (
+        field(default_factory=dict, init=False, repr=False, compare=False)
+    )
+    """(destination ports, protocol) → its cells, and the cell of each representative port."""
+
+    def port_cell(self, dst: str, port: int, protocol: str | Protocol) -> PortCell:
+        """The cell of destination ports a row's `port` stands for on workload `dst`."""
+        peer = self._peer_of(dst)
+        return self.class_port_cell(peer, port, protocol)
+
+    def class_port_cell(
+        self, peer: Peer | int | None, port: int, protocol: str | Protocol
+    ) -> PortCell:
+        """The cell of destination ports `port` stands for on a destination class (its peer or
+        index)."""
+        proto = Protocol(protocol)
+        if isinstance(peer, int):
+            peer = self.classes[peer].peer
+        if self.cuts is None or peer is None:
+            return PortCell(proto, (PortRange(port, port),))
+        cells = self._cell_at.get((peer.ports, proto))
+        if cells is None:
+            declared = frozenset(cp.port for cp in peer.ports if cp.protocol is proto)
+            listed = _cells_memo(self.cuts, proto, declared)
+            cells = self._cell_at[(peer.ports, proto)] = (
+                listed,
+                {c.representative: c for c in listed},
+            )
+        cell = cells[1].get(port)
+        if cell is None:
+            single = PortCell(proto, (PortRange(port, port),))
+            cell = next((c for c in cells[0] if c.contains(port)), single)
+        return cell
+
+    def port_label(self, dst: str, port: int, protocol: str | Protocol) -> str:
+        """`80`, `8000-8080` or `other`: how a row's port is shown."""
+        return self.port_cell(dst, port, protocol).label
+
+    def _peer_of(self, workload_id: str) -> Peer | None:
+        if not self._peers:
+            workloads = self.model.topology.workloads
+            for c in self.classes:
+                for wi in c.members:
+                    self._peers[workloads[wi].id] = c.peer
+        return self._peers.get(workload_id)
 
     @property
     def workload_ids(self) -> list[str]:
@@ -190,11 +245,50 @@ def with_waypoint_pods(model: Model) -> Model:
     return dataclasses.replace(model, topology=topology)
 
 
+_CELLS: dict[tuple[PortCuts, Protocol, frozenset[int]], tuple[PortCell, ...]] = {}
+
+
+def _cells_memo(
+    cuts: PortCuts, protocol: Protocol, declared: frozenset[int]
+) -> tuple[PortCell, ...]:
+    key = (cuts, protocol, declared)
+    cells = _CELLS.get(key)
+    if cells is None:
+        if len(_CELLS) > 4096:
+            _CELLS.clear()
+        cells = _CELLS[key] = port_cells(cuts, protocol, declared)
+    return cells
+
+
+def port_keys(peer: Peer, cuts: PortCuts) -> list[PortKey]:
+    """The ports evaluated for a destination: each port it declares, and the representative
+    of every other port cell of each protocol (undeclared, so unnamed)."""
+    keys = [cp.key for cp in peer.ports]
+    for protocol in CELL_PROTOCOLS:
+        declared = frozenset(cp.port for cp in peer.ports if cp.protocol is protocol)
+        for cell in _cells_memo(cuts, protocol, declared):
+            if not (cell.is_single and cell.representative in declared):
+                keys.append(PortKey(cell.representative, protocol))
+    return keys
+
+
 def evaluate(
-    model: Model, port: int | None = None, protocol: Protocol = Protocol.TCP
+    model: Model,
+    port: int | None = None,
+    protocol: Protocol = Protocol.TCP,
+    *,
+    cuts: PortCuts | None = None,
+    declared_only: bool = False,
 ) -> Reachability:
-    """The verdict of every ordered pair of workloads, on every port the destination declares
-    (or on `port`/`protocol` only), through every layer, computed once per class."""
+    """The verdict of every ordered pair of workloads, on every port cell of each destination
+    (`engine.cells`: its declared ports and the cells of the ports the input names, cut by
+    `cuts`, default the model's own), or on `port`/`protocol` only, through every layer,
+    computed once per class. `declared_only`: only the ports destinations declare (the
+    ports a deployment documents; exposure on other ports is not evaluated)."""
+    if port is None and cuts is None and not declared_only:
+        cuts = port_cuts(model)
+    if port is not None or declared_only:
+        cuts = None
     work = with_waypoint_pods(model)
     classes = build_classes(work, address_networks(model))
     index = ClassIndex([c.peer for c in classes], work.topology, work.policies)
@@ -206,7 +300,9 @@ def evaluate(
         if SYNTHETIC_ANNOTATION not in rep.annotations:
             reported |= 1 << c.index
         keys = (
-            [PortKey(port, protocol, c.peer.port_name(port, protocol))]
+            port_keys(c.peer, cuts)
+            if cuts is not None
+            else [PortKey(port, protocol, c.peer.port_name(port, protocol))]
             if port is not None
             else [cp.key for cp in c.peer.ports]
         )
@@ -225,9 +321,9 @@ def evaluate(
             key: {d: l4[key][d] for d in iter_bits(dsts) if l4[key].get(d)}
             for key, dsts in plan.items()
         }
-        return _frozen(model, classes, plan, allowed, {}, reported, model)
+        return _frozen(model, classes, plan, allowed, {}, reported, model, cuts)
     allowed, partial = mesh.compose(plan, l4, reported)
-    return _frozen(work, classes, plan, allowed, partial, reported, model)
+    return _frozen(work, classes, plan, allowed, partial, reported, model, cuts)
 
 
 def _frozen(
@@ -238,6 +334,7 @@ def _frozen(
     partial: Mapping[tuple[PortKey, int, int], Some],
     reported: int,
     input_model: Model,
+    cuts: PortCuts | None,
 ) -> Reachability:
     """A reachability result over read-only views of the matrices just computed."""
     return Reachability(
@@ -248,6 +345,7 @@ def _frozen(
         MappingProxyType(partial),
         reported,
         input_model=input_model,
+        cuts=cuts,
     )
 
 
@@ -273,35 +371,50 @@ def l4_sides(
     """Each side of the L3/L4 matrix on its own, for every port and destination class in
     `plan`: the source classes the destination's ingress policy admits, and the source classes
     whose egress policy lets them reach the destination. Each policy chain is decided once per
-    group of classes that share it (`grouped_chains`). `egress_rows` (a dict per port of
-    `plan`), when given, also gets the egress side by source: source class -> destinations."""
+    group of classes that share it (`grouped_chains`), and once for all the ports no rule
+    tells apart (`Matcher.port_signature`, e.g. the cells of ports only a Service names).
+    `egress_rows` (a dict per port of `plan`), when given, also gets the egress side by
+    source: source class -> destinations."""
     everyone = index.all
     ingress: L4Side = {key: {} for key in plan}
     egress: L4Side = {key: {} for key in plan}
-    for chain, rep, members in grouped_chains(matcher, Direction.INGRESS):
-        for key, dsts in plan.items():
-            targets = members & dsts
+    alike: dict[tuple[object, ...], list[PortKey]] = {}
+    for key in plan:
+        alike.setdefault(matcher.port_signature(key), []).append(key)
+    inbound = grouped_chains(matcher, Direction.INGRESS)
+    outbound = grouped_chains(matcher, Direction.EGRESS)
+    for keys in alike.values():
+        first = keys[0]
+        union = 0
+        for key in keys:
+            union |= plan[key]
+        for chain, rep, members in inbound:
+            targets = members & union
             if not targets:
                 continue
             sources = (
                 everyone
                 if chain.empty
-                else decide(matcher, chain, Direction.INGRESS, rep, key, everyone)
+                else decide(matcher, chain, Direction.INGRESS, rep, first, everyone)
             )
-            row = ingress[key]
-            for d in iter_bits(targets):
-                row[d] = sources
-    for chain, rep, members in grouped_chains(matcher, Direction.EGRESS):
-        group = list(iter_bits(members)) if egress_rows is not None else []
-        for key, dsts in plan.items():
+            for key in keys:
+                row = ingress[key]
+                for d in iter_bits(targets & plan[key]):
+                    row[d] = sources
+        for chain, rep, members in outbound:
             reachable = (
-                dsts if chain.empty else decide(matcher, chain, Direction.EGRESS, rep, key, dsts)
+                union
+                if chain.empty
+                else decide(matcher, chain, Direction.EGRESS, rep, first, union)
             )
-            row = egress[key]
-            for d in iter_bits(reachable):
-                row[d] = row.get(d, 0) | members
-            if egress_rows is not None and reachable:
-                egress_rows[key].update(dict.fromkeys(group, reachable))
+            group = list(iter_bits(members)) if egress_rows is not None else []
+            for key in keys:
+                here = reachable & plan[key]
+                row = egress[key]
+                for d in iter_bits(here):
+                    row[d] = row.get(d, 0) | members
+                if egress_rows is not None and here:
+                    egress_rows[key].update(dict.fromkeys(group, here))
     return ingress, egress
 
 

@@ -31,6 +31,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from kubezt.engine.cells import CELL_PROTOCOLS, PortCuts, port_cells, port_cuts
 from kubezt.ir.model import Model
 from kubezt.ir.policy import (
     Action,
@@ -106,14 +107,18 @@ def reference_connections(
 ) -> set[Connection]:
     """Every allowed (source id, destination id, port, protocol) at workload level.
 
-    With `port` None every port each destination declares is checked; otherwise only
-    `port`/`protocol` on every destination. Same meaning as `Reachability.connections()`.
+    With `port` None every port cell of each destination is checked at its representative port
+    (`engine.cells`: each declared port, and the ports the input names or nobody names, grouped
+    where no input tells them apart; that a cell's ports share its representative's verdict is
+    proven against the explainer in the tests); otherwise only `port`/`protocol` on every
+    destination. Same meaning as `Reachability.connections()`.
     """
     cluster = _Cluster(model.topology, model.policies)
     ends = [_end(w, cluster) for w in model.topology.workloads]
+    cuts = port_cuts(model)
     out: set[Connection] = set()
     for dst in ends:
-        for packet in _packets(dst, port, protocol, model.topology):
+        for packet in _packets(dst, port, protocol, model.topology, cuts):
             for src in ends:
                 if _allowed(cluster, src, dst, packet):
                     out.add((src.id, dst.id, packet.port, packet.protocol.value))
@@ -149,9 +154,17 @@ def _end(workload: Workload, cluster: _Cluster) -> _End:
     )
 
 
-def _packets(dst: _End, port: int | None, protocol: Protocol, topology: Topology) -> list[_Packet]:
+def _packets(
+    dst: _End, port: int | None, protocol: Protocol, topology: Topology, cuts: PortCuts
+) -> list[_Packet]:
     if port is None:
-        wanted = [(cp.port, cp.protocol) for cp in dst.workload.ports]
+        wanted = [
+            (cell.representative, proto)
+            for proto in CELL_PROTOCOLS
+            for cell in port_cells(
+                cuts, proto, [cp.port for cp in dst.workload.ports if cp.protocol is proto]
+            )
+        ]
     else:
         wanted = [(port, protocol)]
     out: list[_Packet] = []

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubezt.analysis.blast_radius import Access, BlastRadius, Rank
+from kubezt.analysis.blast_radius import Access, BlastRadius, Rank, Reached
 from kubezt.analysis.diff import Allowance, Change, Decision, Diff, Presence
 from kubezt.errors import Diagnostic
-from kubezt.report.documents import request_document, requests_document, step_document
+from kubezt.report.documents import (
+    port_fields,
+    request_document,
+    requests_document,
+    step_document,
+)
 
 BLAST_RADIUS_SCHEMA = "kubezt.io/blast-radius/v1"
 RANKING_SCHEMA = "kubezt.io/blast-radius-ranking/v1"
@@ -31,28 +36,33 @@ def blast_radius_document(
             "reached": len(result.reached),
             "direct": len(result.direct),
             "depth": result.depth,
+            "outside": len(result.outside),
         },
-        "reached": [
-            {
-                "workload": r.workload,
-                "hop": r.hop,
-                "via": list(r.via),
-                "access": [_access(a) for a in r.access],
-            }
-            for r in result.reached
+        "reached": [_reached(r) for r in result.reached],
+        "outside": [
+            {"cell": d.pop("workload"), **d} for d in (_reached(r) for r in result.outside)
         ],
         "sharedIdentity": list(result.shared_identity),
         "warnings": [d.render() for d in warnings],
     }
 
 
-def _access(access: Access) -> dict[str, Any]:
+def _reached(r: Reached) -> dict[str, Any]:
     return {
-        "from": access.via,
-        "port": access.port,
-        "protocol": access.protocol,
-        "requests": requests_document(access.requests),
+        "workload": r.workload,
+        "hop": r.hop,
+        "via": list(r.via),
+        "access": [_access(a) for a in r.access],
     }
+
+
+def _access(access: Access) -> dict[str, Any]:
+    port = (
+        port_fields(access.cell)
+        if access.cell is not None
+        else {"port": access.port, "protocol": access.protocol}
+    )
+    return {"from": access.via, **port, "requests": requests_document(access.requests)}
 
 
 def ranking_document(ranks: list[Rank], warnings: tuple[Diagnostic, ...] = ()) -> dict[str, Any]:
@@ -110,8 +120,11 @@ def _presence(presence: Presence) -> dict[str, Any]:
 
 def change_document(change: Change) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "port": change.port,
-        "protocol": change.protocol,
+        **(
+            port_fields(change.cell)
+            if change.cell is not None
+            else {"port": change.port, "protocol": change.protocol}
+        ),
         "change": change.kind.value,
         "opens": change.kind.opens,
     }

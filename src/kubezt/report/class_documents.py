@@ -23,7 +23,7 @@ from kubezt.engine.index import iter_bits
 from kubezt.engine.reach import Reachability
 from kubezt.engine.requests import Some
 from kubezt.errors import Diagnostic
-from kubezt.report.documents import _connection, requests_document
+from kubezt.report.documents import _connection, port_fields, port_order, requests_document
 
 CLASS_SCHEMA = "kubezt.io/reach-classes/v1"
 PAIRS_SCHEMA = "kubezt.io/reach-pairs/v1"
@@ -35,10 +35,11 @@ def reach_class_document(
     workloads = result.model.topology.workloads
     out_id: dict[int, int] = {}
     classes: list[dict[str, Any]] = []
-    ports_of: dict[int, list[str]] = {}
+    ports_of: dict[int, list[dict[str, Any]]] = {}
     for key, bits in result.plan.items():
         for ci in iter_bits(bits & result.reported):
-            ports_of.setdefault(ci, []).append(f"{key.port}/{key.protocol.value}")
+            cell = result.class_port_cell(ci, key.port, key.protocol)
+            ports_of.setdefault(ci, []).append(port_fields(cell))
     for cls in result.classes:
         if not result.reported >> cls.index & 1:
             continue
@@ -74,12 +75,11 @@ def reach_class_document(
                     {
                         "src": src,
                         "dst": dst,
-                        "port": key.port,
-                        "protocol": key.protocol.value,
+                        **port_fields(result.class_port_cell(d, key.port, key.protocol)),
                         "requests": ref,
                     }
                 )
-    edges.sort(key=lambda e: (e["src"], e["dst"], e["port"], e["protocol"]))
+    edges.sort(key=lambda e: (e["src"], e["dst"], port_order(e), e["protocol"]))
     return {
         "schemaVersion": CLASS_SCHEMA,
         "classes": classes,
@@ -103,29 +103,13 @@ def expand_classes(doc: dict[str, Any]) -> list[dict[str, Any]]:
             for d in dst["workloads"]:
                 if s == d and s in singles:
                     continue
-                rows.append(
-                    {
-                        "src": s,
-                        "dst": d,
-                        "port": edge["port"],
-                        "protocol": edge["protocol"],
-                        "requests": requests,
-                    }
-                )
+                port = {k: edge[k] for k in ("port", "ports", "protocol") if k in edge}
+                rows.append({"src": s, "dst": d, **port, "requests": requests})
     for c in classes:
         for w in c.get("singlePods", ()):
             for port in c["ports"]:
-                number, protocol = port.split("/")
-                rows.append(
-                    {
-                        "src": w,
-                        "dst": w,
-                        "port": int(number),
-                        "protocol": protocol,
-                        "requests": "all",
-                    }
-                )
-    rows.sort(key=lambda r: (r["src"], r["dst"], r["port"], r["protocol"]))
+                rows.append({"src": w, "dst": w, **port, "requests": "all"})
+    rows.sort(key=lambda r: (r["src"], r["dst"], port_order(r), r["protocol"]))
     return rows
 
 
@@ -139,4 +123,4 @@ def pair_lines(
         "warnings": [d.render() for d in warnings],
     }
     for src, dst, port, protocol, requests in result.detailed():
-        yield _connection(src, dst, port, protocol, requests)
+        yield _connection(src, dst, result.port_cell(dst, port, protocol), requests)
