@@ -34,6 +34,7 @@ from enum import StrEnum
 
 from kubezt.engine.authz import authz_networks
 from kubezt.engine.authz_sets import SourceSpace
+from kubezt.engine.capture import address_networks as splitting_networks
 from kubezt.engine.cells import (
     CELL_PROTOCOLS,
     AddressCell,
@@ -156,7 +157,8 @@ def evaluate_outside(
     own; pass common ones to compare two models)."""
     cells = outside_cells(model) if cells is None else cells
     cuts = port_cuts(model) if cuts is None else cuts
-    classes = build_classes(model, authz_networks(model.mesh.authorization_policies))
+    # the same classes as the in-cluster matrix (capture ranges split them too)
+    classes = build_classes(model, splitting_networks(model))
     evaluation = _Evaluation(model, classes, cells, cuts)
     topology = model.topology
     by_class: list[tuple[tuple[str, ...], tuple[ClassRow, ...]]] = []
