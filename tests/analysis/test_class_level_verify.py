@@ -33,29 +33,19 @@ class _PairByPair(verify_module._Verifier):
     """`_Verifier` comparing every pair of workloads one by one."""
 
     def _matrix(self) -> None:
-        results = [evaluate(self.model)]
+        result = evaluate(self.model, cuts=self._cuts())
         planned: set[tuple[str, int, str]] = set()
-        self._collect(results[0], planned)
-        extra = set()
-        for service in self.intent.services:
-            for w in self.by_id.values():
-                if w.id in self.in_scope and service in self._services_of(w):
-                    for p in service.ports:
-                        if (w.id, p.port, p.protocol.value) not in planned:
-                            extra.add((p.port, p.protocol))
-        for port, protocol in sorted(extra):
-            results.append(evaluate(self.model, port, protocol))
-            self._collect(results[-1], planned)
+        self._collect(result, planned)
         actual: dict[tuple[str, str, int, str], RequestSet] = {}
-        for result in results:
-            for src, dst, port, proto, requests in result.detailed():
-                actual.setdefault((src, dst, port, proto), requests)
+        for src, dst, port, proto, requests in result.detailed():
+            actual.setdefault((src, dst, port, proto), requests)
         everyone = list(self.by_id.values())
         scoped = [w for w in everyone if w.id in self.in_scope]
         for dst_id, port, proto in sorted(planned):
             dst = self.by_id.get(dst_id)
             if dst is None:
                 continue
+            cell = result.port_cell(dst_id, port, proto)
             for src in everyone if dst.id in self.in_scope else scoped:
                 if src.id == dst.id and is_single_pod(src):
                     continue
@@ -63,7 +53,7 @@ class _PairByPair(verify_module._Verifier):
                 expected = self.expect(src, dst, port, protocol)
                 got = actual.get((src.id, dst.id, port, proto), NONE)
                 self.checked += 1
-                self._compare(src, dst, port, protocol, expected, got)
+                self._compare(src, dst, port, protocol, expected, got, cell)
 
 
 def pair_by_pair(intent: Any, model: Any, mode: Mode) -> VerifyResult:
