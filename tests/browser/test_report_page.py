@@ -40,13 +40,18 @@ def outside(reach: kubezt.Reachability) -> Outside:
     return evaluate_outside(reach.input_model)
 
 
-def _diff_page(base: Path, name: str, case: dict[str, str]) -> tuple[Path, Path]:
+def _diff_page(
+    base: Path, name: str, case: dict[str, str], *, to_old: bool = False
+) -> tuple[Path, Path]:
+    """The diff page of the example and a copy with `case` appended (as NEW, or as OLD)."""
     new = base / name
     shutil.copytree(EXAMPLE, new)
     with (new / case["file"]).open("a", encoding="utf-8") as fh:
         fh.write(case["append"])
-    result = runner.invoke(app, ["diff", EXAMPLE, str(new), "-o", "html"])
-    assert result.exit_code == 1, result.output  # something newly allowed
+    sides = [str(new), EXAMPLE] if to_old else [EXAMPLE, str(new)]
+    result = runner.invoke(app, ["diff", *sides, "-o", "html"])
+    # 1: something newly allowed; NEW = the example only closes what OLD opened
+    assert result.exit_code == (0 if to_old else 1), result.output[-2000:]
     page = base / f"{name}.html"
     page.write_text(result.stdout, encoding="utf-8")
     return new, page
@@ -61,12 +66,15 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert result.exit_code == 0, result.output
     new, diff = _diff_page(base, "pr", CASE["diff"])
     new_outside, diff_outside = _diff_page(base, "pr-outside", CASE["diff_outside"])
+    old_cell, diff_cell = _diff_page(base, "pr-cell", CASE["diff_removed_cell"], to_old=True)
     return {
         "report": report,
         "diff": diff,
         "new": new,
         "diff-outside": diff_outside,
         "new-outside": new_outside,
+        "diff-cell": diff_cell,
+        "old-cell": old_cell,
     }
 
 
@@ -284,3 +292,21 @@ def test_diff_page_marks_the_newly_allowed_outside_edges(
     marked = {(a, b) for a, b, _, ch in edges(browser) if ch == "opened"}
     assert marked == {(f"ns:{s}", d) for s, d in opened}
     screenshot(browser, "diff-graph-outside")
+
+
+def test_diff_page_draws_a_cell_only_old_names_with_its_newly_denied_edges(
+    browser: Any, pages: dict[str, Path], reach: kubezt.Reachability
+) -> None:
+    old = kubezt.evaluate(kubezt.load([str(pages["old-cell"])]).model)
+    changed = kubezt.diff(old, reach)
+    closed = {(s, d) for s, d, c in changed.changes() if not c.kind.opens}
+    assert ("external:198.51.100.0/24", "default/httpbin") in closed
+    assert not [c for c in changed.changes() if c[2].kind.opens]
+    open_page(browser, pages["diff-cell"])
+    assert severe(browser) == []
+    tab(browser, "graph")
+    nodes = {n.get_attribute("data-id") for n in css(browser, "#graph g.node")}
+    assert "ns:external:198.51.100.0/24" in nodes
+    css(browser, '#graph g.node[data-id="ns:default"] circle')[0].click()
+    marked = {(a, b) for a, b, _, ch in edges(browser) if ch == "closed"}
+    assert marked == {(f"ns:{s}", d) for s, d in closed}

@@ -272,14 +272,23 @@ def diff_data(base: dict[str, Any], result: Diff, old: str, new: str) -> dict[st
         doc = change_document(change)
         doc["src"], doc["dst"] = src, dst
         changes.append(doc)
+    # a cell only OLD names (or one both sides' CIDRs cut) still gets its node
+    cells = list(base["cells"])
+    known = {label for label, _ in cells}
+    for doc in changes:
+        for end in (doc["src"], doc["dst"]):
+            if end.startswith("external:") and end not in known:
+                known.add(end)
+                cells.append([end, end.removeprefix("external:")])
     return base | {
+        "cells": cells,
         "diff": {
             "old": old,
             "new": new,
             "changes": changes,
             "added": [p.workload for p in result.added],
             "removed": [p.workload for p in result.removed],
-        }
+        },
     }
 
 
