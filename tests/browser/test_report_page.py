@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import kubezt
 from kubezt.cli.main import app
+from kubezt.engine.outside import Outside, evaluate_outside
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE = yaml.safe_load((ROOT / "tests/cases/report/shop.yaml").read_text(encoding="utf-8"))
@@ -25,12 +26,35 @@ runner = CliRunner()
 
 
 def ns(workload: str) -> str:
-    return workload.split("/")[0]
+    """The namespace of a workload; an outside cell (`external:CIDR`) is its own node."""
+    return workload if workload.startswith("external:") else workload.split("/")[0]
 
 
 @pytest.fixture(scope="module")
 def reach() -> kubezt.Reachability:
     return kubezt.evaluate(kubezt.load([EXAMPLE]).model)
+
+
+@pytest.fixture(scope="module")
+def outside(reach: kubezt.Reachability) -> Outside:
+    return evaluate_outside(reach.input_model)
+
+
+def _diff_page(
+    base: Path, name: str, case: dict[str, str], *, to_old: bool = False
+) -> tuple[Path, Path]:
+    """The diff page of the example and a copy with `case` appended (as NEW, or as OLD)."""
+    new = base / name
+    shutil.copytree(EXAMPLE, new)
+    with (new / case["file"]).open("a", encoding="utf-8") as fh:
+        fh.write(case["append"])
+    sides = [str(new), EXAMPLE] if to_old else [EXAMPLE, str(new)]
+    result = runner.invoke(app, ["diff", *sides, "-o", "html"])
+    # 1: something newly allowed; NEW = the example only closes what OLD opened
+    assert result.exit_code == (0 if to_old else 1), result.output[-2000:]
+    page = base / f"{name}.html"
+    page.write_text(result.stdout, encoding="utf-8")
+    return new, page
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +64,18 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with contextlib.chdir(ROOT):  # the page names the input as given: examples/shop
         result = runner.invoke(app, ["report", CASE["example"], "-o", str(report), "--quiet"])
     assert result.exit_code == 0, result.output
-    new = base / "pr"
-    shutil.copytree(EXAMPLE, new)
-    with (new / CASE["diff"]["file"]).open("a", encoding="utf-8") as fh:
-        fh.write(CASE["diff"]["append"])
-    result = runner.invoke(app, ["diff", EXAMPLE, str(new), "-o", "html"])
-    assert result.exit_code == 1, result.output  # something newly allowed
-    diff = base / "diff.html"
-    diff.write_text(result.stdout, encoding="utf-8")
-    return {"report": report, "diff": diff, "new": new}
+    new, diff = _diff_page(base, "pr", CASE["diff"])
+    new_outside, diff_outside = _diff_page(base, "pr-outside", CASE["diff_outside"])
+    old_cell, diff_cell = _diff_page(base, "pr-cell", CASE["diff_removed_cell"], to_old=True)
+    return {
+        "report": report,
+        "diff": diff,
+        "new": new,
+        "diff-outside": diff_outside,
+        "new-outside": new_outside,
+        "diff-cell": diff_cell,
+        "old-cell": old_cell,
+    }
 
 
 def open_page(browser: Any, path: Path) -> None:
@@ -109,17 +136,23 @@ def test_report_loads_offline_without_console_errors(
 
 
 def test_graph_shows_every_namespace_and_the_engines_edges(
-    browser: Any, pages: dict[str, Path], reach: kubezt.Reachability
+    browser: Any, pages: dict[str, Path], reach: kubezt.Reachability, outside: Outside
 ) -> None:
     open_page(browser, pages["report"])
     nodes = {n.get_attribute("data-id") for n in css(browser, "#graph g.node")}
-    assert nodes == {f"ns:{n}" for n in CASE["namespaces"]} | {"ns:outside"}
+    cells = {f"ns:{cell.label}" for cell in outside.cells}
+    assert len(cells) > 1
+    assert nodes == {f"ns:{n}" for n in CASE["namespaces"]} | cells
     drawn = edges(browser)
     allowed = {(a, b) for a, b, status, _ in drawn if status in ("allow", "partial")}
     expected = {
         (f"ns:{ns(s)}", f"ns:{ns(d)}") for s, d, _, _ in reach.connections() if ns(s) != ns(d)
     }
-    assert {(a, b) for a, b in allowed if "outside" not in a + b} == expected
+    assert {(a, b) for a, b in allowed if "external:" not in a + b} == expected
+    # every outside cell is its own node, joined to the namespaces it reaches or admits
+    crossing = {(f"ns:{ns(c.src)}", f"ns:{ns(c.dst)}") for c in outside.connections()}
+    assert crossing
+    assert {(a, b) for a, b in allowed if "external:" in a + b} == crossing
     statuses = {(a, b): status for a, b, status, _ in drawn}
     for edge in CASE["edges"]:
         assert statuses[(f"ns:{edge['src']}", f"ns:{edge['dst']}")] == edge["status"], edge
@@ -217,3 +250,63 @@ def test_diff_page_marks_the_changed_edges(
         marked = {(a, b) for a, b, _, ch in edges(browser) if ch == "opened"}
         assert marked == {(s, d) for s, d in opened if ns(s) == namespace == ns(d)}
         screenshot(browser, f"diff-graph-{namespace}")
+
+
+def test_clicking_an_outside_edge_explains_it_for_the_cells_address(
+    browser: Any, pages: dict[str, Path], outside: Outside
+) -> None:
+    open_page(browser, pages["report"])
+    cell = next(c for c in outside.cells if c.label == "external:0.0.0.0/0")
+    edge = next(
+        e
+        for e in css(browser, "#graph path.edge")
+        if (e.get_attribute("data-src"), e.get_attribute("data-dst"))
+        == (f"ns:{cell.label}", "ns:storefront")
+    )
+    browser.execute_script(
+        "arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", edge
+    )
+    rows = css(browser, "#edge-list tr.clickable")
+    assert rows and all("allowed" in r.text for r in rows)
+    rows[0].click()
+    panel = css(browser, "#panel")[0].text
+    assert f"kubezt explain external:{cell.representative} storefront/" in panel
+    assert "ingress" in panel and "allowed" in panel
+    assert severe(browser) == []
+
+
+def test_diff_page_marks_the_newly_allowed_outside_edges(
+    browser: Any, pages: dict[str, Path], reach: kubezt.Reachability, screenshot: Any
+) -> None:
+    new = kubezt.evaluate(kubezt.load([str(pages["new-outside"])]).model)
+    changed = kubezt.diff(reach, new)
+    opened = {(s, d) for s, d, c in changed.changes() if c.kind.opens}
+    assert ("external:0.0.0.0/0", "default/httpbin") in opened
+    assert all(s.startswith("external:") for s, _ in opened)
+    open_page(browser, pages["diff-outside"])
+    assert severe(browser) == []
+    tab(browser, "graph")
+    marked = {(a, b) for a, b, _, ch in edges(browser) if ch == "opened"}
+    assert marked == {(f"ns:{ns(s)}", f"ns:{ns(d)}") for s, d in opened}
+    css(browser, '#graph g.node[data-id="ns:default"] circle')[0].click()
+    marked = {(a, b) for a, b, _, ch in edges(browser) if ch == "opened"}
+    assert marked == {(f"ns:{s}", d) for s, d in opened}
+    screenshot(browser, "diff-graph-outside")
+
+
+def test_diff_page_draws_a_cell_only_old_names_with_its_newly_denied_edges(
+    browser: Any, pages: dict[str, Path], reach: kubezt.Reachability
+) -> None:
+    old = kubezt.evaluate(kubezt.load([str(pages["old-cell"])]).model)
+    changed = kubezt.diff(old, reach)
+    closed = {(s, d) for s, d, c in changed.changes() if not c.kind.opens}
+    assert ("external:198.51.100.0/24", "default/httpbin") in closed
+    assert not [c for c in changed.changes() if c[2].kind.opens]
+    open_page(browser, pages["diff-cell"])
+    assert severe(browser) == []
+    tab(browser, "graph")
+    nodes = {n.get_attribute("data-id") for n in css(browser, "#graph g.node")}
+    assert "ns:external:198.51.100.0/24" in nodes
+    css(browser, '#graph g.node[data-id="ns:default"] circle')[0].click()
+    marked = {(a, b) for a, b, _, ch in edges(browser) if ch == "closed"}
+    assert marked == {(f"ns:{s}", d) for s, d in closed}

@@ -50,7 +50,7 @@ def report_command(
 ) -> None:
     """One HTML file that opens offline (no network, everything inlined): the connectivity
     graph by namespace with drill-down to workloads (edges coloured by the layer that decides
-    them, plaintext dashed, the outside of the cluster as a node), the reachability matrix as a
+    them, plaintext dashed, each outside address cell as a node), the reachability matrix as a
     heatmap with namespace, port and layer filters, the audit findings and scores, the
     blast-radius ranking (select a workload to see what it reaches hop by hop), and the
     explanation of an edge on click.

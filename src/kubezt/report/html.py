@@ -13,6 +13,11 @@ is present (with the layer that denied it) while the whole edge set fits `budget
 and the page says when it does not. Each edge's explanation is the one `kubezt explain` prints
 for a representative pair of its classes (identical for every member pair, since no policy tells
 members apart).
+
+Each outside address cell (`engine.outside`: `external:0.0.0.0/0`, …) is a node of its own.
+Its edges are the allowed connections of each class with the cell on each port cell (the
+outside evaluation lists only those), explained for the cell's representative address and the
+port cell's lowest port within the same budget.
 """
 
 from __future__ import annotations
@@ -28,20 +33,19 @@ from kubezt.analysis.audit import AuditReport
 from kubezt.analysis.blast_radius import Rank
 from kubezt.analysis.diff import Diff
 from kubezt.analysis.summary import real_members
+from kubezt.engine.cells import AddressCell, PortCell
 from kubezt.engine.connection import End, EndKind, explain_connection, plan_path
 from kubezt.engine.explain import Layer, Verdict
 from kubezt.engine.index import iter_bits
+from kubezt.engine.outside import Outside, OutsideDirection, evaluate_outside
 from kubezt.engine.reach import Reachability
+from kubezt.engine.requests import AllRequests, RequestSet, Some
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.report.analysis_documents import change_document
 from kubezt.report.audit import audit_document
 from kubezt.report.documents import request_document, step_document
 
 REPORT_SCHEMA = "kubezt.io/report/v1"
-OUTSIDE_IP = "203.0.113.10"
-"""The representative outside-cluster address (TEST-NET-3: no policy names it specifically)."""
-OUTSIDE_EGRESS = PortKey(443, Protocol.TCP)
-"""The port tried from every workload to the outside address."""
 DEFAULT_BUDGET = 4000
 """Most explanations precomputed for one page; past it, edges carry the command to run."""
 
@@ -75,7 +79,9 @@ class _Builder:
     ports: dict[str, int]
 
     def port(self, key: PortKey) -> int:
-        label = f"{key.port}/{key.protocol.value}"
+        return self.label(f"{key.port}/{key.protocol.value}")
+
+    def label(self, label: str) -> int:
         return self.ports.setdefault(label, len(self.ports))
 
     def explain(self, src: End, dst: End, key: PortKey, cmd: str) -> tuple[Verdict, int]:
@@ -112,6 +118,21 @@ def _triples(reach: Reachability, members: list[list[int]]) -> Iterator[tuple[Po
             for s in iter_bits(reach.reported):
                 if members[s] and not (s == d and len(members[s]) == 1):
                     yield key, d, s
+
+
+OutsideRow = tuple[OutsideDirection, int, AddressCell, PortCell, RequestSet]
+
+
+def _outside_rows(outside: Outside, class_of: dict[str, int]) -> list[OutsideRow]:
+    """The allowed connections of every class with each outside cell, once per class of the
+    matrix (every workload of an outside class is in one matrix class: the same splits)."""
+    rows: dict[tuple[object, ...], OutsideRow] = {}
+    for ids, class_rows in outside.by_class:
+        for c in sorted({class_of[w] for w in ids if w in class_of}):
+            for direction, cell, port, requests in class_rows:
+                key = (direction.value, c, cell.label, port.protocol.value, port.span)
+                rows.setdefault(key, (direction, c, cell, port, requests))
+    return [rows[k] for k in sorted(rows, key=lambda k: tuple(map(str, k)))]
 
 
 def report_data(
@@ -152,9 +173,10 @@ def report_data(
             allowed_triples.append((key, d, s))
         else:
             denied_triples.append((key, d, s))
-    outside_in = [(key, d) for key, dsts in reach.plan.items() for d in iter_bits(dsts) if d in rep]
-    outside_out = sorted(rep)
-    total = len(allowed_triples) + len(denied_triples) + len(outside_in) + len(outside_out)
+    outside = evaluate_outside(reach.input_model)
+    class_of = {workloads[wi].id: c for c, ms in enumerate(members) for wi in ms}
+    outside_rows = _outside_rows(outside, class_of)
+    total = len(allowed_triples) + len(denied_triples) + len(outside_rows)
     complete = total <= budget
     explained = 0
 
@@ -185,32 +207,39 @@ def report_data(
         edges.append(edge)
     progress("explaining edges", len(work), len(work))
 
-    outside: list[list[Any]] = []
-    ext = End(EndKind.EXTERNAL, ip=OUTSIDE_IP)
-    outside_work: list[tuple[str, int, PortKey]] = [("in", d, key) for key, d in outside_in]
-    outside_work += [("out", c, OUTSIDE_EGRESS) for c in outside_out]
-    for direction, c, key in outside_work:
-        if explained >= budget:
-            break
+    cells = {cell.label: i for i, cell in enumerate(outside.cells)}
+    outside_edges: list[list[Any]] = []
+    for direction, c, cell, port, requests in outside_rows:
+        key = PortKey(port.representative, port.protocol)
         end = End(EndKind.WORKLOAD, workload=rep[c])
-        if direction == "in":
-            verdict, expl = b.explain(ext, end, key, cmd(f"external:{OUTSIDE_IP}", rep[c].id, key))
-        else:
-            verdict, expl = b.explain(end, ext, key, cmd(rep[c].id, f"external:{OUTSIDE_IP}", key))
-        explained += 1
-        outside.append([direction, c, b.port(key), _status(verdict), 0, expl])
+        ext = End(EndKind.EXTERNAL, ip=str(cell.representative))
+        address = f"external:{cell.representative}"
+        expl = -1
+        if explained < budget:
+            if direction is OutsideDirection.INGRESS:
+                _, expl = b.explain(ext, end, key, cmd(address, rep[c].id, key))
+            else:
+                _, expl = b.explain(end, ext, key, cmd(rep[c].id, address, key))
+            explained += 1
+        status = "allow" if isinstance(requests, AllRequests) else "partial"
+        port_label = b.label(f"{port.span}/{port.protocol.value}")
+        edge = ["in" if direction is OutsideDirection.INGRESS else "out", c, port_label, status]
+        edge += [0, expl, cells[cell.label]]
+        if isinstance(requests, Some):
+            edge.append([request_document(r) for r in requests.passing])
+        outside_edges.append(edge)
 
     audit_doc = audit_document(audit_report)
     return {
         "schemaVersion": REPORT_SCHEMA,
         "title": title,
         "paths": paths,
-        "outside": {"address": OUTSIDE_IP, "egressPort": f"{OUTSIDE_EGRESS.port}/TCP"},
+        "cells": [[cell.label, str(cell.representative)] for cell in outside.cells],
         "namespaces": ns_names,
         "workloads": wl_docs,
         "ports": list(b.ports),
         "edges": edges,
-        "outsideEdges": outside,
+        "outsideEdges": outside_edges,
         "complete": complete,
         "counts": {
             "allowed": len(allowed_triples),
@@ -243,14 +272,23 @@ def diff_data(base: dict[str, Any], result: Diff, old: str, new: str) -> dict[st
         doc = change_document(change)
         doc["src"], doc["dst"] = src, dst
         changes.append(doc)
+    # a cell only OLD names (or one both sides' CIDRs cut) still gets its node
+    cells = list(base["cells"])
+    known = {label for label, _ in cells}
+    for doc in changes:
+        for end in (doc["src"], doc["dst"]):
+            if end.startswith("external:") and end not in known:
+                known.add(end)
+                cells.append([end, end.removeprefix("external:")])
     return base | {
+        "cells": cells,
         "diff": {
             "old": old,
             "new": new,
             "changes": changes,
             "added": [p.workload for p in result.added],
             "removed": [p.workload for p in result.removed],
-        }
+        },
     }
 
 

@@ -9,7 +9,8 @@
   const PORTS = D.ports;
   const STATUS_TEXT = { allow: "allowed", partial: "allowed for some requests", l4: "denied by L3/L4",
     mtls: "denied by mTLS", authz: "denied by authorization" };
-  const OUT = "outside";
+  const CELLS = D.cells; // outside cells: [label (external:CIDR), representative address]
+  const isCell = (name) => name.startsWith("external:");
 
   // ---- derived indexes -------------------------------------------------------------------
   const members = []; // class -> workload indexes
@@ -32,7 +33,7 @@
     const k = a + "|" + b;
     changedNs.set(k, changedNs.get(k) === "opened" ? "opened" : kind);
   }
-  function nsOf(id) { return id.split("/")[0]; }
+  function nsOf(id) { return isCell(id) ? id : id.split("/")[0]; }
 
   const state = { tab: "graph", ns: null, selected: null, reached: null };
   const el = (id) => document.getElementById(id);
@@ -86,9 +87,9 @@
     D.outsideEdges.forEach((e, oi) => {
       if (!edgePasses(e)) return;
       for (const a of classNs[e[1]].keys()) {
-        const k = e[0] === "in" ? "o|" + a : a + "|o";
+        const k = e[0] === "in" ? "c" + e[6] + "|" + a : a + "|c" + e[6];
         let g = agg.get(k); if (!g) agg.set(k, (g = bucket()));
-        g[e[3]] += classNs[e[1]].get(a); g.plain += e[3] === "allow" ? classNs[e[1]].get(a) : 0;
+        g[e[3]] += classNs[e[1]].get(a); g.plain += classNs[e[1]].get(a);
         g.edges.push(-1 - oi);
       }
     });
@@ -200,12 +201,13 @@
     const agg = nsAggregate();
     const nodes = NS.map((n, i) => ({ id: "ns:" + n, label: `${n} (${nsMembers[i].length})`, kind: "ns", r: 6 + Math.min(16, Math.sqrt(nsMembers[i].length) * 2),
       open: () => { state.ns = n; render(); } })).filter((n) => nsVisible(n.id.slice(3)));
-    nodes.push({ id: "ns:" + OUT, label: `outside (${D.outside.address})`, kind: "outside", r: 9, title: `a client or server outside the cluster, represented by ${D.outside.address}`,
-      open: () => showOutside() });
+    CELLS.forEach(([label, address], ci) => nodes.push({ id: "ns:" + label, label, kind: "outside", r: 9,
+      title: `addresses outside the cluster no policy tells apart (${label}), represented by ${address}`, open: () => showOutside(ci) }));
     const links = [];
     for (const [k, g] of agg) {
       const [ai, bi] = k.split("|");
-      const a = ai === "o" ? OUT : NS[ai], b = bi === "o" ? OUT : NS[bi];
+      const name = (x) => x[0] === "c" ? CELLS[Number(x.slice(1))][0] : NS[x];
+      const a = name(ai), b = name(bi);
       if (a === b) continue;
       const l = linkFrom("ns:" + a, "ns:" + b, g);
       l.changed = changedNs.get(a + "|" + b);
@@ -252,30 +254,36 @@
     D.outsideEdges.forEach((e, oi) => {
       if (!edgePasses(e)) return;
       for (const wi of members[e[1]]) if (shown.has(W[wi][0])) {
-        if (e[0] === "in") add("ns:" + OUT, W[wi][0], e, -1 - oi); else add(W[wi][0], "ns:" + OUT, e, -1 - oi);
+        const cell = "ns:" + CELLS[e[6]][0];
+        if (e[0] === "in") add(cell, W[wi][0], e, -1 - oi); else add(W[wi][0], cell, e, -1 - oi);
       }
     });
     const peers = new Set();
+    const bare = (x) => x.startsWith("ns:external:") ? x.slice(3) : x;
+    const shownOr = (x) => shown.has(x) || isCell(x);
     const links = [];
     for (const [k, g] of agg) {
       const [a, b] = k.split("|");
       for (const x of [a, b]) if (x.startsWith("ns:")) peers.add(x);
       const l = linkFrom(a, b, g);
-      l.changed = changedPair.get(a + "|" + b);
+      l.changed = changedPair.get(bare(a) + "|" + bare(b));
       l.open = () => showEdgeList(`${a} → ${b}`, g.edges, (wa, wb) => (wa === a || "ns:" + nsOf(wa) === a) && (wb === b || "ns:" + nsOf(wb) === b));
       links.push(l);
     }
     for (const c of changes) {
-      if (c.opens || !shown.has(c.src) || !shown.has(c.dst)) continue;
-      if (!links.some((l) => l.src === c.src && l.dst === c.dst)) {
+      if (c.opens || !shownOr(c.src) || !shownOr(c.dst) || !(shown.has(c.src) || shown.has(c.dst))) continue;
+      const src = isCell(c.src) ? "ns:" + c.src : c.src, dst = isCell(c.dst) ? "ns:" + c.dst : c.dst;
+      if (!links.some((l) => l.src === src && l.dst === dst)) {
         const by = c.new.explanation.deniedBy;
-        links.push({ src: c.src, dst: c.dst, status: "l4", plain: false, changed: "closed", title: `${c.src} → ${c.dst} ${c.port}/${c.protocol}: newly denied by ${by}`,
+        for (const x of [src, dst]) if (x.startsWith("ns:")) peers.add(x);
+        links.push({ src, dst, status: "l4", plain: false, changed: "closed", title: `${c.src} → ${c.dst} ${c.port}/${c.protocol}: newly denied by ${by}`,
           open: () => showChange(c) });
       }
     }
     for (const p of peers) {
       const name = p.slice(3);
-      nodes.push({ id: p, label: name, kind: name === OUT ? "outside" : "ns", r: 9, open: name === OUT ? showOutside : () => { state.ns = name; render(); } });
+      const ci = CELLS.findIndex((c) => c[0] === name);
+      nodes.push({ id: p, label: name, kind: ci >= 0 ? "outside" : "ns", r: 9, open: ci >= 0 ? () => showOutside(ci) : () => { state.ns = name; render(); } });
     }
     if (nsMembers[nsi].length > LIMIT) el("crumbs").append(h("span", { class: "note" }, ` — showing ${LIMIT} of ${nsMembers[nsi].length} workloads`));
     return { nodes, links };
@@ -287,10 +295,11 @@
   function edgeOf(ei) {
     if (ei >= 0) return D.edges[ei];
     const e = D.outsideEdges[-1 - ei];
-    return e[0] === "in" ? [-1, e[1], e[2], e[3], e[4], e[5]] : [e[1], -1, e[2], e[3], e[4], e[5]];
+    return e[0] === "in" ? [-1 - e[6], e[1], e[2], e[3], e[4], e[5], e[7]] : [e[1], -1 - e[6], e[2], e[3], e[4], e[5], e[7]];
   }
+  function endName(c) { return c < 0 ? "external:" + CELLS[-1 - c][1] : W[members[c][0]][0]; }
   function classLabel(c) {
-    if (c < 0) return `outside (${D.outside.address})`;
+    if (c < 0) return `${CELLS[-1 - c][0]} (${CELLS[-1 - c][1]})`;
     const ms = members[c];
     return ms.length === 1 ? W[ms[0]][0] : `${W[ms[0]][0]} and ${ms.length - 1} alike`;
   }
@@ -320,13 +329,13 @@
       kids.push(stepsList(x.steps), h("p", { class: "note" }, "same as: ", h("code", {}, x.command)));
     } else {
       kids.push(h("p", { class: "note" }, `not precomputed (more than ${D.counts.budget} edges); run: `,
-        h("code", {}, `kubezt explain ${W[members[e[0]][0]][0]} ${W[members[e[1]][0]][0]} --port ${PORTS[e[2]].split("/")[0]} ${D.paths.join(" ")}`)));
+        h("code", {}, `kubezt explain ${endName(e[0])} ${endName(e[1])} --port ${PORTS[e[2]].split(/[-,/]/)[0]}${PORTS[e[2]].endsWith("/TCP") ? "" : " --protocol " + PORTS[e[2]].split("/")[1]} ${D.paths.join(" ")}`)));
     }
     showPanel(...kids);
   }
-  function showOutside() {
-    const rows = D.outsideEdges.map((e, oi) => -1 - oi);
-    showEdgeList(`outside the cluster (${D.outside.address}; egress tried on ${D.outside.egressPort})`, rows);
+  function showOutside(ci) {
+    const rows = D.outsideEdges.map((e, oi) => -1 - oi).filter((ei) => D.outsideEdges[-1 - ei][6] === ci);
+    showEdgeList(`${CELLS[ci][0]} outside the cluster (represented by ${CELLS[ci][1]}): allowed connections`, rows);
   }
   function showChange(c) {
     showPanel(h("h2", {}, `${c.src} → ${c.dst} ${c.port}/${c.protocol}`),
