@@ -40,6 +40,12 @@ EXCLUDE_OUTBOUND_PORTS = "traffic.sidecar.istio.io/excludeOutboundPorts"
 INCLUDE_OUTBOUND_RANGES = "traffic.sidecar.istio.io/includeOutboundIPRanges"
 EXCLUDE_OUTBOUND_RANGES = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
 BYPASS_INBOUND_CAPTURE = "ambient.istio.io/bypass-inbound-capture"
+STATUS_PORT = "status.sidecar.istio.io/port"
+DEFAULT_STATUS_PORT = 15020
+PROXY_INBOUND_PORTS = (15090, 15021)
+"""Envoy's Prometheus stats and readiness ports: the injection template passes them to
+istio-iptables' `-d` (exclude inbound) before any annotation, with the pilot-agent status port
+(`status.sidecar.istio.io/port`, default 15020; "0" for none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +85,18 @@ def _in_ranges(text: str, ip: str | None) -> bool | None:
     return False
 
 
+def proxy_ports(workload: Workload) -> tuple[int, ...]:
+    """The sidecar's own plaintext ports that inbound capture never takes (`PROXY_INBOUND_PORTS`
+    and the status port)."""
+    text = (workload.annotations.get(STATUS_PORT) or "").strip()
+    status = int(text) if text.isdigit() else DEFAULT_STATUS_PORT
+    return PROXY_INBOUND_PORTS if status == 0 else (*PROXY_INBOUND_PORTS, status)
+
+
 def inbound(server: Workload, port: int) -> Capture:
     """Does the server's sidecar capture inbound connections to `port`?"""
+    if port in proxy_ports(server):
+        return Capture(False, Message("inbound-proxy-port", (("port", port),)))
     annotations = server.annotations
     include = annotations.get(INCLUDE_INBOUND_PORTS)
     exclude = annotations.get(EXCLUDE_INBOUND_PORTS)

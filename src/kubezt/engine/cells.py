@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 from kubezt.engine.authz import authz_networks
 from kubezt.engine.index import IpAddress, class_networks
-from kubezt.engine.mesh import HBONE_PORT
+from kubezt.engine import capture
+from kubezt.engine.mesh import HBONE_PORT, sidecar_injected
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Network
 from kubezt.ir.ports import PortRange, Protocol
@@ -123,7 +124,7 @@ def port_cuts(model: Model) -> PortCuts:
     named ports resolve to declared ports, which cut every destination that declares them),
     Service ports and numeric targetPorts, AuthorizationPolicy ports and `destination.port`
     conditions, PeerAuthentication and DestinationRule port-level settings, sidecar capture
-    port annotations, and the HBONE port."""
+    port annotations, the ports of sidecars that capture never takes, and the HBONE port."""
     found: dict[Protocol, dict[PortRange, None]] = {p: {} for p in CELL_PROTOCOLS}
 
     def add(ranges: Iterable[PortRange], protocols: Iterable[Protocol] = CELL_PROTOCOLS) -> None:
@@ -158,6 +159,10 @@ def port_cuts(model: Model) -> PortCuts:
         for key in CAPTURE_PORT_ANNOTATIONS:
             text = w.annotations.get(key) or ""
             singles += [int(t) for t in text.split(",") if t.strip().isdigit()]
+    topology = model.topology
+    for w in topology.workloads:
+        if sidecar_injected(w, topology.namespace(w.namespace)):
+            singles += capture.proxy_ports(w)
     singles.append(HBONE_PORT)
     add(PortRange(p, p) for p in singles if PORT_MIN <= p <= PORT_MAX)
     return PortCuts.of(found)

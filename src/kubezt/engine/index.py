@@ -51,6 +51,7 @@ MESH_ANNOTATION_PREFIXES = (
     "inject.istio.io/",
     "traffic.sidecar.istio.io/",
     "ambient.istio.io/",
+    "status.sidecar.istio.io/",
 )
 
 

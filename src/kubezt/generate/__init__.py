@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from kubezt.errors import UnsupportedError
-from kubezt.generate.calico import generate_calico
+from kubezt.generate.calico import generate_calico, outside_ingress_deny
 from kubezt.generate.cluster_policy import cluster_default_deny
 from kubezt.generate.istio import generate_istio
 from kubezt.generate.k8s import generate_k8s
@@ -74,6 +74,7 @@ def compile_intent(
         # The default deny as a Baseline ClusterNetworkPolicy instead of a GlobalNetworkPolicy.
         calico = [m for m in calico if m.phase is not Phase.DEFAULT_DENY]
         calico.extend(cluster_default_deny(plan))
+        calico.append(outside_ingress_deny(plan))
     manifests += calico
     manifests += generate_istio(plan)
     if spire:

@@ -33,6 +33,8 @@ from kubezt.ir.ports import Protocol
 API = "projectcalico.org/v3"
 PLATFORM_TIER = "platform"
 PLATFORM_TIER_ORDER = 100
+OUTSIDE_DENY_ORDER = 1000
+"""Last in the platform tier (`compile --cluster-policy` only)."""
 ALLOW_ORDER = 100
 DENY_ORDER = 2000
 POLICY_SYNC_PREFIX = "/var/run/nodeagent"
@@ -374,6 +376,51 @@ def _host_egress(plan: Plan, unsupported: Callable[[str], None]) -> list[Manifes
             }
             out.append(Manifest(Phase.CALICO_ALLOW, body))
     return out
+
+
+def outside_ingress_deny(plan: Plan) -> Manifest:
+    """With the default deny as a Baseline ClusterNetworkPolicy, whose ingress peers name only
+    pods: the deny of connections into the namespaces in scope from addresses that are not pods
+    (outside the cluster, other nodes). A platform-tier policy, so it runs before every
+    NetworkPolicy: pods' connections and each exception's CIDRs to its service's ports Pass on
+    to the default tier and the Baseline tier; everything else is denied. Kubelet probes from
+    the pod's own node are not policed (§1.5); in ambient mode their SNAT address is allowed
+    by `allow-ambient-probes`, earlier in the tier."""
+    intent = plan.intent
+    rules: list[Rule] = [{"action": "Pass", "source": {"namespaceSelector": "all()"}}]
+    for exemption in intent.exceptions:
+        service = plan.service(exemption.service)
+        target = {
+            "selector": label_selector(service.selector),
+            "namespaceSelector": namespace_selector(service.namespace),
+        }
+        for nets in cidr_families(exemption.cidrs):
+            for protocol, ports in _plain(exemption.ports):
+                rules.append(
+                    {
+                        "action": "Pass",
+                        "protocol": protocol.value,
+                        "source": {"nets": nets},
+                        "destination": {**target, "ports": ports},
+                    }
+                )
+    rules.append({"action": "Deny"})
+    label = plan.names.label("GlobalNetworkPolicy", "", intent.name, "deny-outside-ingress")
+    name = f"{PLATFORM_TIER}.{label}"
+    entries = ["namespaces", *(e.entry for e in intent.exceptions)]
+    body = {
+        "apiVersion": API,
+        "kind": "GlobalNetworkPolicy",
+        "metadata": plan.meta("GlobalNetworkPolicy", name, None, entries),
+        "spec": {
+            "tier": PLATFORM_TIER,
+            "order": OUTSIDE_DENY_ORDER,
+            "namespaceSelector": namespace_selector(*intent.namespaces),
+            "types": ["Ingress"],
+            "ingress": rules,
+        },
+    }
+    return Manifest(Phase.DEFAULT_DENY, body)
 
 
 def _default_deny(plan: Plan) -> dict[str, Any]:
