@@ -9,7 +9,8 @@ namespaces in scope. Ingress peers of the API name only pods, so kubelet probes 
 or from istio-cni's SNAT address in ambient mode) cannot be named here: node-originated probes
 are not policed by Calico's iptables/nftables dataplane, and the ambient probe address stays
 allowed by the Calico platform tier. For the same reason the ingress deny covers every pod, but
-not addresses outside the cluster. API: kubernetes-sigs/network-policy-api
+not addresses outside the cluster: `calico.outside_ingress_deny` denies those in the platform
+tier. API: kubernetes-sigs/network-policy-api
 `apis/v1alpha2/clusternetworkpolicy_types.go`.
 """
 
