@@ -5,6 +5,7 @@ workloads running under the wrong identity, and plaintext exceptions from outsid
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,14 @@ import yaml
 from typer.testing import CliRunner
 
 import kubezt
+from explainkit import universe
 from intentkit import EXAMPLE, workload_objects
 from kubezt.analysis.verify import DifferenceKind, VerifyResult, verify
 from kubezt.cli.main import app
 from kubezt.dialects.intent import load_intent, parse_intent_data
 from kubezt.generate import compile_intent
 from kubezt.ir.intent import Intent, Mode
+from outsidekit import outside_expected, outside_reported
 
 INTENT = load_intent(str(EXAMPLE))
 
@@ -39,6 +42,18 @@ def _verify(
     manifests = _write(tmp_path / "manifests.yaml", objects)
     workloads = _write(tmp_path / "workloads.yaml", workload_objects(intent, replicas=2))
     return verify(intent, kubezt.load([str(manifests), str(workloads)]).model, mode)
+
+
+def _outside_oracle(tmp_path: Path, mode: Mode, intent: Intent) -> set[Any]:
+    """What the brute-force oracle (`outsidekit`) says the last `_verify` must report about
+    addresses outside the cluster."""
+    files = [str(tmp_path / "manifests.yaml"), str(tmp_path / "workloads.yaml")]
+    model = kubezt.load(files).model
+    config = dataclasses.replace(
+        model.mesh_config, root_namespace=intent.root_namespace, trust_domain=intent.trust_domain
+    )
+    model = dataclasses.replace(model, mesh_config=config)
+    return outside_expected(dataclasses.replace(intent, mode=mode), model, universe(model))
 
 
 def _find(objects: list[dict[str, Any]], kind: str, namespace: str, name: str) -> dict[str, Any]:
@@ -185,6 +200,7 @@ def test_plaintext_exception_needs_its_permissive_port(tmp_path: Path, mode: Mod
     assert [(d.kind, d.src, d.dst, d.port, d.denied_by) for d in result.differences] == [
         (DifferenceKind.BLOCKED, "external:10.0.0.0/24", "apps/hook", 8443, "peer-authentication")
     ]
+    assert outside_reported(result) == _outside_oracle(tmp_path, mode, intent)
 
 
 def test_egress_outside_the_granted_cidrs_is_reported(tmp_path: Path) -> None:
@@ -200,6 +216,7 @@ def test_egress_outside_the_granted_cidrs_is_reported(tmp_path: Path) -> None:
         (DifferenceKind.NOT_GRANTED, "apps/hook", "external:0.0.0.0/0", 443),
         (DifferenceKind.NOT_GRANTED, "apps/hook", "external:10.0.0.0/24", 443),
     ]
+    assert outside_reported(result) == _outside_oracle(tmp_path, Mode.SIDECAR, intent)
 
 
 UDP_INTENT: dict[str, Any] = {

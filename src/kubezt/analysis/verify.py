@@ -25,6 +25,7 @@ from kubezt.engine.authz import path_match, string_match
 from kubezt.engine.cells import CELL_PROTOCOLS, PortCell, PortCuts, port_cells, port_cuts
 from kubezt.engine.connection import End, EndKind, explain_connection, is_single_pod
 from kubezt.engine.index import iter_bits
+from kubezt.engine.mesh import AMBIENT_PROBE_NETWORKS
 from kubezt.engine.outside import OutsideDirection, evaluate_outside, outside_cells
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
 from kubezt.engine.requests import (
@@ -485,11 +486,14 @@ class _Verifier:
                     EndKind.EXTERNAL,
                     ip=ip,
                 )
+                probes = intent.mode is Mode.AMBIENT and cell.network in AMBIENT_PROBE_NETWORKS
                 for protocol in CELL_PROTOCOLS:
                     for port in port_cells(cuts, protocol):
                         entries = self._egress_grants(identity, ip, port.representative, protocol)
                         key = (OutsideDirection.EGRESS.value, w.id, cell.label, port)
                         self._outside(inner, outer, cell.label, port, key in allowed, entries)
+                    if probes:
+                        continue  # host traffic (kubelet probes), not from outside: see below
                     declared = [cp.port for cp in w.ports if cp.protocol is protocol]
                     for port in port_cells(cuts, protocol, declared):
                         entries = self._exception_grants(
@@ -497,6 +501,13 @@ class _Verifier:
                         )
                         key = (OutsideDirection.INGRESS.value, w.id, cell.label, port)
                         self._outside(outer, inner, cell.label, port, key in allowed, entries)
+        if intent.mode is Mode.AMBIENT and any(c.network in AMBIENT_PROBE_NETWORKS for c in cells):
+            self.notes.append(
+                "ingress from "
+                + " and ".join(str(n) for n in AMBIENT_PROBE_NETWORKS)
+                + " is not checked: istio-cni sends the node's kubelet probes to ambient pods "
+                "from these addresses, which the platform allows"
+            )
         hosts = [e for e in intent.egress if e.hosts and not e.cidrs]
         if hosts:
             self.notes.append(

@@ -20,6 +20,11 @@ namespace: for a Service, its ClusterIP — kube-proxy translates it to a pod ad
 on the node — so a ClusterIP inside `excludeOutboundIPRanges` (or outside
 `includeOutboundIPRanges`) is not captured even when the pod behind it would be. A headless
 Service resolves to the pod addresses themselves.
+
+When the input does not give that address (a Service without `spec.clusterIP`, a workload
+without `status.podIP`) and the ranges decide, capture is unknown (`Capture.captured` None):
+the evaluator then decides the connection both ways and counts it allowed when either way
+allows it (`engine.connection.plan_paths`), and `engine.diagnose` warns (W063, W064).
 """
 
 from __future__ import annotations
@@ -50,10 +55,11 @@ istio-iptables' `-d` (exclude inbound) before any annotation, with the pilot-age
 
 @dataclass(frozen=True, slots=True)
 class Capture:
-    captured: bool
+    captured: bool | None
+    """None: it depends on a destination address the input does not give (outbound only)."""
     why: Message | None = None
-    """The annotation that decided, as a message (`inbound-port-excluded`, …); None when
-    capture is the default."""
+    """The annotation that decided, as a message (`inbound-port-excluded`, …,
+    `outbound-address-unknown`); None when capture is the default."""
 
 
 _CAPTURED = Capture(True)
@@ -113,21 +119,109 @@ def inbound(server: Workload, port: int) -> Capture:
 
 def outbound(client: Workload, port: int, destination_ip: str | None) -> Capture:
     """Does the client's sidecar capture an outbound connection to `destination_ip:port`?
-    An unknown destination address counts as captured only when every range is."""
+    With `destination_ip` None (not given): the answer every address would give, or
+    `captured` None when addresses (of either family) differ in it."""
     annotations = client.annotations
     exclude_ports = annotations.get(EXCLUDE_OUTBOUND_PORTS)
     if exclude_ports is not None and str(port) in _ports(exclude_ports):
         return Capture(False, Message("outbound-port-excluded", (("port", port),)))
     exclude_ranges = annotations.get(EXCLUDE_OUTBOUND_RANGES)
+    include_ports = annotations.get(INCLUDE_OUTBOUND_PORTS)
+    include_ranges = annotations.get(INCLUDE_OUTBOUND_RANGES)
+    if exclude_ranges is None and include_ranges is None:
+        return _CAPTURED
+    port_included = include_ports is not None and str(port) in _ports(include_ports)
+    if destination_ip is None:
+        return _outbound_unknown(exclude_ranges, include_ranges, port_included)
     if exclude_ranges is not None and _in_ranges(exclude_ranges, destination_ip):
         return Capture(False, Message("outbound-range-excluded", (("address", destination_ip),)))
-    include_ports = annotations.get(INCLUDE_OUTBOUND_PORTS)
-    if include_ports is not None and str(port) in _ports(include_ports):
-        return _CAPTURED
-    include_ranges = annotations.get(INCLUDE_OUTBOUND_RANGES)
-    if include_ranges is None or _in_ranges(include_ranges, destination_ip):
+    if port_included or include_ranges is None or _in_ranges(include_ranges, destination_ip):
         return _CAPTURED
     return Capture(False, Message("outbound-range-not-included", (("address", destination_ip),)))
+
+
+_ROOTS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.ip_network("0.0.0.0/0"),
+    ipaddress.ip_network("::/0"),
+)
+
+
+def _networks(text: str | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The CIDRs of a range annotation (`*`: both whole address spaces)."""
+    nets = []
+    for item in (text or "").split(","):
+        item = item.strip()
+        if item == "*":
+            return list(_ROOTS)
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            continue
+    return nets
+
+
+def _covered(
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    cover: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> bool:
+    """Is every address of `nets` inside some CIDR of `cover`?"""
+    left = list(nets)
+    for c in cover:
+        rest: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for n in left:
+            if n.version != c.version or not n.overlaps(c):
+                rest.append(n)
+            elif not n.subnet_of(c):  # type: ignore[arg-type]
+                rest.extend(n.address_exclude(c))  # type: ignore[arg-type]
+        left = rest
+    return not left
+
+
+def _outbound_unknown(
+    exclude_ranges: str | None, include_ranges: str | None, port_included: bool
+) -> Capture:
+    """Outbound capture to an address the input does not give: the outcomes some address (of
+    either family) gets — excluded: not captured; else a listed port or an included address:
+    captured; else not."""
+    excluded = _networks(exclude_ranges)
+    everything = list(_ROOTS)
+    included = everything if include_ranges is None or port_included else _networks(include_ranges)
+    can_capture = not _covered(included, excluded)
+    can_miss = bool(excluded) or not _covered(everything, included)
+    if can_capture and can_miss:
+        keys = tuple(
+            key
+            for key, text in (
+                (EXCLUDE_OUTBOUND_RANGES, exclude_ranges if excluded else None),
+                (INCLUDE_OUTBOUND_RANGES, None if port_included else include_ranges),
+            )
+            if text is not None
+        )
+        return Capture(None, Message("outbound-address-unknown", (("annotations", keys),)))
+    if can_capture:
+        return _CAPTURED
+    if excluded and _covered(everything, excluded):
+        return Capture(False, Message("outbound-range-excluded", (("address", None),)))
+    return Capture(False, Message("outbound-range-not-included", (("address", None),)))
+
+
+def address_dependent(client: Workload) -> tuple[str, ...]:
+    """The range annotations under which, for some port, whether the client's sidecar
+    captures a connection depends on the destination address (empty: it never does)."""
+    annotations = client.annotations
+    exclude = annotations.get(EXCLUDE_OUTBOUND_RANGES)
+    include = annotations.get(INCLUDE_OUTBOUND_RANGES)
+    if exclude is None and include is None:
+        return ()
+    # a port neither list names always exists; a listed one only if not excluded as well
+    listed = _ports(annotations.get(INCLUDE_OUTBOUND_PORTS) or "")
+    listed -= _ports(annotations.get(EXCLUDE_OUTBOUND_PORTS) or "")
+    for port_included in (False, True) if listed else (False,):
+        seen = _outbound_unknown(exclude, include, port_included)
+        if seen.captured is None and seen.why is not None:
+            keys = seen.why.param("annotations")
+            return tuple(str(k) for k in keys) if isinstance(keys, tuple) else ()
+    return ()
 
 
 def outbound_networks(

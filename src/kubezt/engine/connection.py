@@ -246,6 +246,34 @@ class Path:
     """The client sends Istio mTLS to a server that cannot terminate it."""
     waypoint: Workload | None
     legs: tuple[Leg, ...]
+    assumed_capture: bool | None = None
+    """Whether the client's sidecar captures the connection depends on a destination address
+    the input does not give (`capture.outbound`): the assumption this path makes (True:
+    captured), or None when nothing was assumed."""
+    unknown_capture: Message | None = None
+    """Why capture is unknown (`outbound-address-unknown`), when it is."""
+
+
+def plan_paths(
+    model: Model,
+    src: End,
+    dst: End,
+    port: int,
+    protocol: Protocol,
+    service: Service | None,
+    service_port: int | None,
+) -> tuple[Path, ...]:
+    """The path of the connection; two (captured, then not) when whether the client's sidecar
+    captures it depends on an address the input does not give (a Service without
+    `spec.clusterIP`, a pod without `status.podIP`): a connection is allowed when it is along
+    either, so that no exposure is hidden."""
+    first = plan_path(model, src, dst, port, protocol, service, service_port)
+    if first.assumed_capture is None:
+        return (first,)
+    return (
+        first,
+        plan_path(model, src, dst, port, protocol, service, service_port, outbound_captured=False),
+    )
 
 
 def plan_path(
@@ -256,7 +284,12 @@ def plan_path(
     protocol: Protocol,
     service: Service | None,
     service_port: int | None,
+    *,
+    outbound_captured: bool = True,
 ) -> Path:
+    """How the connection travels. `outbound_captured`: what to assume when whether the
+    client's sidecar captures it depends on an address the input does not give (see
+    `plan_paths`, which asks both)."""
     role = ProxyRole.NONE
     client = MeshMode.NONE
     if protocol is not Protocol.TCP:
@@ -279,6 +312,8 @@ def plan_path(
     if dst.workload is not None:
         server = _facts(model, dst.workload, dst).mode
     notes: list[Message] = []
+    assumed: bool | None = None
+    unknown: Message | None = None
     if server is MeshMode.SIDECAR and dst.workload is not None:
         seen = capture.inbound(dst.workload, port)
         if seen.why is not None:
@@ -292,7 +327,18 @@ def plan_path(
         if service is not None and not service.headless:
             wire_ip = service.cluster_ip
         seen = capture.outbound(src.workload, service_port or port, wire_ip)
-        if seen.why is not None:
+        if seen.captured is None and seen.why is not None:
+            of = (
+                ("service", service.id)
+                if service is not None and not service.headless
+                else ("pod", dst.workload.id if dst.workload is not None else dst.label)
+            )
+            assumed = outbound_captured
+            unknown = Message(seen.why.code, (*seen.why.params, of))
+            if not outbound_captured:
+                client = MeshMode.NONE
+                notes.append(unknown)
+        elif seen.why is not None:
             client = MeshMode.NONE
             notes.append(seen.why)
     mesh_client = client is not MeshMode.NONE or role is not ProxyRole.NONE
@@ -367,6 +413,8 @@ def plan_path(
         tls_layer_fail=mismatch,
         waypoint=waypoint,
         legs=tuple(legs),
+        assumed_capture=assumed,
+        unknown_capture=unknown,
     )
 
 
@@ -396,7 +444,44 @@ def explain_connection(
         )
         return Verdict(True, None, tuple(steps))
     svc = find_service(model, service)
-    path = plan_path(model, src, dst, port, protocol, svc, service.port if service else None)
+    service_port = service.port if service else None
+    paths = plan_paths(model, src, dst, port, protocol, svc, service_port)
+    verdicts = [_along(model, src, dst, p, port, protocol, svc, http, legs_memo) for p in paths]
+    if len(verdicts) == 1:
+        return verdicts[0]
+    # capture unknown: allowed when allowed either way; the steps of the way that decides
+    captured, missed = verdicts
+    shown = captured if captured.allowed or not missed.allowed else missed
+    why = paths[0].unknown_capture
+    steps.append(
+        Step(
+            layer=Layer.DATAPLANE,
+            reason="capture-unknown",
+            effect=Effect.INFO,
+            params=(
+                ("why", why),
+                ("captured", captured.allowed),
+                ("not_captured", missed.allowed),
+                ("shown", "captured" if shown is captured else "not-captured"),
+            ),
+        )
+    )
+    return Verdict(shown.allowed, shown.denied_by, (*steps, *shown.steps))
+
+
+def _along(
+    model: Model,
+    src: End,
+    dst: End,
+    path: Path,
+    port: int,
+    protocol: Protocol,
+    svc: Service | None,
+    http: HttpRequest | None,
+    legs_memo: dict[tuple[object, ...], LayerVerdict] | None,
+) -> Verdict:
+    """The verdict of the connection along one path: each wire leg's L3/L4, then the mesh."""
+    steps: list[Step] = []
     for leg in path.legs:
         if leg.wire_port != port:
             steps.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubezt.engine import capture
 from kubezt.engine.authz import Enforcer, rewritten, workload_policies
 from kubezt.engine.explain import StepParam
 from kubezt.engine.index import policy_networks
@@ -15,13 +16,15 @@ from kubezt.engine.mesh import mesh_mode
 from kubezt.errors import Location
 from kubezt.ir.mesh import AuthorizationPolicy, AuthzAction
 from kubezt.ir.model import Model
-from kubezt.ir.topology import MeshMode
+from kubezt.ir.topology import MeshMode, Service
 
 
 @dataclass(frozen=True, slots=True)
 class ModelWarning:
     """One warning about the model: its code (`W060` ambient L7 rules, `W061` CUSTOM policy,
-    `W062` workloads without a pod IP where policies match CIDRs), the object it names
+    `W062` workloads without a pod IP where policies match CIDRs, `W063` a Service without
+    `spec.clusterIP` and `W064` workloads without a pod IP where sidecar clients' capture
+    depends on the address), the object it names
     (`Kind ns/name`) and where that was written, and the parameters of its message."""
 
     code: str
@@ -63,4 +66,56 @@ def model_warnings(model: Model) -> tuple[ModelWarning, ...]:
         unknown = [w for w in topology.workloads if not w.ips and not w.host_network]
         if unknown:
             out.append(ModelWarning("W062", (("count", len(unknown)), ("example", unknown[0].id))))
+    out.extend(_unknown_capture(model))
     return tuple(out)
+
+
+_CLIENTS_NAMED = 3
+"""How many clients a capture warning names (with the count of all)."""
+
+
+def _unknown_capture(model: Model) -> list[ModelWarning]:
+    """W063 (per Service without `spec.clusterIP`) and W064 (workloads without a pod IP):
+    destinations whose address the capture range annotations of some sidecar client would
+    need, so that kubezt decides connections to them both ways (`capture`)."""
+    topology = model.topology
+    clients: list[str] = []
+    keys: dict[str, None] = {}
+    for w in topology.workloads:
+        if w.host_network:
+            continue
+        dependent = capture.address_dependent(w)
+        if not dependent:
+            continue
+        namespace = topology.namespace(w.namespace)
+        if mesh_mode(w, namespace, model.mesh) is not MeshMode.SIDECAR:
+            continue
+        clients.append(w.id)
+        keys.update(dict.fromkeys(dependent))
+    if not clients:
+        return []
+    named = tuple(sorted(clients)[:_CLIENTS_NAMED])
+    common: tuple[tuple[str, StepParam], ...] = (
+        ("clients", named),
+        ("client_count", len(clients)),
+        ("annotations", tuple(keys)),
+    )
+    out: list[ModelWarning] = []
+    selected: dict[Service, None] = {}
+    for services in topology.services_selecting_each(topology.workloads):
+        selected.update(dict.fromkeys(services))
+    for svc in sorted(selected, key=lambda s: (s.namespace, s.name)):
+        if svc.cluster_ip is not None or not svc.ports:
+            continue
+        src = svc.source
+        out.append(
+            ModelWarning(
+                "W063", common, src.location if src else None, f"Service {svc.namespace}/{svc.name}"
+            )
+        )
+    unknown = [w.id for w in topology.workloads if not w.ip]
+    if unknown:
+        out.append(
+            ModelWarning("W064", (("count", len(unknown)), ("example", unknown[0]), *common))
+        )
+    return out

@@ -7,6 +7,7 @@ enrolment), §5.4 (waypoints), §6 (identities).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,6 +21,12 @@ from kubezt.ir.topology import Labels, MeshMode, Namespace, ProxyRole, Service, 
 
 HBONE_PORT = 15008
 AMBIENT_PROBE_SOURCE = "169.254.7.127"
+AMBIENT_PROBE_NETWORKS = (
+    ipaddress.ip_network("169.254.7.127/32"),
+    ipaddress.ip_network("fd16:9254:7127:1337:ffff:ffff:ffff:ffff/128"),
+)
+"""The addresses istio-cni SNATs kubelet probes (every host-originated TCP connection) to
+ambient pods from, IPv4 and IPv6."""
 WAYPOINT_GATEWAY_LABEL = "gateway.networking.k8s.io/gateway-name"
 PROXY_ANNOTATION = "kubezt.io/proxy"
 

@@ -17,7 +17,7 @@ from kubezt.engine.connection import (
     Path,
     mesh_decision,
     mesh_facts,
-    plan_path,
+    plan_paths,
 )
 from kubezt.engine.index import EndpointClass, iter_bits
 from kubezt.engine.mesh import (
@@ -117,7 +117,7 @@ class MeshView:
         )
         self.alp = bool(self.alp_matches)
         self._decisions: dict[tuple[object, ...], RequestSet] = {}
-        self._paths: dict[tuple[object, ...], Path] = {}
+        self._paths: dict[tuple[object, ...], tuple[Path, ...]] = {}
         self._waypoint_sources = 0
         # Sources that take the same path to any destination: the path depends on the client's
         # mode, role, gateway name, outbound-capture annotations and, only through a
@@ -364,9 +364,8 @@ class MeshView:
                     sources = pbits & candidates
                     if sources:
                         g = (sources & -sources).bit_length() - 1
-                        entries.append(
-                            (svc, self._path(self.group_of[g], g, d, key, svc), sources, None)
-                        )
+                        for path in self._path(self.group_of[g], g, d, key, svc):
+                            entries.append((svc, path, sources, None))
             else:
                 seen: set[GroupKey] = set()
                 for c in iter_bits(candidates):
@@ -375,8 +374,8 @@ class MeshView:
                         continue
                     seen.add(group)
                     g = self.group_rep[group]
-                    path = self._path(group, g, d, key, svc)
-                    entries.append((svc, path, self.group_bits[group] & candidates, group))
+                    for path in self._path(group, g, d, key, svc):
+                        entries.append((svc, path, self.group_bits[group] & candidates, group))
         own = [self._space(d, key, svc, path) for svc, path, _, _ in entries]
         common = self._common_space(own)
         out: list[tuple[int, list[tuple[int, Some]]]] = []
@@ -487,10 +486,13 @@ class MeshView:
             partial.append((members, requests))
         return some, partial
 
-    def _path(self, gkey: GroupKey, g: int, d: int, key: PortKey, svc: Service | None) -> Path:
+    def _path(
+        self, gkey: GroupKey, g: int, d: int, key: PortKey, svc: Service | None
+    ) -> tuple[Path, ...]:
         # The path depends on the client's mode, role, gateway name, outbound-capture
         # annotations and, only through a DestinationRule there, its namespace; not on its
-        # service account or address.
+        # service account or address. Two paths when capture depends on an address the input
+        # does not give (`plan_paths`): a connection is allowed along either.
         cache_key = (
             gkey.mode,
             gkey.role,
@@ -502,10 +504,10 @@ class MeshView:
             key.protocol,
             svc,
         )
-        path = self._paths.get(cache_key)
-        if path is None:
+        paths = self._paths.get(cache_key)
+        if paths is None:
             server = self.reps[d]
-            path = plan_path(
+            paths = plan_paths(
                 self.model,
                 self.ends[g],
                 self.ends[d],
@@ -514,8 +516,8 @@ class MeshView:
                 svc,
                 _service_port(svc, server, key),
             )
-            self._paths[cache_key] = path
-        return path
+            self._paths[cache_key] = paths
+        return paths
 
     def _leg_bits(
         self,
@@ -564,7 +566,15 @@ class MeshView:
     ) -> RequestSet:
         """Mesh decision for a source group (`mesh_decision`): on every witness of `space`,
         or once when the verdict does not depend on the request (None)."""
-        cache_key = (gkey, d, key, svc.namespace if svc else None, svc.name if svc else None, space)
+        cache_key = (
+            gkey,
+            d,
+            key,
+            svc.namespace if svc else None,
+            svc.name if svc else None,
+            space,
+            path.assumed_capture,
+        )
         cached = self._decisions.get(cache_key)
         if cached is not None:
             return cached

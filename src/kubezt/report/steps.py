@@ -76,6 +76,27 @@ def _staged(step: Step) -> str:
 _NOT_SEEN_INBOUND = "the sidecar does not see this connection"
 _NOT_SEEN_OUTBOUND = "the client's sidecar does not see this connection, it leaves as plaintext"
 
+
+def _listed(value: object) -> str:
+    return ", ".join(str(v) for v in value) if isinstance(value, tuple) else str(value or "")
+
+
+def _unknown_address(m: Message) -> str:
+    """Why outbound capture is unknown (`outbound-address-unknown`)."""
+    service, pod = m.param("service"), m.param("pod")
+    given = (
+        f"the spec.clusterIP of Service {service}"
+        if service
+        else f"the status.podIP of {pod}"
+        if pod
+        else "a Service's spec.clusterIP, a pod's status.podIP"
+    )
+    return (
+        "whether the client's sidecar sees this connection depends on the destination address "
+        f"({_listed(m.param('annotations'))}), which the input does not give ({given})"
+    )
+
+
 MESSAGES: dict[str, Callable[[Message], str]] = {
     # capture (`engine.capture`): why a proxy does not see a connection
     "inbound-proxy-port": lambda m: (
@@ -100,7 +121,11 @@ MESSAGES: dict[str, Callable[[Message], str]] = {
         + _NOT_SEEN_OUTBOUND
     ),
     "outbound-range-excluded": lambda m: (
-        f"{m.param('address')} is in {EXCLUDE_OUTBOUND_RANGES}: " + _NOT_SEEN_OUTBOUND
+        f"{m.param('address') or 'every destination address'} is in "
+        f"{EXCLUDE_OUTBOUND_RANGES}: " + _NOT_SEEN_OUTBOUND
+    ),
+    "outbound-address-unknown": lambda m: (
+        _unknown_address(m) + "; in this case it does not: it leaves as plaintext"
     ),
     "outbound-range-not-included": lambda m: (
         f"{INCLUDE_OUTBOUND_RANGES} does not cover the destination "
@@ -136,6 +161,20 @@ MESSAGES: dict[str, Callable[[Message], str]] = {
     "auto-mtls-no-sidecar": lambda m: "auto mTLS: the server has no sidecar, so plaintext",
 }
 """Message code → renderer, for the messages nested in steps and paths."""
+
+
+def _capture_unknown(step: Step) -> str:
+    why = step.param("why")
+    reason = _unknown_address(why if isinstance(why, Message) else Message(""))
+    verdicts = (
+        f"captured, it is {'allowed' if step.param('captured') else 'denied'}; not captured "
+        f"(plaintext), {'allowed' if step.param('not_captured') else 'denied'}"
+    )
+    shown = "captured" if step.param("shown") == "captured" else "not captured"
+    return (
+        f"{reason}: {verdicts}. kubezt counts the connection "
+        f"allowed when either is; the steps below are those of the {shown} case"
+    )
 
 
 def message_text(message: Message) -> str:
@@ -228,6 +267,7 @@ RENDERERS: dict[str, Callable[[Step], str]] = {
         f"{s.param('leg')}: mesh traffic is tunnelled to port {s.param('port')} (HBONE); L3/L4 "
         "policy sees that port, not the application port"
     ),
+    "capture-unknown": _capture_unknown,
     "not-captured": _tls_step,
     "client-tls": _tls_step,
     # mTLS admission

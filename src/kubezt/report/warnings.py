@@ -31,8 +31,44 @@ MESSAGES: dict[str, Callable[[ModelWarning], str]] = {
         "policies match CIDRs: kubezt assumes such rules do not allow them and do deny them; "
         "give status.podIP to evaluate them exactly"
     ),
+    "W063": lambda w: (
+        "has no spec.clusterIP, the address sidecar clients connect to, while "
+        + _capture_clients(w)
+        + " whether those sidecars capture connections to this Service is unknown. "
+        + _BOTH_WAYS
+        + "; give spec.clusterIP (as the API server assigned it) to evaluate them exactly"
+    ),
+    "W064": lambda w: (
+        f"{w.param('count')} workload(s) have no pod IP (e.g. {w.param('example')}) while "
+        + _capture_clients(w)
+        + " whether those sidecars capture connections to these pods' addresses is unknown. "
+        + _BOTH_WAYS
+        + "; give status.podIP to evaluate them exactly"
+    ),
 }
 """Warning code → its sentence."""
+
+
+_BOTH_WAYS = (
+    "kubezt decides each such connection both ways (captured: mTLS as the mesh sends it; not "
+    "captured: plaintext without identity, which STRICT refuses) and counts it allowed when "
+    "either way allows it, so no exposure is hidden but a connection reported allowed may be "
+    "refused"
+)
+
+
+def _capture_clients(w: ModelWarning) -> str:
+    clients = w.param("clients")
+    named = ", ".join(str(c) for c in clients) if isinstance(clients, tuple) else ""
+    count = w.param("client_count")
+    more = (
+        f" and {int(count) - len(clients)} more"
+        if isinstance(count, int) and isinstance(clients, tuple) and count > len(clients)
+        else ""
+    )
+    keys = w.param("annotations")
+    listed = " / ".join(str(k) for k in keys) if isinstance(keys, tuple) else ""
+    return f"sidecar client(s) {named}{more} set {listed} without covering every address:"
 
 
 def model_diagnostic(warning: ModelWarning) -> Diagnostic:
