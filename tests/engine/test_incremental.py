@@ -339,3 +339,49 @@ def test_diff_of_models_equals_diff_of_full_evaluations(
     for _ in range(data.draw(st.integers(1, 3))):
         new = apply_change(new, draw_change(data.draw, new, mixed.cluster.namespaces))
     assert diff_models(old, new) == diff(evaluate(old), evaluate(new))
+
+
+def test_a_policy_edit_keeps_its_place_among_policies_of_the_same_sort_key() -> None:
+    """A Kubernetes and a Calico NetworkPolicy of the same name, namespace and order tie on
+    Calico's sort key, so their input order decides which matches first: editing the first
+    (it keeps its place in the input) must not move it behind the second."""
+    server = {"app": "server"}
+    k8s = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "x", "namespace": "a"},
+        "spec": {
+            "podSelector": {"matchLabels": server},
+            "ingress": [{"ports": [{"port": 80}]}],
+        },
+    }
+    calico = {
+        "apiVersion": "projectcalico.org/v3",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "x", "namespace": "a"},
+        "spec": {
+            "order": 1000,
+            "selector": "app == 'server'",
+            "types": ["Ingress"],
+            "ingress": [{"action": "Deny", "protocol": "TCP"}],
+        },
+    }
+    pods = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "a", "labels": {"app": name}},
+            "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]},
+        }
+        for name in ("client", "server")
+    ]
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}
+    model = load_model([namespace, *pods, k8s, calico])
+    first = model.policies.policies[0]
+    assert (first.kind, first.name) == ("NetworkPolicy", "x")
+    state = IncrementalReach(model)
+    assert dict(rows_of(state.reachability())) == full_rows(model)
+    edited = dataclasses.replace(first, ingress=(*first.ingress, *first.ingress))
+    state.apply(Change.upsert(edited))
+    assert dict(rows_of(state.reachability())) == full_rows(state.model)
+    assert ("a/client", "a/server", 80, "TCP") in full_rows(state.model)

@@ -28,9 +28,11 @@ from kubezt.engine import capture
 from kubezt.engine.authz import authz_networks
 from kubezt.engine.index import IpAddress, class_networks
 from kubezt.engine.mesh import HBONE_PORT, sidecar_injected
+from kubezt.ir.mesh import AuthorizationPolicy, DestinationRule, PeerAuthentication
 from kubezt.ir.model import Model
-from kubezt.ir.policy import Network
+from kubezt.ir.policy import Network, Policy
 from kubezt.ir.ports import PortRange, Protocol
+from kubezt.ir.topology import Namespace, Service, Workload
 
 PORT_MIN = 1
 PORT_MAX = 65535
@@ -126,46 +128,80 @@ def port_cuts(model: Model) -> PortCuts:
     conditions, PeerAuthentication and DestinationRule port-level settings, sidecar capture
     port annotations, the ports of sidecars that capture never takes, and the HBONE port."""
     found: dict[Protocol, dict[PortRange, None]] = {p: {} for p in CELL_PROTOCOLS}
-
-    def add(ranges: Iterable[PortRange], protocols: Iterable[Protocol] = CELL_PROTOCOLS) -> None:
-        for protocol in protocols:
-            if protocol in found:
+    topology = model.topology
+    objects: Iterable[object] = itertools.chain(
+        model.policies.policies,
+        topology.services,
+        model.mesh.authorization_policies,
+        model.mesh.peer_authentications,
+        model.mesh.destination_rules,
+    )
+    for obj in objects:
+        for protocols, ranges in object_port_ranges(obj):
+            for protocol in protocols:
                 found[protocol].update(dict.fromkeys(ranges))
+    for w in topology.workloads:
+        for protocols, ranges in workload_port_ranges(w, topology.namespace(w.namespace)):
+            for protocol in protocols:
+                found[protocol].update(dict.fromkeys(ranges))
+    for protocol in CELL_PROTOCOLS:
+        found[protocol][PortRange(HBONE_PORT, HBONE_PORT)] = None
+    return PortCuts.of(found)
 
-    for policy in model.policies.policies:
-        for rule in (*policy.ingress, *policy.egress):
+
+PortContribution = list[tuple[tuple[Protocol, ...], tuple[PortRange, ...]]]
+"""The port ranges one object names, with the protocols they cut."""
+
+
+def object_port_ranges(obj: object) -> PortContribution:
+    """The port ranges a policy, Service, AuthorizationPolicy, PeerAuthentication or
+    DestinationRule adds to `port_cuts` (nothing for other objects; workloads:
+    `workload_port_ranges`)."""
+    out: PortContribution = []
+    if isinstance(obj, Policy):
+        for rule in (*obj.ingress, *obj.egress):
             protocols = _rule_protocols(rule.protocol)
             for side in (rule.source, rule.destination):
                 for ports in (side.ports, side.not_ports):
-                    if ports is not None:
-                        add(ports.ranges, protocols)
-    for svc in model.topology.services:
-        for sp in svc.ports:
+                    if ports is not None and ports.ranges:
+                        out.append((protocols, ports.ranges))
+    elif isinstance(obj, Service):
+        for sp in obj.ports:
             singles = [sp.port] + ([sp.target_port] if isinstance(sp.target_port, int) else [])
-            add((PortRange(p, p) for p in singles if PORT_MIN <= p <= PORT_MAX), [sp.protocol])
-    numbers: list[str] = []
-    for ap in model.mesh.authorization_policies:
-        for arule in ap.rules:
+            out.append(((sp.protocol,), _singles(singles)))
+    elif isinstance(obj, AuthorizationPolicy):
+        numbers: list[str] = []
+        for arule in obj.rules:
             for op in arule.operations or ():
                 numbers.extend(op.ports or ())
                 numbers.extend(op.not_ports or ())
             for cond in arule.conditions:
                 if cond.key == "destination.port":
                     numbers.extend((cond.values or ()) + (cond.not_values or ()))
-    singles = [int(n) for n in numbers if n.strip().isdigit()]
-    singles += [p for pa in model.mesh.peer_authentications for p, _ in pa.port_modes]
-    singles += [p for dr in model.mesh.destination_rules for p, _ in dr.port_tls]
-    for w in model.topology.workloads:
-        for key in CAPTURE_PORT_ANNOTATIONS:
-            text = w.annotations.get(key) or ""
-            singles += [int(t) for t in text.split(",") if t.strip().isdigit()]
-    topology = model.topology
-    for w in topology.workloads:
-        if sidecar_injected(w, topology.namespace(w.namespace)):
-            singles += capture.proxy_ports(w)
-    singles.append(HBONE_PORT)
-    add(PortRange(p, p) for p in singles if PORT_MIN <= p <= PORT_MAX)
-    return PortCuts.of(found)
+        out.append((CELL_PROTOCOLS, _singles(int(n) for n in numbers if n.strip().isdigit())))
+    elif isinstance(obj, PeerAuthentication):
+        out.append((CELL_PROTOCOLS, _singles(p for p, _ in obj.port_modes)))
+    elif isinstance(obj, DestinationRule):
+        out.append((CELL_PROTOCOLS, _singles(p for p, _ in obj.port_tls)))
+    return [(protocols, ranges) for protocols, ranges in out if ranges and protocols]
+
+
+def workload_port_ranges(workload: Workload, namespace: Namespace) -> PortContribution:
+    """The ports a workload adds to `port_cuts`: those its sidecar capture annotations list,
+    and, when a sidecar is injected into it (read with its namespace's labels), the ports of
+    the sidecar that capture never takes."""
+    singles: list[int] = []
+    for key in CAPTURE_PORT_ANNOTATIONS:
+        text = workload.annotations.get(key) or ""
+        singles += [int(t) for t in text.split(",") if t.strip().isdigit()]
+    if sidecar_injected(workload, namespace):
+        singles += capture.proxy_ports(workload)
+    ranges = _singles(singles)
+    return [(CELL_PROTOCOLS, ranges)] if ranges else []
+
+
+def _singles(ports: Iterable[int]) -> tuple[PortRange, ...]:
+    return tuple(PortRange(p, p) for p in ports if PORT_MIN <= p <= PORT_MAX)
 
 
 def _rule_protocols(number: int | None) -> tuple[Protocol, ...]:

@@ -40,8 +40,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
+from kubezt.engine.authz import authz_networks
 from kubezt.engine.capture import address_networks, outbound_networks
-from kubezt.engine.cells import PortCuts, port_cuts
+from kubezt.engine.cells import (
+    CELL_PROTOCOLS,
+    PortContribution,
+    PortCuts,
+    object_port_ranges,
+    port_cuts,
+    workload_port_ranges,
+)
 from kubezt.engine.connection import is_single_pod, mesh_facts
 from kubezt.engine.index import (
     ClassIndex,
@@ -77,7 +85,7 @@ from kubezt.ir.mesh import (
 )
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction, NetworkSet, Policy, PolicySet, Tier
-from kubezt.ir.ports import PortKey, Protocol
+from kubezt.ir.ports import PortKey, PortRange, Protocol
 from kubezt.ir.topology import (
     Labels,
     MeshMode,
@@ -184,17 +192,25 @@ def changes_between(old: Model, new: Model) -> list[Change]:
     return out
 
 
-def apply_change(model: Model, change: Change, old: Obj | None = None) -> Model:
+def apply_change(
+    model: Model, change: Change, old: Obj | None = None, *, absent: bool = False
+) -> Model:
     """The model with the change made (objects keep their order; a new one goes last). `old`,
-    when given, is the model's current object of that key (found by identity: faster)."""
+    when given, is the model's current object of that key (found by identity: faster);
+    `absent`: the model has no object of that key (a new one is appended without a search)."""
     kind = change.key[0]
     if change.new is not None and object_key(change.new) != change.key:
         raise AssertionError(f"{change.key} names another object than {change.new!r}")
 
     def edit(items: Iterable[Obj]) -> tuple[Obj, ...]:
+        if absent:
+            return (*items, change.new) if change.new is not None else tuple(items)
         if old is not None:
             seq = tuple(items)
-            at = next((i for i, obj in enumerate(seq) if obj is old), None)
+            try:
+                at: int | None = list(map(id, seq)).index(id(old))
+            except ValueError:
+                at = None
             if at is not None:
                 new = () if change.new is None else (change.new,)
                 return seq[:at] + new + seq[at + 1 :]
@@ -213,18 +229,16 @@ def apply_change(model: Model, change: Change, old: Obj | None = None) -> Model:
 
     t, p, m = model.topology, model.policies, model.mesh
     if kind == "Workload":
-        t = Topology(
-            t.namespaces, t.service_accounts, _typed(edit(t.workloads), Workload), t.services
-        )
+        t = t.replaced(workloads=_typed(edit(t.workloads), Workload))
     elif kind == "Namespace":
         namespaces = {n.name: n for n in _typed(edit(t.namespaces.values()), Namespace)}
-        t = Topology(namespaces, t.service_accounts, t.workloads, t.services)
+        t = t.replaced(namespaces=namespaces)
     elif kind == "ServiceAccount":
         accounts = {
             (a.namespace, a.name): a
             for a in _typed(edit(t.service_accounts.values()), ServiceAccount)
         }
-        t = Topology(t.namespaces, accounts, t.workloads, t.services)
+        t = t.replaced(service_accounts=accounts)
     elif kind == "Service":
         t = Topology(
             t.namespaces, t.service_accounts, t.workloads, _typed(edit(t.services), Service)
@@ -257,7 +271,7 @@ def _typed(items: tuple[Obj, ...], cls: type[T]) -> tuple[T, ...]:
 
 
 def _mesh(mesh: MeshPolicies, **fields: object) -> MeshPolicies:
-    return dataclasses.replace(mesh, **fields)  # type: ignore[arg-type]
+    return mesh.replaced(**fields)
 
 
 class Path(StrEnum):
@@ -350,11 +364,11 @@ class IncrementalReach:
         before = old_objects.get(change.key)
         if before == change.new:
             return Delta(change, Path.NONE, ())
-        new_model = apply_change(self._input, change, before)
+        new_model = apply_change(self._input, change, before, absent=before is None)
         kind = change.key[0]
         connections: list[ConnectionChange] | None = None
         path = Path.REBUILD
-        if self._cuts is not None and self._cuts != self._cuts_of(new_model):
+        if self._cuts is not None and self._cuts != self._next_cuts(change, before, new_model):
             pass  # the port cells change: rebuild
         elif kind == "Policy":
             connections = self._policy(before, change.new, new_model)
@@ -393,9 +407,80 @@ class IncrementalReach:
             return None
         return self._fixed_cuts if self._fixed_cuts is not None else port_cuts(model)
 
+    def _count_cuts(self, model: Model) -> None:
+        """How many objects name each (protocol, port range) of the model's own port cuts
+        (kept current by `_next_cuts`, so a change need not read every object again)."""
+        self._cut_counts: dict[tuple[Protocol, PortRange], int] = {}
+        if self._port is not None or self._fixed_cuts is not None:
+            return
+        t = model.topology
+        for obj in (
+            *model.policies.policies,
+            *t.services,
+            *model.mesh.authorization_policies,
+            *model.mesh.peer_authentications,
+            *model.mesh.destination_rules,
+        ):
+            self._tally(object_port_ranges(obj), 1)
+        for w in t.workloads:
+            self._tally(workload_port_ranges(w, t.namespace(w.namespace)), 1)
+        self._tally([(CELL_PROTOCOLS, (PortRange(HBONE_PORT, HBONE_PORT),))], 1)
+        assert self._cuts == self._counted_cuts()
+
+    def _tally(self, contribution: PortContribution, step: int) -> bool:
+        """Count an object's port ranges in (`step` 1) or out (-1); True when a range
+        appeared or disappeared."""
+        counts = self._cut_counts
+        moved = False
+        for protocols, ranges in contribution:
+            for protocol in protocols:
+                for r in ranges:
+                    key = (protocol, r)
+                    n = counts.get(key, 0) + step
+                    if n:
+                        counts[key] = n
+                    else:
+                        del counts[key]
+                    moved |= n == 0 or n == step
+        return moved
+
+    def _counted_cuts(self) -> PortCuts:
+        found: dict[Protocol, list[PortRange]] = {}
+        for protocol, r in self._cut_counts:
+            found.setdefault(protocol, []).append(r)
+        return PortCuts.of(found)
+
+    def _next_cuts(self, change: Change, before: Obj | None, model: Model) -> PortCuts | None:
+        """The port cuts after the change (`model`: the objects after it): the counts of the
+        changed object's ranges (or, for a namespace, its workloads') move, and the cuts are
+        read again only when a range appeared or disappeared."""
+        if self._port is not None or self._fixed_cuts is not None:
+            return self._cuts_of(model)
+        moved = False
+        after = change.new
+        if change.key[0] == "Namespace":
+            name = change.key[1]
+            old_ns = self._input.topology.namespace(name)
+            new_ns = model.topology.namespace(name)
+            for w in model.topology.workloads:
+                if w.namespace == name:
+                    moved |= self._tally(workload_port_ranges(w, old_ns), -1)
+                    moved |= self._tally(workload_port_ranges(w, new_ns), 1)
+        elif change.key[0] == "Workload":
+            ns = model.topology.namespace(change.key[1])
+            for obj, step in ((before, -1), (after, 1)):
+                if isinstance(obj, Workload):
+                    moved |= self._tally(workload_port_ranges(obj, ns), step)
+        else:
+            for obj, step in ((before, -1), (after, 1)):
+                if obj is not None:
+                    moved |= self._tally(object_port_ranges(obj), step)
+        return self._counted_cuts() if moved else self._cuts
+
     def _build(self, model: Model) -> None:
         self._input = model
         self._cuts = self._cuts_of(model)
+        self._count_cuts(model)
         self._objects = objects(model)
         work = with_waypoint_pods(model)
         self._work = work
@@ -617,7 +702,7 @@ class IncrementalReach:
             self._selected.pop(id(before), None)
         for direction, bits in affected.items():
             if bits:
-                self._rechain(direction, bits)
+                self._rechain_one(direction, bits, before, after)
         moved = self._refresh_ingress(affected[Direction.INGRESS])
         moved.update(self._refresh_egress(affected[Direction.EGRESS]))
         return self._recompose_l4(moved)
@@ -643,20 +728,53 @@ class IncrementalReach:
         table = self._chains[direction]
         cache: dict[tuple[int, ...], TierChain] = {}
         for c, selected in per_class.items():
-            ident = tuple(id(p) for p in selected)
-            chain = cache.get(ident)
-            if chain is None:
-                by_tier: dict[str, list[Policy]] = {}
-                for p in selected:
-                    by_tier.setdefault(p.tier, []).append(p)
-                tiers = sorted((policies.tier(name) for name in by_tier), key=tier_sort_key)
-                chain = TierChain(
-                    tuple(
-                        (tier, tuple(sorted(by_tier[tier.name], key=lambda p: p.sort_key)))
-                        for tier in tiers
-                    )
+            table[c] = self._chain_of(selected, cache)
+
+    def _chain_of(
+        self, selected: list[Policy], cache: dict[tuple[int, ...], TierChain]
+    ) -> TierChain:
+        """The chain of the enforced policies `selected` (in input order), shared through
+        `cache` by the classes with the same policies."""
+        ident = tuple(id(p) for p in selected)
+        chain = cache.get(ident)
+        if chain is None:
+            by_tier: dict[str, list[Policy]] = {}
+            for p in selected:
+                by_tier.setdefault(p.tier, []).append(p)
+            policies = self._index.policies
+            tiers = sorted((policies.tier(name) for name in by_tier), key=tier_sort_key)
+            chain = TierChain(
+                tuple(
+                    (tier, tuple(sorted(by_tier[tier.name], key=lambda p: p.sort_key)))
+                    for tier in tiers
                 )
-                cache[ident] = chain
+            )
+            cache[ident] = chain
+        return chain
+
+    def _rechain_one(
+        self, direction: Direction, classes: int, before: Policy | None, after: Policy | None
+    ) -> None:
+        """The chains of `classes` in `direction` after one policy changed from `before` to
+        `after` (either None): each class's chain without `before`, with `after` when it
+        selects the class. A chain is ordered by sort key, which tells policies apart unless
+        two share their order, name, namespace and kind (then their input order decides, and
+        every policy is read again: `_rechain`)."""
+        joins = after is not None and not after.staged and direction in after.types
+        joining = self._selected_by(after) if after is not None and joins else 0
+        table = self._chains[direction]
+        cache: dict[tuple[int, ...], TierChain] = {}
+        chains: dict[int, TierChain] = {}
+        for c in iter_bits(classes):
+            selected = [p for p in table[c].policies if p is not before]
+            if after is not None and joining >> c & 1:
+                key = after.sort_key
+                if any(p.sort_key == key for p in selected):
+                    self._rechain(direction, classes)
+                    return
+                selected.append(after)
+            chains[c] = self._chain_of(selected, cache)
+        for c, chain in chains.items():
             table[c] = chain
 
     def _recompose_l4(self, moved: set[tuple[PortKey, int]]) -> list[ConnectionChange]:
@@ -745,7 +863,8 @@ class IncrementalReach:
     ) -> list[ConnectionChange] | None:
         if self._mesh is None:
             return None
-        if address_networks(model) != self._extra_nets:
+        named = tuple(p for p in (before, after) if isinstance(p, AuthorizationPolicy))
+        if authz_networks(named) and address_networks(model) != self._extra_nets:
             return None  # ipBlocks split classes
         root = model.mesh_config.root_namespace
         affected = 0
@@ -799,7 +918,7 @@ class IncrementalReach:
                 if rule.source.services in names or rule.destination.services in names:
                     return None
         t = model.topology
-        topology = Topology(t.namespaces, t.service_accounts, tuple(self._workloads), t.services)
+        topology = t.replaced(workloads=tuple(self._workloads))
         self._work = dataclasses.replace(self._work, topology=topology)
         self._index.topology = topology
         if self._mesh is None:
@@ -913,12 +1032,7 @@ class IncrementalReach:
             c = self._classes[target]
             self._classes[target] = EndpointClass(c.index, c.peer, (*c.members, wi))
             new_rows = self._workload_rows(wi)
-        topology = Topology(
-            model.topology.namespaces,
-            model.topology.service_accounts,
-            tuple(self._workloads),
-            model.topology.services,
-        )
+        topology = model.topology.replaced(workloads=tuple(self._workloads))
         self._work = dataclasses.replace(self._work, topology=topology)
         if self._mesh is not None:
             self._mesh.model = self._work
@@ -947,7 +1061,7 @@ class IncrementalReach:
         ghosts = (self._ghosts | hit).bit_count()
         if ghosts > 64 and ghosts > len(self._classes) - ghosts:
             return None  # mostly ghosts: start over
-        topology = Topology(t.namespaces, t.service_accounts, tuple(self._workloads), t.services)
+        topology = t.replaced(workloads=tuple(self._workloads))
         work = dataclasses.replace(self._work, topology=topology)
         specs: list[tuple[Peer, Workload]] = []
         moving: list[int] = []

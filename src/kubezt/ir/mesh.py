@@ -6,6 +6,7 @@ request is the engine's job (`kubezt.engine.authz`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -157,10 +158,22 @@ class MeshPolicies:
     )
 
     def __post_init__(self) -> None:
-        by_ns: dict[str, tuple[AuthorizationPolicy, ...]] = {}
+        by_ns: dict[str, list[AuthorizationPolicy]] = {}
         for policy in self.authorization_policies:
-            by_ns[policy.namespace] = (*by_ns.get(policy.namespace, ()), policy)
-        object.__setattr__(self, "_authz_by_ns", by_ns)
+            by_ns.setdefault(policy.namespace, []).append(policy)
+        object.__setattr__(self, "_authz_by_ns", {k: tuple(v) for k, v in by_ns.items()})
+
+    def replaced(self, **fields: object) -> MeshPolicies:
+        """A copy with `fields` replaced; the index of AuthorizationPolicies is shared when they
+        stay (incremental updates make one per change)."""
+        if "authorization_policies" in fields:
+            return dataclasses.replace(self, **fields)  # type: ignore[arg-type]
+        out = object.__new__(MeshPolicies)
+        assert set(fields) <= {f.name for f in dataclasses.fields(self) if f.init}
+        for f in dataclasses.fields(self):
+            object.__setattr__(out, f.name, fields.get(f.name, getattr(self, f.name)))
+        object.__setattr__(out, "_authz_by_ns", self._authz_by_ns)
+        return out
 
     def authorization_in(self, *namespaces: str) -> tuple[AuthorizationPolicy, ...]:
         """AuthorizationPolicies of these namespaces (each namespace once), in input order."""

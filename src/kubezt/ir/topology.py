@@ -6,6 +6,7 @@ A `Workload` is a Pod, or the pod template of a controller (Deployment, Stateful
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -238,10 +239,23 @@ class Topology:
         # Lookup tables derived from the fields (the value stays immutable); workloads by id on
         # first use (incremental updates make many topologies and look up few of them).
         object.__setattr__(self, "_by_id", None)
-        by_ns: dict[str, tuple[Service, ...]] = {}
+        by_ns: dict[str, list[Service]] = {}
         for svc in self.services:
-            by_ns[svc.namespace] = (*by_ns.get(svc.namespace, ()), svc)
-        object.__setattr__(self, "_services_by_ns", by_ns)
+            by_ns.setdefault(svc.namespace, []).append(svc)
+        object.__setattr__(self, "_services_by_ns", {k: tuple(v) for k, v in by_ns.items()})
+
+    def replaced(self, **fields: object) -> Topology:
+        """A copy with `fields` replaced; the index of Services is shared when they stay
+        (incremental updates make a topology per change)."""
+        if "services" in fields:
+            return dataclasses.replace(self, **fields)  # type: ignore[arg-type]
+        assert set(fields) <= {"namespaces", "service_accounts", "workloads"}
+        out = object.__new__(Topology)
+        for name in ("namespaces", "service_accounts", "workloads", "services"):
+            object.__setattr__(out, name, fields.get(name, getattr(self, name)))
+        object.__setattr__(out, "_services_by_ns", self._services_by_ns)
+        object.__setattr__(out, "_by_id", None)
+        return out
 
     def services_in(self, namespace: str) -> tuple[Service, ...]:
         return self._services_by_ns.get(namespace, ())
