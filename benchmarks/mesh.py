@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -112,13 +113,26 @@ def run_measured(cmd: list[str], timeout: float, keep_stdout: bool = False) -> R
         )
 
 
+def generator_digest() -> str:
+    """The generator's sources: output made by another version is generated again."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted([GENERATOR, *(HERE / "clustergen").glob("*.py")]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def generate(name: str, args: list[str]) -> Path:
     out = OUT / "mesh" / name
     stamp = out / ".args"
-    if stamp.exists() and stamp.read_text() == " ".join(args):
+    want = " ".join(args) + " # generator " + generator_digest()
+    if stamp.exists() and stamp.read_text() == want:
         return out
+    if out.exists():
+        shutil.rmtree(out)
     subprocess.run([sys.executable, str(GENERATOR), *args, "--out", str(out)], check=True, cwd=ROOT)
-    stamp.write_text(" ".join(args))
+    stamp.write_text(want)
     return out
 
 
@@ -178,6 +192,8 @@ def growth(args: argparse.Namespace, results: dict) -> None:
                 "ok": last.returncode == 0,
             }
             rows.append(row)
+            results["growth"] = rows
+            save(args, results)
             print(
                 f"| {mode} | {pods:,} | {aps:,} | {detail.get('classes', '?')} | {wall:.2f} | "
                 f"{cpu:.2f} | {detail.get('load_cpu_s', float('nan')):.2f} | "
@@ -268,6 +284,8 @@ def nca(args: argparse.Namespace, results: dict) -> None:
                 "kubezt_stderr": "" if ok else kz[-1].stderr[-2000:],
             }
             rows.append(row)
+            results["nca"] = rows
+            save(args, results)
             print(
                 f"| {kind} | {pods:,} | {pods // 2:,} | {kz_wall:.2f} | {kz_cpu:.2f} | "
                 f"{nc_wall:.2f} | {nc_cpu:.2f} | {ratio:.1f}× |" + ("" if ok else " (failed)"),
@@ -282,6 +300,14 @@ def nca(args: argparse.Namespace, results: dict) -> None:
     results["nca"] = rows
 
 
+def save(args: argparse.Namespace, results: dict) -> None:
+    """Write the rows so far (a long run stopped midway keeps what it measured)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = OUT / (args.results + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(OUT / args.results)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modes", nargs="+", default=["sidecar", "ambient"])
@@ -294,14 +320,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--nca-timeout", type=float, default=1800)
+    ap.add_argument(
+        "--results",
+        default="mesh-results.json",
+        help="file name under benchmarks/out/ for the rows (default mesh-results.json)",
+    )
     args = ap.parse_args(argv)
     results: dict = {"args": vars(args)}
     if not args.no_growth:
         growth(args, results)
     if not args.no_nca:
         nca(args, results)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "mesh-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    save(args, results)
     return 0
 
 
