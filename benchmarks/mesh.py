@@ -170,11 +170,15 @@ def growth(args: argparse.Namespace, results: dict) -> None:
     rows = []
     for mode in args.modes:
         for pods, aps in GROWTH:
-            if pods > args.max_pods:
+            if pods > args.max_pods or (args.pods and pods not in args.pods):
                 continue
             gen = ["--pods", str(pods), "--policies", "0", "--istio-only", mode]
             gen += ["--authz", str(aps), "--seed", str(args.seed)]
-            d = generate(f"istio-{mode}-{pods}", gen)
+            suffix = ""
+            if args.format != "docs":
+                gen += ["--format", args.format]
+                suffix = f"-{args.format}"
+            d = generate(f"istio-{mode}-{pods}{suffix}", gen)
             wall, cpu, mib, last = median_runs(
                 [sys.executable, "-c", ENGINE, str(d)], args.repeat, args.timeout, True
             )
@@ -183,6 +187,7 @@ def growth(args: argparse.Namespace, results: dict) -> None:
             )
             row = {
                 "mode": mode,
+                "format": args.format,
                 "pods": pods,
                 "authorization_policies": aps,
                 "wall_s": round(wall, 3),
@@ -312,6 +317,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modes", nargs="+", default=["sidecar", "ambient"])
     ap.add_argument("--max-pods", type=int, default=10_000)
+    ap.add_argument(
+        "--pods",
+        type=int,
+        nargs="+",
+        help="growth: only these sizes (of 200 500 1000 2000 5000 10000)",
+    )
+    ap.add_argument(
+        "--format",
+        choices=["docs", "json"],
+        default="docs",
+        help="growth: the generator's output format (docs: YAML; json: kubectl get -o json)",
+    )
     ap.add_argument("--nca-pods", type=int, nargs="+", default=[200, 500])
     ap.add_argument("--nca-inputs", nargs="+", default=list(NCA_INPUTS), choices=list(NCA_INPUTS))
     ap.add_argument("--no-nca", action="store_true")
