@@ -24,9 +24,9 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from kubezt.engine import capture
 from kubezt.engine.authz import authz_networks
 from kubezt.engine.index import IpAddress, class_networks
-from kubezt.engine import capture
 from kubezt.engine.mesh import HBONE_PORT, sidecar_injected
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Network

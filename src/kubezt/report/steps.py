@@ -80,8 +80,8 @@ MESSAGES: dict[str, Callable[[Message], str]] = {
     # capture (`engine.capture`): why a proxy does not see a connection
     "inbound-proxy-port": lambda m: (
         f"port {m.param('port')} is one of the sidecar's own ports (Envoy stats 15090, "
-        "readiness 15021, the pilot-agent status port, 15020 by default), which istio-iptables never captures "
-        "inbound: " + _NOT_SEEN_INBOUND
+        "readiness 15021, the pilot-agent status port, 15020 by default), which istio-iptables "
+        "never captures inbound: " + _NOT_SEEN_INBOUND
     ),
     "inbound-port-excluded": lambda m: (
         f"port {m.param('port')} is excluded from inbound capture ({EXCLUDE_INBOUND_PORTS}): "
