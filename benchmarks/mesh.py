@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -112,13 +113,26 @@ def run_measured(cmd: list[str], timeout: float, keep_stdout: bool = False) -> R
         )
 
 
+def generator_digest() -> str:
+    """The generator's sources: output made by another version is generated again."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted([GENERATOR, *(HERE / "clustergen").glob("*.py")]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def generate(name: str, args: list[str]) -> Path:
     out = OUT / "mesh" / name
     stamp = out / ".args"
-    if stamp.exists() and stamp.read_text() == " ".join(args):
+    want = " ".join(args) + " # generator " + generator_digest()
+    if stamp.exists() and stamp.read_text() == want:
         return out
+    if out.exists():
+        shutil.rmtree(out)
     subprocess.run([sys.executable, str(GENERATOR), *args, "--out", str(out)], check=True, cwd=ROOT)
-    stamp.write_text(" ".join(args))
+    stamp.write_text(want)
     return out
 
 
@@ -156,11 +170,15 @@ def growth(args: argparse.Namespace, results: dict) -> None:
     rows = []
     for mode in args.modes:
         for pods, aps in GROWTH:
-            if pods > args.max_pods:
+            if pods > args.max_pods or (args.pods and pods not in args.pods):
                 continue
             gen = ["--pods", str(pods), "--policies", "0", "--istio-only", mode]
             gen += ["--authz", str(aps), "--seed", str(args.seed)]
-            d = generate(f"istio-{mode}-{pods}", gen)
+            suffix = ""
+            if args.format != "docs":
+                gen += ["--format", args.format]
+                suffix = f"-{args.format}"
+            d = generate(f"istio-{mode}-{pods}{suffix}", gen)
             wall, cpu, mib, last = median_runs(
                 [sys.executable, "-c", ENGINE, str(d)], args.repeat, args.timeout, True
             )
@@ -169,6 +187,7 @@ def growth(args: argparse.Namespace, results: dict) -> None:
             )
             row = {
                 "mode": mode,
+                "format": args.format,
                 "pods": pods,
                 "authorization_policies": aps,
                 "wall_s": round(wall, 3),
@@ -178,6 +197,8 @@ def growth(args: argparse.Namespace, results: dict) -> None:
                 "ok": last.returncode == 0,
             }
             rows.append(row)
+            results["growth"] = rows
+            save(args, results)
             print(
                 f"| {mode} | {pods:,} | {aps:,} | {detail.get('classes', '?')} | {wall:.2f} | "
                 f"{cpu:.2f} | {detail.get('load_cpu_s', float('nan')):.2f} | "
@@ -268,6 +289,8 @@ def nca(args: argparse.Namespace, results: dict) -> None:
                 "kubezt_stderr": "" if ok else kz[-1].stderr[-2000:],
             }
             rows.append(row)
+            results["nca"] = rows
+            save(args, results)
             print(
                 f"| {kind} | {pods:,} | {pods // 2:,} | {kz_wall:.2f} | {kz_cpu:.2f} | "
                 f"{nc_wall:.2f} | {nc_cpu:.2f} | {ratio:.1f}× |" + ("" if ok else " (failed)"),
@@ -282,10 +305,30 @@ def nca(args: argparse.Namespace, results: dict) -> None:
     results["nca"] = rows
 
 
+def save(args: argparse.Namespace, results: dict) -> None:
+    """Write the rows so far (a long run stopped midway keeps what it measured)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = OUT / (args.results + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(OUT / args.results)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modes", nargs="+", default=["sidecar", "ambient"])
     ap.add_argument("--max-pods", type=int, default=10_000)
+    ap.add_argument(
+        "--pods",
+        type=int,
+        nargs="+",
+        help="growth: only these sizes (of 200 500 1000 2000 5000 10000)",
+    )
+    ap.add_argument(
+        "--format",
+        choices=["docs", "json"],
+        default="docs",
+        help="growth: the generator's output format (docs: YAML; json: kubectl get -o json)",
+    )
     ap.add_argument("--nca-pods", type=int, nargs="+", default=[200, 500])
     ap.add_argument("--nca-inputs", nargs="+", default=list(NCA_INPUTS), choices=list(NCA_INPUTS))
     ap.add_argument("--no-nca", action="store_true")
@@ -294,14 +337,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--nca-timeout", type=float, default=1800)
+    ap.add_argument(
+        "--results",
+        default="mesh-results.json",
+        help="file name under benchmarks/out/ for the rows (default mesh-results.json)",
+    )
     args = ap.parse_args(argv)
     results: dict = {"args": vars(args)}
     if not args.no_growth:
         growth(args, results)
     if not args.no_nca:
         nca(args, results)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "mesh-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    save(args, results)
     return 0
 
 

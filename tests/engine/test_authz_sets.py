@@ -27,11 +27,12 @@ from hypothesis import strategies as st
 
 import kubezt
 from explainkit import matrix_vs_explain, request_rows
-from kubezt.engine.authz import AuthzRequest, Enforcer, authorize
+from kubezt.engine.authz import AuthzRequest, Enforcer, authorize, ports_named
 from kubezt.engine.authz_sets import SetAuthorizer, SourceSpace
 from kubezt.engine.meshview import MeshView
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import MeshPolicies, MtlsMode, PeerAuthentication, TargetRef
+from kubezt.ir.requests import HttpRequest
 from kubezt.ir.topology import Labels
 from strategies import pick, scenarios
 from strategies import policies as drawn_policies
@@ -92,6 +93,37 @@ def test_one_authorizer_shared_by_many_policy_sets(scenario, data) -> None:
             for mtls in (True, False):
                 for i, r in enumerate(reqs):
                     assert_bit_agrees(sets, chosen, enforcer, mtls, i, r)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.data())
+def test_shortcuts_of_the_matrix_agree_with_authorize(scenario, data) -> None:
+    """The matrix decides once for every request when `request_blind` says no rule that can
+    match on the port reads the request, and once for every port `ports_named` leaves out:
+    `authorize` must then give each source the same verdict for every request, and for any
+    two such ports."""
+    policies, reqs, config = scenario
+    named = ports_named(policies)
+    others = [p for p in (1, 7, 65535) if p not in named][:2]
+    https = [r.http for r in reqs if r.http is not None] or [HttpRequest()]
+    for enforcer in (Enforcer.SIDECAR, Enforcer.WAYPOINT):
+        sets = authorizer(reqs, config)
+        for r in reqs:
+            port = data.draw(pick((r.port, *others)), label="port")
+            blind = sets.request_blind(policies, enforcer, port)
+            for mtls in (True, False):
+
+                def verdict(http, port: int, r=r, mtls: bool = mtls, e=enforcer) -> bool:
+                    request = AuthzRequest(
+                        r.principal if mtls else None, r.source_ip, r.destination_ip, port, http
+                    )
+                    return authorize(policies, request, e, config, "test").allowed
+
+                if blind:
+                    assert len({verdict(h, port) for h in https}) == 1, (enforcer, port, r)
+                if len(others) == 2:
+                    for h in https:
+                        assert verdict(h, others[0]) == verdict(h, others[1]), (enforcer, r)
 
 
 # --- random meshes ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from urllib.parse import unquote
@@ -583,6 +584,25 @@ def authorize(
         )
     )
     return AuthzResult(False, tuple(steps))
+
+
+def ports_named(policies: Iterable[AuthorizationPolicy]) -> frozenset[int]:
+    """Every destination port the policies' `ports`, `notPorts` and `destination.port`
+    conditions name: matching (`_field_match`, `_condition_match`) compares the port's decimal
+    text for equality, so any two ports outside this set are decided alike."""
+    out: set[int] = set()
+    for policy in policies:
+        for rule in policy.rules:
+            for op in rule.operations or ():
+                for text in (*(op.ports or ()), *(op.not_ports or ())):
+                    if text.isascii() and text.isdigit():
+                        out.add(int(text))
+            for cond in rule.conditions:
+                if cond.key == "destination.port":
+                    for text in (*(cond.values or ()), *(cond.not_values or ())):
+                        if text.isascii() and text.isdigit():
+                            out.add(int(text))
+    return frozenset(out)
 
 
 def mentions_http(policies: list[AuthorizationPolicy]) -> bool:

@@ -61,6 +61,17 @@ PRINCIPAL_CONDITIONS = frozenset(
 )
 ADDRESS_CONDITIONS = frozenset({"source.ip", "remote.ip"})
 
+REQUEST_BLIND_CONDITIONS = (
+    PRINCIPAL_CONDITIONS
+    | ADDRESS_CONDITIONS
+    | {
+        "destination.ip",
+        "destination.port",
+    }
+)
+"""Conditions whose value never comes from the HTTP request (`authz._condition_value`)."""
+PORT_ITEMS = frozenset({"ports", "not_ports"})
+
 _SOURCE_FIELDS = tuple(f.name for f in fields(AuthzSource))
 _OPERATION_FIELDS = tuple(f.name for f in fields(AuthzOperation))
 
@@ -92,6 +103,27 @@ def _clause(
         if value is not None and name not in removed:
             out.append((name, value))
     return tuple(out)
+
+
+def reads_request(rule: CompiledRule, port: int) -> bool:
+    """Can the rule's verdict on `port` depend on the HTTP request (method, path, host,
+    headers)? Source items never do (`SourceSpace` decides them without a request); an
+    operation whose `ports`/`notPorts` rule out `port` never matches there, whatever it asks
+    of the request."""
+    for cond, removed in rule.conditions:
+        if not removed and cond.key not in REQUEST_BLIND_CONDITIONS:
+            return True
+    text = str(port)
+    for clause in rule.operations or ():
+        items = dict(clause)
+        ports, not_ports = items.get("ports"), items.get("not_ports")
+        if (ports is not None and text not in ports) or (
+            not_ports is not None and text in not_ports
+        ):
+            continue
+        if any(name not in PORT_ITEMS for name, _ in clause):
+            return True
+    return False
 
 
 def compile_rule(rule: AuthzRule, rule_view: RuleView) -> CompiledRule:
@@ -271,6 +303,21 @@ class SetAuthorizer:
         self._decisions: dict[tuple[object, ...], int] = {}
         self._policy_bits: dict[tuple[object, ...], int] = {}
         self._operations: dict[tuple[object, ...], bool] = {}
+        self._blind: dict[tuple[int, int], bool] = {}
+
+    def request_blind(
+        self, policies: Sequence[AuthorizationPolicy], enforcer: Enforcer, port: int
+    ) -> bool:
+        """Every HTTP request on `port` gets the same answer from these policies at this
+        enforcement point (for any one source): no rule that can match there reads it."""
+        compiled = self._compiled(policies, enforcer, True)
+        key = (id(compiled), port)
+        blind = self._blind.get(key)
+        if blind is None:
+            blind = self._blind[key] = not any(
+                reads_request(rule, port) for policy in compiled.policies for rule in policy.rules
+            )
+        return blind
 
     def _compiled_policy(
         self, policy: AuthorizationPolicy, enforcer: Enforcer, http: bool

@@ -99,6 +99,32 @@ def proxy_ports(workload: Workload) -> tuple[int, ...]:
     return PROXY_INBOUND_PORTS if status == 0 else (*PROXY_INBOUND_PORTS, status)
 
 
+def _digits(text: str | None) -> set[int]:
+    return {int(p) for p in _ports(text or "") if p.isascii() and p.isdigit()}
+
+
+def inbound_ports_named(server: Workload) -> frozenset[int]:
+    """Every port `inbound` may answer differently for: the proxy's own ports and the ports the
+    inbound-capture annotations list. Any two other ports are captured alike."""
+    return frozenset(
+        {
+            *proxy_ports(server),
+            *_digits(server.annotations.get(INCLUDE_INBOUND_PORTS)),
+            *_digits(server.annotations.get(EXCLUDE_INBOUND_PORTS)),
+        }
+    )
+
+
+def outbound_ports_named(client: Workload) -> frozenset[int]:
+    """Every port `outbound` may answer differently for (its outbound port annotations)."""
+    return frozenset(
+        {
+            *_digits(client.annotations.get(INCLUDE_OUTBOUND_PORTS)),
+            *_digits(client.annotations.get(EXCLUDE_OUTBOUND_PORTS)),
+        }
+    )
+
+
 def inbound(server: Workload, port: int) -> Capture:
     """Does the server's sidecar capture inbound connections to `port`?"""
     if port in proxy_ports(server):

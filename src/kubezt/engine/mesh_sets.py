@@ -176,21 +176,39 @@ class MeshSets:
             wp = path.waypoint
             if not self._ztunnel_sees_waypoint(d, key.port, wp):
                 return [0] * len(requests)
-            each = authorizer.allowed_each(
-                self.waypoint_policies(wp, svc),
-                Enforcer.WAYPOINT,
-                path.mtls,
-                server.ip,
-                key.port,
-                requests,
+            return self._each(
+                sources, self.waypoint_policies(wp, svc), Enforcer.WAYPOINT, path, d, key, requests
             )
-            return [sources & bits for bits in each]
         if path.server is MeshMode.SIDECAR:
-            each = authorizer.allowed_each(
-                self.server_policies(d), Enforcer.SIDECAR, path.mtls, server.ip, key.port, requests
+            return self._each(
+                sources, self.server_policies(d), Enforcer.SIDECAR, path, d, key, requests
             )
-            return [sources & bits for bits in each]
         return [sources] * len(requests)
+
+    def _each(
+        self,
+        sources: int,
+        policies: list[AuthorizationPolicy],
+        enforcer: Enforcer,
+        path: Path,
+        d: int,
+        key: PortKey,
+        requests: Sequence[HttpRequest | None],
+    ) -> list[int]:
+        """The sources allowed for each request by an Envoy enforcement point; decided once
+        when no rule that can match on this port reads the request."""
+        authorizer = self.authorizer
+        ip = self.reps[d].ip
+        if (
+            len(requests) > 1
+            and requests[0] is not None
+            and authorizer.request_blind(policies, enforcer, key.port)
+        ):
+            first = requests[:1]
+            once = authorizer.allowed_each(policies, enforcer, path.mtls, ip, key.port, first)
+            return [sources & once[0]] * len(requests)
+        each = authorizer.allowed_each(policies, enforcer, path.mtls, ip, key.port, requests)
+        return [sources & bits for bits in each]
 
     def _ztunnel_sees_waypoint(self, d: int, port: int, wp: Workload) -> bool:
         """The destination's ztunnel authorizes the waypoint's identity, not the client's."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from kubezt.engine.authz import authz_networks, mentions_http
+from kubezt.engine.authz import authz_networks, mentions_http, ports_named
+from kubezt.engine.capture import inbound_ports_named, outbound_ports_named
 from kubezt.engine.connection import (
     End,
     EndKind,
@@ -24,6 +25,8 @@ from kubezt.engine.mesh import (
     HBONE_PORT,
     WAYPOINT_GATEWAY_LABEL,
     port_protocol,
+    waypoint_for,
+    waypoint_workload,
 )
 from kubezt.engine.mesh_sets import MeshSets
 from kubezt.engine.partial import PartialCells
@@ -138,6 +141,10 @@ class MeshView:
         self._somes: dict[tuple[object, ...], Some] = {}
         self._unions: dict[tuple[int, int], RequestSet] = {}
         self._keep: list[object] = []
+        self._cell_memo: dict[tuple[object, ...], tuple[int, list[tuple[int, Some]]]] | None = None
+        """During `compose`: the cells decided so far, by destination and port signature."""
+        self._named: dict[int, frozenset[int]] = {}
+        self._named_everywhere: frozenset[int] = frozenset()
 
     def _group_key(self, i: int) -> GroupKey:
         rep = self.reps[i]
@@ -243,6 +250,27 @@ class MeshView:
         self.refresh_waypoint_sources(l4)
         allowed: dict[PortKey, dict[int, int]] = {}
         partial = PartialCells()
+        # Ports no configuration of a destination names are decided alike (`_port_signature`):
+        # one such cell per destination and L3/L4 verdict is decided, the others take its
+        # answer. Not for Calico application layer policy (decided group by group), nor when
+        # every group is decided by `mesh_decision` (the tests compare that with this).
+        if self.batched and not self.alp:
+            self._cell_memo = {}
+            self._named = {}
+            self._named_everywhere = self._ports_named_everywhere()
+        try:
+            return self._compose(plan, l4, allowed, partial)
+        finally:
+            self._cell_memo = None
+            self._named = {}
+
+    def _compose(
+        self,
+        plan: dict[PortKey, int],
+        l4: dict[PortKey, dict[int, int]],
+        allowed: dict[PortKey, dict[int, int]],
+        partial: PartialCells,
+    ) -> tuple[dict[PortKey, dict[int, int]], PartialCells]:
         # classes some source reaches over HBONE, and those a waypoint may lead to: without
         # them (and without a direct connection) no route reaches a destination
         tunnelled = 0
@@ -285,6 +313,61 @@ class MeshView:
         (the union of the requests each route lets through, every route decided over one
         request space); records in `partial` those for which only some requests pass (the cell's
         entry is replaced)."""
+        memo = self._cell_memo
+        if memo is not None and key.protocol is Protocol.TCP:
+            port = key.port if key.port in self._ports_named(d) else None
+            mkey = (d, key.name, port, l4.get(key, {}).get(d, 0))
+            done = memo.get(mkey)
+            if done is None:
+                done = memo[mkey] = self._compose_cell(key, d, l4)
+            bits, groups = done
+        else:
+            bits, groups = self._compose_cell(key, d, l4)
+        partial.set_cell(key, d, groups)
+        return bits
+
+    def _ports_named_everywhere(self) -> frozenset[int]:
+        """Ports whose verdict may differ from other ports' at any destination: the HBONE
+        port, PeerAuthentication port-level modes and the clients' outbound port capture."""
+        out = {HBONE_PORT}
+        for pa in self._model.mesh.peer_authentications:
+            out.update(port for port, _ in pa.port_modes)
+        for rep in self.reps:
+            out |= outbound_ports_named(rep)
+        return frozenset(out)
+
+    def _ports_named(self, d: int) -> frozenset[int]:
+        """The ports whose verdict at destination class `d` may differ from that of any other
+        port, L3/L4 aside: the ports it declares, those its Services target, its inbound
+        capture's, those its sidecar's or ztunnel's AuthorizationPolicies or the waypoint of
+        its pod address name, and `_ports_named_everywhere`. Two other ports meet the same
+        capture, mTLS mode, protocol (sniffed), routes (the pod address only) and policies
+        with the same answers (`authz.ports_named`)."""
+        named = self._named.get(d)
+        if named is None:
+            rep = self.reps[d]
+            ports = set(self._named_everywhere)
+            ports.update(cp.port for cp in self.classes[d].peer.ports)
+            ports.update(cp.port for cp in rep.ports)
+            ports |= inbound_ports_named(rep)
+            for svc in self.services[d]:
+                for sp in svc.ports:
+                    target = sp.target_on(rep)
+                    if target is not None:
+                        ports.add(target)
+            policies = list(self.sets.server_policies(d))
+            ref = waypoint_for(self._model, rep, None, ProxyRole.NONE)
+            wp = waypoint_workload(self._model, ref) if ref is not None else None
+            if wp is not None:
+                policies += self.sets.waypoint_policies(wp, None)
+            ports |= ports_named(policies)
+            named = self._named[d] = frozenset(ports)
+        return named
+
+    def _compose_cell(
+        self, key: PortKey, d: int, l4: dict[PortKey, dict[int, int]]
+    ) -> tuple[int, list[tuple[int, Some]]]:
+        """`compose_cell`'s answer: the sources allowed, and the partial ones' groups."""
         bits = 0
         full = 0  # sources every request of which passes (on one route, or on the routes together)
         groups: list[tuple[int, Some]] = []
@@ -302,8 +385,7 @@ class MeshView:
                     full |= together
                 else:
                     groups = route_groups
-        partial.set_cell(key, d, [(members & ~full, requests) for members, requests in groups])
-        return bits
+        return bits, [(members & ~full, requests) for members, requests in groups]
 
     def _merge_groups(
         self, a: list[tuple[int, Some]], b: list[tuple[int, Some]]
