@@ -8,7 +8,8 @@ JSON is parsed with the standard library's C scanner (strict JSON, and a stream 
 values such as `jq` prints is accepted). A file's Pods and workload controllers (the bulk of a
 `kubectl get -o json` dump) are kept as decoded, pruned to the fields readers use, and located
 by their offsets; their fields are located only when a reader reports one (the file is then
-composed again). Every other object is composed once more as YAML to learn where each field is.
+composed again). Every other object keeps its JSON text, indexed by a tokenizer the first time a
+reader locates one of its fields (`_json_marks`): JSON is never composed as YAML on this path.
 Duplicate mapping keys, which PyYAML would silently merge, are found before construction and
 reported by the registry with the object they belong to.
 """
@@ -28,6 +29,7 @@ from typing import Any
 import orjson
 import yaml
 
+from kubezt.dialects._json_marks import json_marks
 from kubezt.errors import Diagnostic, DiagnosticSink, Location, Severity
 
 try:  # the C loader is an order of magnitude faster on large clusters
@@ -68,6 +70,9 @@ class Document:
     """(line, column) of each field: a document read in a worker process comes back without
     its node (too costly to send), with this index instead, or with `seq` to find it again."""
     seq: int = -1
+    text: str | None = None
+    """The JSON source of an object read on the fast path, indexed into `marks` (from `line`,
+    `column`) the first time a field is located."""
 
     def locate(self, path: Sequence[PathPart]) -> Location:
         """The location of the field at `path`, or of its nearest existing parent.
@@ -76,6 +81,9 @@ class Document:
         item at the item itself, and the object (empty path) at its first line.
         """
         node = self.node
+        if node is None and self.marks is None and self.text is not None:
+            self.marks = json_marks(self.text, self.line, self.column)
+            self.text = None
         if node is None and self.marks is not None:
             line, column = self.marks[()]
             for i in range(len(path)):
@@ -475,11 +483,12 @@ composed as YAML unless a reader asks (`Document.locate`)."""
 
 def _json_fast(text: str, name: str, sink: DiagnosticSink) -> list[Document] | None:
     """The documents of a JSON file of objects without repeated keys (what kubectl and every
-    JSON writer produce), read without composing the bulky kinds as YAML: Pods and workload
+    JSON writer produce), read without composing anything as YAML: Pods and workload
     controllers (`LAZY_JSON_KINDS`) are decoded once, pruned (`PRUNED_KINDS`) and located by
-    offset, with `seq` to
-    compose their file again if a field must be located. None: anything else (a syntax error, a
-    value that is not an object, a key written twice), for `_json_documents` to read exactly.
+    offset, with `seq` to compose their file again if a field must be located; every other
+    object keeps its text for `_json_marks` to index when a reader locates a field. None:
+    anything else (a syntax error, a value that is not an object, a key written twice), for
+    `_json_documents` to read exactly.
     """
     values: list[tuple[Any, list[tuple[Any, int, int]] | None, int, int]] = []
     try:
@@ -505,6 +514,12 @@ def _json_fast(text: str, name: str, sink: DiagnosticSink) -> list[Document] | N
             spec = PRUNED_KINDS.get(kind, True)
             out.append(Document(_prune(value, spec), name, line + 1, None, (), column + 1))
             out[-1].seq = len(out) - 1
+            return
+        if isinstance(value, dict) and not (
+            isinstance(kind, str) and kind.endswith("List") and "items" in value
+        ):  # located from its text when a reader asks (`Document.locate`)
+            out.append(Document(value, name, line + 1, None, (), column + 1, None, len(out)))
+            out[-1].text = text[start:end]
             return
         node = _compose_json(text[start:end], line, column) if isinstance(value, dict) else None
         for doc in _expand(value, node, name, sink, (), line + 1, column + 1):
