@@ -16,6 +16,7 @@ reported by the registry with the object they belong to.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -36,6 +37,35 @@ try:  # the C loader is an order of magnitude faster on large clusters
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+_PLAIN_TAGS: dict[str, str] = {}
+_PLAIN_TAGS_MAX = 1 << 17
+
+
+class _ManifestLoader(_Loader):
+    """PyYAML's safe loader, resolving the implicit tag of a plain scalar once per distinct
+    value (the tag of a plain scalar depends on its text alone while no path resolver is
+    registered, and the C composer asks the Python resolver for every scalar: a quarter of the
+    composing time on large clusters)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0] and not self.yaml_path_resolvers:
+            tag = _PLAIN_TAGS.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+                if len(_PLAIN_TAGS) < _PLAIN_TAGS_MAX:
+                    _PLAIN_TAGS[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        if self.yaml_path_resolvers:
+            super().descend_resolver(current_node, current_index)
+
+    def ascend_resolver(self) -> None:
+        if self.yaml_path_resolvers:
+            super().ascend_resolver()
+
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 PathPart = str | int
@@ -82,6 +112,8 @@ class Document:
         """
         node = self.node
         if node is None and self.marks is None and self.text is not None:
+            if not path:
+                return Location(self.file, self.line, self.column)
             self.marks = json_marks(self.text, self.line, self.column)
             self.text = None
         if node is None and self.marks is not None:
@@ -204,14 +236,14 @@ def _child(node: yaml.Node, part: PathPart) -> yaml.Node | None:
     return entry[1] if entry is not None else None
 
 
-def duplicate_keys(node: yaml.Node) -> list[DuplicateKey]:
+def duplicate_keys(node: yaml.Node, aliases: bool = True) -> list[DuplicateKey]:
     """Every mapping key written twice under `node` (paths relative to `node`).
 
     Must run before the node is constructed: construction flattens `<<` merge keys into the
     mapping, and keys brought in by a merge may legitimately repeat. Aliased nodes are visited
     once, so a document full of aliases costs no more than its distinct nodes.
     """
-    if not _has_duplicate_keys(node):
+    if not _has_duplicate_keys(node, aliases):
         return []
     out: list[DuplicateKey] = []
     stack: list[tuple[yaml.Node, tuple[PathPart, ...]]] = [(node, ())]
@@ -250,16 +282,18 @@ def duplicate_key_diagnostic(dup: DuplicateKey, file: str, obj: str) -> Diagnost
     )
 
 
-def _has_duplicate_keys(root: yaml.Node) -> bool:
-    """A quick first pass without paths; may say True for a repeated merge key."""
+def _has_duplicate_keys(root: yaml.Node, aliases: bool = True) -> bool:
+    """A quick first pass without paths; may say True for a repeated merge key. Without
+    `aliases` (a text with no anchor, so no node is reached twice) nodes are not remembered."""
     mapping, sequence, scalar = yaml.MappingNode, yaml.SequenceNode, yaml.ScalarNode
     stack = [root]
     visited: set[int] = set()
     while stack:
         node = stack.pop()
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
+        if aliases:
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
         if type(node) is mapping:
             pairs = node.value
             if len({k.value for k, _ in pairs if type(k) is scalar}) != len(pairs):
@@ -361,14 +395,15 @@ def load_documents(
 
 
 def _yaml_documents(text: str, name: str, sink: DiagnosticSink) -> Iterator[Document]:
-    loader = _Loader(text)
+    loader = _ManifestLoader(text)
+    aliases = "&" in text  # no anchor: no node is reached twice
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            duplicates = duplicate_keys(node)
-            data = _construct(loader, node)
+            duplicates = duplicate_keys(node, aliases)
+            data = _construct(loader, node, aliases)
             if data is None:
                 continue
             yield from _expand(data, node, name, sink, duplicates)
@@ -424,13 +459,15 @@ PRUNED_KINDS: dict[str, dict[str, Any]] = {
 real cluster dumps."""
 
 
-def _construct(loader: Any, node: yaml.Node) -> Any:
-    """Build a document's data, pruned to the fields readers use for the bulky kinds."""
+def _construct(loader: Any, node: yaml.Node, aliases: bool = True) -> Any:
+    """Build a document's data, pruned to the fields readers use for the bulky kinds. Without
+    `aliases` (no anchor in the text) strings, lists and mappings are built directly (`_built`)."""
     spec = PRUNED_KINDS.get(_scalar_value(node, "kind") or "")
-    if spec is None:
+    if spec is None and aliases:
         return loader.construct_document(node)
+    build = loader.construct_object if aliases else functools.partial(_built, loader)
     try:
-        return _pruned(loader, node, spec)
+        return build(node, True) if spec is None else _pruned(loader, node, spec, build)
     finally:
         loader.constructed_objects = {}
         loader.recursive_objects = {}
@@ -444,9 +481,9 @@ def _scalar_value(node: yaml.Node, key: str) -> str | None:
     return None
 
 
-def _pruned(loader: Any, node: yaml.Node, spec: Any) -> Any:
+def _pruned(loader: Any, node: yaml.Node, spec: Any, build: Any) -> Any:
     if spec is True:
-        return loader.construct_object(node, deep=True)
+        return build(node, True)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -454,12 +491,39 @@ def _pruned(loader: Any, node: yaml.Node, spec: Any) -> Any:
                 return loader.construct_object(node, deep=True)  # merge keys: build it all
             if key_node.value in spec:
                 out[loader.construct_object(key_node)] = _pruned(
-                    loader, value_node, spec[key_node.value]
+                    loader, value_node, spec[key_node.value], build
                 )
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_pruned(loader, item, spec) for item in node.value]
+        return [_pruned(loader, item, spec, build) for item in node.value]
     # not the shape readers expect: build it as is, so they report what they got
+    return loader.construct_object(node, deep=True)
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+
+
+def _built(loader: Any, node: yaml.Node, deep: bool = True) -> Any:
+    """What the safe constructor builds from `node` of a document without anchors (no node is
+    shared): strings, lists and mappings with string keys directly, anything else (numbers,
+    booleans, timestamps, merge keys, explicit tags) by PyYAML's own constructor."""
+    kind = type(node)
+    if kind is yaml.ScalarNode:
+        if node.tag == _STR_TAG:
+            return node.value
+    elif kind is yaml.MappingNode:
+        if node.tag == _MAP_TAG:
+            out: dict[Any, Any] = {}
+            for key, value in node.value:
+                if type(key) is not yaml.ScalarNode or key.tag != _STR_TAG:
+                    break
+                out[key.value] = _built(loader, value)
+            else:
+                return out
+    elif kind is yaml.SequenceNode and node.tag == _SEQ_TAG:
+        return [_built(loader, item) for item in node.value]
     return loader.construct_object(node, deep=True)
 
 
@@ -687,7 +751,7 @@ def _compose_json(segment: str, line: int, column: int) -> yaml.Node | None:
     Valid JSON holds tabs only as whitespace (never inside strings), so turning them into
     spaces keeps every position and lets PyYAML, which rejects some tabs, read it.
     """
-    loader = _Loader(segment.replace("\t", " "))
+    loader = _ManifestLoader(segment.replace("\t", " "))
     try:
         node = loader.get_single_node()
     except (yaml.YAMLError, RecursionError):
