@@ -18,9 +18,11 @@ each size, in fresh processes:
 * `phases` (CPU seconds): one process timing `parse` (every file through the loader's
   parser, in the same worker processes `kubezt.load` uses), `load` (parse + lowering to the
   model; `lower` is the difference), `evaluate` and `write` (class document + orjson);
-* `floor` (CPU seconds): PyYAML's C loader alone on the same files (YAML input), and
-  `json.loads` / `orjson.loads` on the same objects as JSON — what any reader of these formats
-  pays;
+* `floor` (CPU seconds): PyYAML's C loader alone on the same files (YAML input; `YAML
+  compose`: its composer alone, every node with its line and column and nothing constructed),
+  and `json.loads` / `orjson.loads` on the same objects as JSON — what any reader of these
+  formats pays;
+* `KiB/pod`: the end-to-end run's peak RSS divided by the pods (interpreter included);
 * at 10,000 pods, the class-level result expanded to pairs is compared with the per-pair
   result (`--by pair`): both must agree.
 
@@ -103,6 +105,18 @@ if files:
         with f.open(encoding="utf-8") as fh:
             objs.extend(yaml.load_all(fh, Loader=yaml.CSafeLoader))
     out["yaml_c_s"] = clock() - t
+    # the C composer alone: every node with its line and column, nothing constructed (what
+    # locating fields costs at least; kubezt's workers compose, then build only what it reads)
+    t = clock()
+    for f in files:
+        with f.open(encoding="utf-8") as fh:
+            loader = yaml.CSafeLoader(fh)
+            try:
+                while loader.check_node():
+                    loader.get_node()
+            finally:
+                loader.dispose()
+    out["yaml_compose_s"] = clock() - t
     texts = [json.dumps({"apiVersion": "v1", "kind": "List", "items": [o for o in objs if o]})]
     del objs
 else:
@@ -163,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"input: {args.mix}, {args.format}; load average {os.getloadavg()[0]:.1f}", flush=True)
     print(
         "| pods | policies | e2e wall s | e2e CPU s | peak MiB | parse | lower | evaluate "
-        "| write | YAML C loader | json.loads | orjson.loads | classes | output MB | target |"
+        "| write | YAML C loader | YAML compose | json.loads | orjson.loads | classes "
+        "| output MB | KiB/pod | target |"
     )
-    print("|" + "---|" * 15)
+    print("|" + "---|" * 18)
     failed = False
     for pods in args.pods:
         policies = pods // 10
@@ -211,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             "e2e_wall_s": round(wall, 3),
             "e2e_cpu_s": round(cpu, 3),
             "peak_mib": round(mib, 1),
+            # memory per pod: the whole process's peak (interpreter, input, model, result)
+            "kib_per_pod": round(mib * 1024 / pods, 2),
             "ok": ok,
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in ph.items()},
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in floor.items()},
@@ -262,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {pods:,} | {policies:,} | {wall:.2f} | {cpu:.2f} | {mib:.0f} | {f('parse_s')} | "
             f"{f('lower_s')} | {f('evaluate_s')} | {f('write_s')} | {f('yaml_c_s')} | "
-            f"{f('json_loads_s')} | {f('orjson_loads_s')} | {row.get('classes', '?')} | "
-            f"{row.get('output_bytes', 0) / 1e6:.1f} | {verdict} |",
+            f"{f('yaml_compose_s')} | {f('json_loads_s')} | {f('orjson_loads_s')} | "
+            f"{row.get('classes', '?')} | {row.get('output_bytes', 0) / 1e6:.1f} | "
+            f"{row['kib_per_pod']:.1f} | {verdict} |",
             flush=True,
         )
         if "class_pair_agreement" in row:

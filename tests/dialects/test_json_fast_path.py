@@ -1,5 +1,7 @@
-"""JSON files are read without composing their Pods, workload controllers, Services,
-ServiceAccounts, Namespaces and Nodes as YAML (`_json_fast`). The property: on random objects of
+"""JSON files are read without composing anything as YAML (`_json_fast`): Pods, workload
+controllers, Services, ServiceAccounts, Namespaces and Nodes are located by offset, other objects
+by indexing their text when a field is located (`json_marks`, equal to the composed node's marks
+on random JSON). The property: on random objects of
 every kind, written as a `kind: List` (any indentation) or as a stream of values, the fast path
 gives the same documents as the exact path (the data the readers use, each object's line and
 column, and every field's location, found by composing the file again only when asked); and a
@@ -14,10 +16,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kubezt.dialects._json_marks import json_marks
 from kubezt.dialects._yaml import (
     LAZY_JSON_KINDS,
     PRUNED_KINDS,
+    _compose_json,
     _json_fast,
+    _marks,
     _prune,
     load_documents,
 )
@@ -138,3 +143,30 @@ def test_big_integers_in_a_pretty_list_item_stay_integers() -> None:
 def test_malformed_json_is_left_to_the_exact_path() -> None:
     for text in ('{"kind": "Pod",}', '[{"kind": "Pod"}]', '{"kind": "Pod"} x', '{"a": NaN'):
         assert _json_fast(text, "x.json", DiagnosticSink()) is None
+
+
+any_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.text('ab:"\\/{}[],\n\té', max_size=4), inner, max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=any_values,
+    indent=st.sampled_from([None, 1, 4, "\t"]),
+    ascii_only=st.booleans(),
+    where=st.tuples(st.integers(1, 5), st.integers(1, 9)),
+)
+def test_json_marks_place_every_field_where_the_composed_node_does(
+    value: Any, indent: Any, ascii_only: bool, where: tuple[int, int]
+) -> None:
+    text = json.dumps(value, indent=indent, ensure_ascii=ascii_only)
+    line, column = where
+    node = _compose_json(text, line - 1, column - 1)
+    assert node is not None
+    assert json_marks(text, line, column) == _marks(node, True)

@@ -8,13 +8,15 @@ JSON is parsed with the standard library's C scanner (strict JSON, and a stream 
 values such as `jq` prints is accepted). A file's Pods and workload controllers (the bulk of a
 `kubectl get -o json` dump) are kept as decoded, pruned to the fields readers use, and located
 by their offsets; their fields are located only when a reader reports one (the file is then
-composed again). Every other object is composed once more as YAML to learn where each field is.
+composed again). Every other object keeps its JSON text, indexed by a tokenizer the first time a
+reader locates one of its fields (`_json_marks`): JSON is never composed as YAML on this path.
 Duplicate mapping keys, which PyYAML would silently merge, are found before construction and
 reported by the registry with the object they belong to.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -28,12 +30,42 @@ from typing import Any
 import orjson
 import yaml
 
+from kubezt.dialects._json_marks import json_marks
 from kubezt.errors import Diagnostic, DiagnosticSink, Location, Severity
 
 try:  # the C loader is an order of magnitude faster on large clusters
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+_PLAIN_TAGS: dict[str, str] = {}
+_PLAIN_TAGS_MAX = 1 << 17
+
+
+class _ManifestLoader(_Loader):
+    """PyYAML's safe loader, resolving the implicit tag of a plain scalar once per distinct
+    value (the tag of a plain scalar depends on its text alone while no path resolver is
+    registered, and the C composer asks the Python resolver for every scalar: a quarter of the
+    composing time on large clusters)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0] and not self.yaml_path_resolvers:
+            tag = _PLAIN_TAGS.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+                if len(_PLAIN_TAGS) < _PLAIN_TAGS_MAX:
+                    _PLAIN_TAGS[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        if self.yaml_path_resolvers:
+            super().descend_resolver(current_node, current_index)
+
+    def ascend_resolver(self) -> None:
+        if self.yaml_path_resolvers:
+            super().ascend_resolver()
+
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 PathPart = str | int
@@ -68,6 +100,9 @@ class Document:
     """(line, column) of each field: a document read in a worker process comes back without
     its node (too costly to send), with this index instead, or with `seq` to find it again."""
     seq: int = -1
+    text: str | None = None
+    """The JSON source of an object read on the fast path, indexed into `marks` (from `line`,
+    `column`) the first time a field is located."""
 
     def locate(self, path: Sequence[PathPart]) -> Location:
         """The location of the field at `path`, or of its nearest existing parent.
@@ -76,6 +111,11 @@ class Document:
         item at the item itself, and the object (empty path) at its first line.
         """
         node = self.node
+        if node is None and self.marks is None and self.text is not None:
+            if not path:
+                return Location(self.file, self.line, self.column)
+            self.marks = json_marks(self.text, self.line, self.column)
+            self.text = None
         if node is None and self.marks is not None:
             line, column = self.marks[()]
             for i in range(len(path)):
@@ -196,14 +236,14 @@ def _child(node: yaml.Node, part: PathPart) -> yaml.Node | None:
     return entry[1] if entry is not None else None
 
 
-def duplicate_keys(node: yaml.Node) -> list[DuplicateKey]:
+def duplicate_keys(node: yaml.Node, aliases: bool = True) -> list[DuplicateKey]:
     """Every mapping key written twice under `node` (paths relative to `node`).
 
     Must run before the node is constructed: construction flattens `<<` merge keys into the
     mapping, and keys brought in by a merge may legitimately repeat. Aliased nodes are visited
     once, so a document full of aliases costs no more than its distinct nodes.
     """
-    if not _has_duplicate_keys(node):
+    if not _has_duplicate_keys(node, aliases):
         return []
     out: list[DuplicateKey] = []
     stack: list[tuple[yaml.Node, tuple[PathPart, ...]]] = [(node, ())]
@@ -242,16 +282,18 @@ def duplicate_key_diagnostic(dup: DuplicateKey, file: str, obj: str) -> Diagnost
     )
 
 
-def _has_duplicate_keys(root: yaml.Node) -> bool:
-    """A quick first pass without paths; may say True for a repeated merge key."""
+def _has_duplicate_keys(root: yaml.Node, aliases: bool = True) -> bool:
+    """A quick first pass without paths; may say True for a repeated merge key. Without
+    `aliases` (a text with no anchor, so no node is reached twice) nodes are not remembered."""
     mapping, sequence, scalar = yaml.MappingNode, yaml.SequenceNode, yaml.ScalarNode
     stack = [root]
     visited: set[int] = set()
     while stack:
         node = stack.pop()
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
+        if aliases:
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
         if type(node) is mapping:
             pairs = node.value
             if len({k.value for k, _ in pairs if type(k) is scalar}) != len(pairs):
@@ -353,14 +395,15 @@ def load_documents(
 
 
 def _yaml_documents(text: str, name: str, sink: DiagnosticSink) -> Iterator[Document]:
-    loader = _Loader(text)
+    loader = _ManifestLoader(text)
+    aliases = "&" in text  # no anchor: no node is reached twice
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            duplicates = duplicate_keys(node)
-            data = _construct(loader, node)
+            duplicates = duplicate_keys(node, aliases)
+            data = _construct(loader, node, aliases)
             if data is None:
                 continue
             yield from _expand(data, node, name, sink, duplicates)
@@ -416,13 +459,15 @@ PRUNED_KINDS: dict[str, dict[str, Any]] = {
 real cluster dumps."""
 
 
-def _construct(loader: Any, node: yaml.Node) -> Any:
-    """Build a document's data, pruned to the fields readers use for the bulky kinds."""
+def _construct(loader: Any, node: yaml.Node, aliases: bool = True) -> Any:
+    """Build a document's data, pruned to the fields readers use for the bulky kinds. Without
+    `aliases` (no anchor in the text) strings, lists and mappings are built directly (`_built`)."""
     spec = PRUNED_KINDS.get(_scalar_value(node, "kind") or "")
-    if spec is None:
+    if spec is None and aliases:
         return loader.construct_document(node)
+    build = loader.construct_object if aliases else functools.partial(_built, loader)
     try:
-        return _pruned(loader, node, spec)
+        return build(node, True) if spec is None else _pruned(loader, node, spec, build)
     finally:
         loader.constructed_objects = {}
         loader.recursive_objects = {}
@@ -436,9 +481,9 @@ def _scalar_value(node: yaml.Node, key: str) -> str | None:
     return None
 
 
-def _pruned(loader: Any, node: yaml.Node, spec: Any) -> Any:
+def _pruned(loader: Any, node: yaml.Node, spec: Any, build: Any) -> Any:
     if spec is True:
-        return loader.construct_object(node, deep=True)
+        return build(node, True)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -446,12 +491,39 @@ def _pruned(loader: Any, node: yaml.Node, spec: Any) -> Any:
                 return loader.construct_object(node, deep=True)  # merge keys: build it all
             if key_node.value in spec:
                 out[loader.construct_object(key_node)] = _pruned(
-                    loader, value_node, spec[key_node.value]
+                    loader, value_node, spec[key_node.value], build
                 )
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_pruned(loader, item, spec) for item in node.value]
+        return [_pruned(loader, item, spec, build) for item in node.value]
     # not the shape readers expect: build it as is, so they report what they got
+    return loader.construct_object(node, deep=True)
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+
+
+def _built(loader: Any, node: yaml.Node, deep: bool = True) -> Any:
+    """What the safe constructor builds from `node` of a document without anchors (no node is
+    shared): strings, lists and mappings with string keys directly, anything else (numbers,
+    booleans, timestamps, merge keys, explicit tags) by PyYAML's own constructor."""
+    kind = type(node)
+    if kind is yaml.ScalarNode:
+        if node.tag == _STR_TAG:
+            return node.value
+    elif kind is yaml.MappingNode:
+        if node.tag == _MAP_TAG:
+            out: dict[Any, Any] = {}
+            for key, value in node.value:
+                if type(key) is not yaml.ScalarNode or key.tag != _STR_TAG:
+                    break
+                out[key.value] = _built(loader, value)
+            else:
+                return out
+    elif kind is yaml.SequenceNode and node.tag == _SEQ_TAG:
+        return [_built(loader, item) for item in node.value]
     return loader.construct_object(node, deep=True)
 
 
@@ -475,11 +547,12 @@ composed as YAML unless a reader asks (`Document.locate`)."""
 
 def _json_fast(text: str, name: str, sink: DiagnosticSink) -> list[Document] | None:
     """The documents of a JSON file of objects without repeated keys (what kubectl and every
-    JSON writer produce), read without composing the bulky kinds as YAML: Pods and workload
+    JSON writer produce), read without composing anything as YAML: Pods and workload
     controllers (`LAZY_JSON_KINDS`) are decoded once, pruned (`PRUNED_KINDS`) and located by
-    offset, with `seq` to
-    compose their file again if a field must be located. None: anything else (a syntax error, a
-    value that is not an object, a key written twice), for `_json_documents` to read exactly.
+    offset, with `seq` to compose their file again if a field must be located; every other
+    object keeps its text for `_json_marks` to index when a reader locates a field. None:
+    anything else (a syntax error, a value that is not an object, a key written twice), for
+    `_json_documents` to read exactly.
     """
     values: list[tuple[Any, list[tuple[Any, int, int]] | None, int, int]] = []
     try:
@@ -505,6 +578,12 @@ def _json_fast(text: str, name: str, sink: DiagnosticSink) -> list[Document] | N
             spec = PRUNED_KINDS.get(kind, True)
             out.append(Document(_prune(value, spec), name, line + 1, None, (), column + 1))
             out[-1].seq = len(out) - 1
+            return
+        if isinstance(value, dict) and not (
+            isinstance(kind, str) and kind.endswith("List") and "items" in value
+        ):  # located from its text when a reader asks (`Document.locate`)
+            out.append(Document(value, name, line + 1, None, (), column + 1, None, len(out)))
+            out[-1].text = text[start:end]
             return
         node = _compose_json(text[start:end], line, column) if isinstance(value, dict) else None
         for doc in _expand(value, node, name, sink, (), line + 1, column + 1):
@@ -672,7 +751,7 @@ def _compose_json(segment: str, line: int, column: int) -> yaml.Node | None:
     Valid JSON holds tabs only as whitespace (never inside strings), so turning them into
     spaces keeps every position and lets PyYAML, which rejects some tabs, read it.
     """
-    loader = _Loader(segment.replace("\t", " "))
+    loader = _ManifestLoader(segment.replace("\t", " "))
     try:
         node = loader.get_single_node()
     except (yaml.YAMLError, RecursionError):
