@@ -7,6 +7,11 @@ change is explained by running `engine.connection.explain_connection` on each si
 the deciding layer and policy come from the engine's one explainer; this module never evaluates
 policy itself. A workload present on one side only is reported as added or removed.
 
+The matrices are compared at class level: workloads are grouped by their class on both sides,
+each pair of such groups is compared once per port cell, and only the pairs of groups whose
+allowance differs are expanded to workload pairs (the cost follows the classes and the
+changes, not pods squared).
+
 `diff(a, a)` is empty and `diff(b, a) == diff(a, b).mirrored()`. The module must not print,
 read the environment or import dialects, YAML, Typer or rich. Results are sorted.
 """
@@ -40,7 +45,7 @@ from kubezt.engine.outside import OutsideDirection, evaluate_outside
 from kubezt.engine.reach import SYNTHETIC_ANNOTATION, Reachability, evaluate
 from kubezt.engine.requests import ALL, AllRequests, RequestSet, Some
 from kubezt.ir.model import Model
-from kubezt.ir.ports import Protocol
+from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.requests import HttpRequest, ServiceAddress
 from kubezt.ir.topology import Workload
 
@@ -230,15 +235,8 @@ def diff(old: Reachability, new: Reachability, *, outside: bool = True) -> Diff:
     old_side, new_side = _Side(old.model, old), _Side(new.model, new)
     common = old_side.workloads.keys() & new_side.workloads.keys()
     changes: dict[tuple[str, str], list[Change]] = {}
-    for key, cell in _refined(old_side, new_side, common):
+    for key, cell, before, after in _class_changes(old_side, new_side, common):
         src, dst, _, _ = key
-        if (
-            src == dst
-            and is_single_pod(old_side.workloads[src])
-            and is_single_pod(new_side.workloads[src])
-        ):
-            continue  # a single pod reaching itself is never policed (only its ports change)
-        before, after = old_side.allowance(key), new_side.allowance(key)
         for change in _compare(key, before, after, old_side, new_side):
             if cell is not None:
                 change = dataclasses.replace(change, cell=cell)
@@ -262,28 +260,103 @@ INCREMENTAL_SHARE = 0.5
 objects of the larger side are unchanged."""
 
 
-def _refined(old: _Side, new: _Side, common: set[str]) -> Iterator[tuple[Key, PortCell | None]]:
-    """The connections to compare, sorted: every allowed row of either side, cut into the
-    cells of both sides' destination ports together (each side's cells refined by the ports
-    the destination declares on the other side), with the cell each key stands for."""
+JointKey = tuple[int, int, int, str]
+"""(joint source class, joint destination class, port, protocol)."""
+
+
+def _class_changes(
+    old: _Side, new: _Side, common: set[str]
+) -> Iterator[tuple[Key, PortCell | None, Allowance, Allowance]]:
+    """The connections whose allowance differs between the sides, with both allowances and
+    the port cell each stands for, compared class by class and expanded to workload pairs only
+    where they differ.
+
+    The workloads both sides have are grouped by their class on each side (a joint class: no
+    policy of either side tells its members apart). Every allowed class edge of either side
+    names the joint classes it joins; its port cell is cut into the cells of both sides'
+    destination ports together (each side's cells refined by the ports the destination
+    declares on the other side), and each refined cell is compared once per pair of joint
+    classes. A pod and itself take the matrix's rule for a single pod (`Reachability.detailed`)
+    and are compared on their own; a single pod on both sides is never policed."""
+    joint: dict[tuple[int, int], int] = {}
+    members: list[list[str]] = []
+    of_side: tuple[dict[int, list[int]], dict[int, list[int]]] = ({}, {})
+    for w in sorted(common):
+        pair = (old.class_of[w], new.class_of[w])
+        j = joint.get(pair)
+        if j is None:
+            j = joint[pair] = len(members)
+            members.append([])
+            of_side[0].setdefault(pair[0], []).append(j)
+            of_side[1].setdefault(pair[1], []).append(j)
+        members[j].append(w)
+    classes = list(joint)
     cuts = old.cuts
-    out: dict[Key, PortCell | None] = {}
-    for side in (old, new):
-        for key in side.rows:
-            src, dst, port, proto = key
-            if src not in common or dst not in common:
-                continue
-            if cuts is None:
-                out[key] = None
-                continue
-            cell = side.port_cell(dst, port, proto)
-            declared = old.declared_ports(dst, proto) | new.declared_ports(dst, proto)
+    parts_memo: dict[tuple[int, str, PortCell], list[PortCell]] = {}
+
+    def refined(side: int, dj: int, port: int, proto: str) -> list[tuple[int, PortCell | None]]:
+        if cuts is None:
+            return [(port, None)]
+        sides = (old, new)
+        cell = sides[side].class_port_cell(classes[dj][side], port, proto)
+        memo = (dj, proto, cell)
+        parts = parts_memo.get(memo)
+        if parts is None:
+            declared = old.class_declared(classes[dj][0], proto) | new.class_declared(
+                classes[dj][1], proto
+            )
             # the refined cells lie inside one cell of each side, or outside it
-            for part in port_cells(cuts, Protocol(proto), declared):
-                if cell.contains(part.representative):
-                    out[(src, dst, part.representative, proto)] = part
-    for key in sorted(out):
-        yield key, out[key]
+            parts = parts_memo[memo] = [
+                part
+                for part in port_cells(cuts, Protocol(proto), declared)
+                if cell.contains(part.representative)
+            ]
+        return [(part.representative, part) for part in parts]
+
+    todo: dict[JointKey, PortCell | None] = {}
+    for side, this in enumerate((old, new)):
+        for s, d, port, proto in this.class_edges():
+            for dj in of_side[side].get(d, ()):
+                cut = refined(side, dj, port, proto)
+                for sj in of_side[side].get(s, ()):
+                    for rep, part in cut:
+                        todo[(sj, dj, rep, proto)] = part
+    # a pod that is a single pod on one side only: its own rows on that side
+    lone_joints = {
+        j
+        for j, ids in enumerate(members)
+        if any(is_single_pod(old.workloads[w]) != is_single_pod(new.workloads[w]) for w in ids)
+    }
+    for j in lone_joints:
+        for side, this in enumerate((old, new)):
+            for port, proto in this.own_ports(classes[j][side]):
+                for rep, part in refined(side, j, port, proto):
+                    todo[(j, j, rep, proto)] = part
+    out: list[tuple[Key, PortCell | None, Allowance, Allowance]] = []
+    for (sj, dj, port, proto), part in todo.items():
+        (os, ns), (od, nd) = classes[sj], classes[dj]
+        before = old.class_allowance(os, od, port, proto)
+        after = new.class_allowance(ns, nd, port, proto)
+        differ = before.allowed != after.allowed or before.requests != after.requests
+        if differ:
+            for src in members[sj]:
+                for dst in members[dj]:
+                    if src != dst:
+                        out.append(((src, dst, port, proto), part, before, after))
+        if sj != dj or not (differ or sj in lone_joints):
+            continue
+        for w in members[sj]:
+            singles = (is_single_pod(old.workloads[w]), is_single_pod(new.workloads[w]))
+            if singles == (True, True):
+                continue  # a single pod reaching itself is never policed
+            mine = (
+                old.self_allowance(od, port, proto) if singles[0] else before,
+                new.self_allowance(nd, port, proto) if singles[1] else after,
+            )
+            if mine[0].allowed != mine[1].allowed or mine[0].requests != mine[1].requests:
+                out.append(((w, w, port, proto), part, *mine))
+    out.sort(key=lambda row: row[0])
+    yield from out
 
 
 OutsideIndex = dict[tuple[str, str, str, str], list[tuple[PortCell, RequestSet]]]
@@ -485,26 +558,28 @@ class _Side:
             if SYNTHETIC_ANNOTATION not in w.annotations
         }
         self._verdicts: dict[tuple[Key, ServiceAddress | None, HttpRequest | None], Verdict] = {}
-        self.rows: dict[Key, RequestSet] = {}
-        self.declared: set[tuple[str, int, str]] = set()
+        self.class_of: dict[str, int] = {}
+        """Each workload's class in `reach`."""
+        self._port_keys: dict[tuple[int, int, str], list[PortKey]] = {}
+        """(destination class, port, protocol) → the ports of the plan it is evaluated on."""
         if reach is None:
             return
-        self.rows = {(s, d, p, proto): r for s, d, p, proto, r in reach.detailed()}
         topology_workloads = reach.model.topology.workloads
+        for c in reach.classes:
+            for wi in c.members:
+                self.class_of[topology_workloads[wi].id] = c.index
         for port_key, bits in reach.plan.items():
             for ci in iter_bits(bits):
-                for wi in reach.classes[ci].members:
-                    self.declared.add(
-                        (topology_workloads[wi].id, port_key.port, port_key.protocol.value)
-                    )
+                key = (ci, port_key.port, port_key.protocol.value)
+                self._port_keys.setdefault(key, []).append(port_key)
 
     @property
     def input_model(self) -> Model:
         return self.reach.input_model if self.reach is not None else self.model
 
-    def port_cell(self, dst: str, port: int, proto: str) -> PortCell:
+    def class_port_cell(self, ci: int, port: int, proto: str) -> PortCell:
         assert self.reach is not None
-        return self.reach.port_cell(dst, port, proto)
+        return self.reach.class_port_cell(ci, port, proto)
 
     @property
     def cuts(self) -> PortCuts | None:
@@ -516,31 +591,91 @@ class _Side:
             return frozenset()
         return frozenset(cp.port for cp in w.ports if cp.protocol.value == protocol)
 
-    def row_key(self, key: Key) -> Key:
-        """The key of this side's row for the cell holding the key's port."""
-        if self.reach is None or self.reach.cuts is None:
-            return key
-        src, dst, port, proto = key
-        return (src, dst, self.port_cell(dst, port, proto).representative, proto)
+    def class_declared(self, ci: int, protocol: str) -> frozenset[int]:
+        """The ports the members of a class declare (a class fixes them)."""
+        assert self.reach is not None
+        peer = self.reach.classes[ci].peer
+        return frozenset(cp.port for cp in peer.ports if cp.protocol.value == protocol)
 
-    def allowance(self, key: Key) -> Allowance:
-        declared = (key[1], key[2], key[3]) in self.declared or self.cuts is not None
-        row = self.row_key(key)
-        if row in self.rows:
-            return Allowance(True, self.rows[row], declared)
-        return Allowance(False, ALL, declared)
+    def class_edges(self) -> Iterator[tuple[int, int, int, str]]:
+        """The allowed class edges the matrix reports: (source class, destination class, port,
+        protocol)."""
+        reach = self.reach
+        assert reach is not None
+        for port_key, per_dst in reach.allowed.items():
+            for d, srcs in per_dst.items():
+                for s in iter_bits(srcs & reach.reported):
+                    yield s, d, port_key.port, port_key.protocol.value
+
+    def own_ports(self, ci: int) -> Iterator[tuple[int, str]]:
+        """The ports a single pod of a reported class reaches itself on: every port its class
+        is evaluated on."""
+        reach = self.reach
+        assert reach is not None
+        if reach.reported >> ci & 1:
+            for port_key, bits in reach.plan.items():
+                if bits >> ci & 1:
+                    yield port_key.port, port_key.protocol.value
+
+    def _row_port(self, d: int, port: int, proto: str) -> int:
+        """This side's row port for the cell of destination class `d` holding `port`."""
+        if self.cuts is None:
+            return port
+        return self.class_port_cell(d, port, proto).representative
+
+    def class_allowance(self, s: int, d: int, port: int, proto: str) -> Allowance:
+        """What this side allows from a member of class `s` to another workload, member of
+        class `d`, on `port` (a row of `Reachability.detailed`)."""
+        reach = self.reach
+        assert reach is not None
+        keys = self._port_keys.get((d, self._row_port(d, port, proto), proto), [])
+        declared = bool(self._port_keys.get((d, port, proto))) or self.cuts is not None
+        found: RequestSet | None = None
+        if reach.reported >> s & 1:
+            for port_key in keys:
+                if reach.allowed.get(port_key, {}).get(d, 0) >> s & 1:
+                    found = reach.partial.get((port_key, d, s), ALL)
+        if found is None:
+            return Allowance(False, ALL, declared)
+        return Allowance(True, found, declared)
+
+    def self_allowance(self, d: int, port: int, proto: str) -> Allowance:
+        """What this side allows from a single pod of class `d` to itself on `port`."""
+        reach = self.reach
+        assert reach is not None
+        keys = self._port_keys.get((d, self._row_port(d, port, proto), proto), [])
+        declared = bool(self._port_keys.get((d, port, proto))) or self.cuts is not None
+        return Allowance(bool(keys) and bool(reach.reported >> d & 1), ALL, declared)
 
     def presence(self, chosen: set[str]) -> tuple[Presence, ...]:
-        out: dict[str, set[str]] = {w: set() for w in chosen}
-        into: dict[str, set[str]] = {w: set() for w in chosen}
-        for src, dst, _, _ in self.rows:
-            if src == dst:
-                continue
-            if src in out:
-                out[src].add(dst)
-            if dst in into:
-                into[dst].add(src)
-        return tuple(Presence(w, len(out[w]), len(into[w])) for w in sorted(chosen))
+        """Connection counts of the chosen workloads, from the class edges: the distinct other
+        workloads each may connect to and be connected from."""
+        reach = self.reach
+        if reach is None or not chosen:
+            return tuple(Presence(w, 0, 0) for w in sorted(chosen))
+        workloads = reach.model.topology.workloads
+        out: dict[int, set[int]] = {}
+        into: dict[int, set[int]] = {}
+        for s, d, _, _ in self.class_edges():
+            out.setdefault(s, set()).add(d)
+            into.setdefault(d, set()).add(s)
+        # a source row names every member of a reported class; a destination only the
+        # workloads of the input
+        sources = [len(c.members) for c in reach.classes]
+        targets = [
+            sum(1 for wi in c.members if SYNTHETIC_ANNOTATION not in workloads[wi].annotations)
+            for c in reach.classes
+        ]
+        found: list[Presence] = []
+        for w in sorted(chosen):
+            ci = self.class_of[w]
+            reaches = sum(targets[d] for d in out.get(ci, ()))
+            reached_by = sum(sources[s] for s in into.get(ci, ()))
+            if ci in out.get(ci, ()):
+                reaches -= 1
+                reached_by -= 1
+            found.append(Presence(w, reaches, reached_by))
+        return tuple(found)
 
     def routes(self, key: Key) -> list[ServiceAddress | None]:
         """How a client may address the destination on this port: its pod IP, or a Service
