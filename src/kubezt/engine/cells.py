@@ -38,6 +38,9 @@ PORT_MIN = 1
 PORT_MAX = 65535
 CELL_PROTOCOLS = (Protocol.TCP, Protocol.UDP, Protocol.SCTP)
 """Protocols whose packets carry a destination port."""
+MESH_PROTOCOLS = (Protocol.TCP,)
+"""Protocols the mesh sees: sidecars and ztunnel capture TCP only, so the ports mesh objects,
+capture annotations and HBONE name cut TCP's cells and no other protocol's."""
 OTHER = "other"
 """How the cell of ports no input names is shown."""
 CAPTURE_PORT_ANNOTATIONS = (
@@ -144,7 +147,7 @@ def port_cuts(model: Model) -> PortCuts:
         for protocols, ranges in workload_port_ranges(w, topology.namespace(w.namespace)):
             for protocol in protocols:
                 found[protocol].update(dict.fromkeys(ranges))
-    for protocol in CELL_PROTOCOLS:
+    for protocol in MESH_PROTOCOLS:
         found[protocol][PortRange(HBONE_PORT, HBONE_PORT)] = None
     return PortCuts.of(found)
 
@@ -178,11 +181,11 @@ def object_port_ranges(obj: object) -> PortContribution:
             for cond in arule.conditions:
                 if cond.key == "destination.port":
                     numbers.extend((cond.values or ()) + (cond.not_values or ()))
-        out.append((CELL_PROTOCOLS, _singles(int(n) for n in numbers if n.strip().isdigit())))
+        out.append((MESH_PROTOCOLS, _singles(int(n) for n in numbers if n.strip().isdigit())))
     elif isinstance(obj, PeerAuthentication):
-        out.append((CELL_PROTOCOLS, _singles(p for p, _ in obj.port_modes)))
+        out.append((MESH_PROTOCOLS, _singles(p for p, _ in obj.port_modes)))
     elif isinstance(obj, DestinationRule):
-        out.append((CELL_PROTOCOLS, _singles(p for p, _ in obj.port_tls)))
+        out.append((MESH_PROTOCOLS, _singles(p for p, _ in obj.port_tls)))
     return [(protocols, ranges) for protocols, ranges in out if ranges and protocols]
 
 
@@ -197,7 +200,7 @@ def workload_port_ranges(workload: Workload, namespace: Namespace) -> PortContri
     if sidecar_injected(workload, namespace):
         singles += capture.proxy_ports(workload)
     ranges = _singles(singles)
-    return [(CELL_PROTOCOLS, ranges)] if ranges else []
+    return [(MESH_PROTOCOLS, ranges)] if ranges else []
 
 
 def _singles(ports: Iterable[int]) -> tuple[PortRange, ...]:
