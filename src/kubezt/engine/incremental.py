@@ -43,7 +43,7 @@ from typing import TypeVar
 from kubezt.engine.authz import authz_networks
 from kubezt.engine.capture import address_networks, outbound_networks
 from kubezt.engine.cells import (
-    CELL_PROTOCOLS,
+    MESH_PROTOCOLS,
     PortContribution,
     PortCuts,
     object_port_ranges,
@@ -424,7 +424,7 @@ class IncrementalReach:
             self._tally(object_port_ranges(obj), 1)
         for w in t.workloads:
             self._tally(workload_port_ranges(w, t.namespace(w.namespace)), 1)
-        self._tally([(CELL_PROTOCOLS, (PortRange(HBONE_PORT, HBONE_PORT),))], 1)
+        self._tally([(MESH_PROTOCOLS, (PortRange(HBONE_PORT, HBONE_PORT),))], 1)
         assert self._cuts == self._counted_cuts()
 
     def _tally(self, contribution: PortContribution, step: int) -> bool:
