@@ -124,3 +124,26 @@ def kube_env(kube_cluster: TestCluster) -> dict[str, str]:
     env = dict(os.environ)
     env["KUBECONFIG"] = str(kube_cluster.kubeconfig)
     return env
+
+
+@pytest.fixture
+def server_service(kube_cluster: TestCluster, tmp_path: Path) -> Path:
+    """The API server's own Service (`default/kubernetes`) as a file: it names the server's
+    port, a cut of the port space, so files compared with the cluster must hold it too."""
+    import json
+
+    from kubezt.live.read import plan, read_objects
+    from kubezt.live.session import Target, connect
+
+    session = connect(Target(kubeconfig=str(kube_cluster.kubeconfig)))
+    own = [
+        o
+        for o in read_objects(session, plan(session))
+        if o.get("kind") == "Service"
+        and o["metadata"].get("namespace") == "default"
+        and o["metadata"].get("name") == "kubernetes"
+    ]
+    assert len(own) == 1
+    path = tmp_path / "kubernetes-service.json"
+    path.write_text(json.dumps(own[0]), "utf-8")
+    return path

@@ -63,12 +63,12 @@ def _run(args: list[str], fmt: str) -> tuple[int, Any]:
 
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_command_on_the_cluster_equals_the_command_on_the_same_files(
-    kube_cluster: TestCluster, kube_apply: Any, name: str
+    kube_cluster: TestCluster, kube_apply: Any, server_service: Path, name: str
 ) -> None:
     before, after = COMMANDS[name]
     fmt = "yaml" if name == "init" else "json"
     kube_apply(SHOP)
-    on_files = _run([*before, str(SHOP), *after], fmt)
+    on_files = _run([*before, str(SHOP), str(server_service), *after], fmt)
     on_cluster = _run([*before, "--kubeconfig", str(kube_cluster.kubeconfig), *after], fmt)
     assert on_cluster == on_files
 

@@ -33,10 +33,10 @@ def reach_json(*args: str) -> dict[str, Any]:
 
 
 def test_reach_on_the_cluster_equals_reach_on_the_same_files(
-    kube_cluster: TestCluster, kube_apply: Any
+    kube_cluster: TestCluster, kube_apply: Any, server_service: Path
 ) -> None:
     kube_apply(SHOP)
-    on_files = reach_json(str(SHOP))
+    on_files = reach_json(str(SHOP), str(server_service))
     on_cluster = reach_json("--kubeconfig", str(kube_cluster.kubeconfig))
     assert on_cluster["allowed"] == on_files["allowed"]
     assert on_cluster["workloads"] == on_files["workloads"]

@@ -487,7 +487,7 @@ def _pruned(loader: Any, node: yaml.Node, spec: Any, build: Any) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
                 return loader.construct_object(node, deep=True)  # merge keys: build it all
             if key_node.value in spec:
                 out[loader.construct_object(key_node)] = _pruned(
