@@ -90,22 +90,9 @@ def page_data(path: Path) -> dict[str, Any]:
 
 
 def test_report_of_the_cluster_shows_what_the_report_of_the_same_files_shows(
-    kube_cluster: TestCluster, kube_apply: Any, tmp_path: Path
+    kube_cluster: TestCluster, kube_apply: Any, server_service: Path, tmp_path: Path
 ) -> None:
     kube_apply(SHOP)
-    # the API server's own Service (default/kubernetes) names its port, a cut of the port
-    # space the files must name too for the pages to be equal
-    session = connect(Target(kubeconfig=str(kube_cluster.kubeconfig)))
-    own = [
-        o
-        for o in read_objects(session, plan(session))
-        if o.get("kind") == "Service"
-        and o["metadata"].get("namespace") == "default"
-        and o["metadata"].get("name") == "kubernetes"
-    ]
-    assert len(own) == 1
-    server_service = tmp_path / "kubernetes-service.json"
-    server_service.write_text(json.dumps(own[0]), "utf-8")
     on_cluster, on_files = tmp_path / "cluster.html", tmp_path / "files.html"
     for args, page in (
         (["--kubeconfig", str(kube_cluster.kubeconfig)], on_cluster),
