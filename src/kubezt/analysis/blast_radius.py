@@ -411,5 +411,7 @@ def _closures(successors: list[list[int]]) -> list[int]:
                 d = component[nxt]
                 if d != c:
                     acc |= members[d] | reach_of[d]
+                else:  # an edge inside the component: a self-loop makes one node a cycle too
+                    acc |= bits
         reach_of[c] = acc
     return [reach_of[component[i]] for i in range(n)]
