@@ -307,29 +307,43 @@ class ClassIndex:
         self._by_sa: dict[tuple[str, str], int] = defaultdict(int)
         self._selector_cache: dict[Selector, int] = {}
         self._ns_cache: dict[Selector, int] = {}
-        self._sa_cache: dict[Selector, int] = {}
+        self._sa_cache: dict[tuple[frozenset[str] | None, Selector | None], int] = {}
         self._entity_cache: dict[tuple[EntityMatch, str | None], tuple[int, int]] = {}
         self._net_cache: dict[Network, int] = {}
         self._addresses: list[tuple[int, int]] | None = None
+        # members gathered as lists and made bitsets once (OR-ing one bit at a time into a
+        # growing integer is quadratic in the number of classes)
+        endpoints: list[int] = []
+        hosts: list[int] = []
+        externals: list[int] = []
+        by_label: dict[tuple[str, str], list[int]] = defaultdict(list)
+        by_namespace: dict[str, list[int]] = defaultdict(list)
+        by_sa: dict[tuple[str, str], list[int]] = defaultdict(list)
         for i, peer in enumerate(self.peers):
-            bit = 1 << i
             if peer.kind is PeerKind.ENDPOINT:
-                self.endpoints |= bit
+                endpoints.append(i)
                 for kv in peer.labels.items():
-                    self._by_label[kv] |= bit
-                    self._by_key[kv[0]] |= bit
-                    self._values[kv[0]].add(kv[1])
+                    by_label[kv].append(i)
                 assert peer.namespace is not None and peer.service_account is not None
-                self._by_namespace[peer.namespace] |= bit
-                self._by_sa[(peer.namespace, peer.service_account)] |= bit
+                by_namespace[peer.namespace].append(i)
+                by_sa[(peer.namespace, peer.service_account)].append(i)
             elif peer.kind is PeerKind.HOST:
-                self.hosts |= bit
+                hosts.append(i)
             else:
-                self.externals |= bit
-        self._ip_known = 0
-        for i, peer in enumerate(self.peers):
-            if peer.ip is not None:
-                self._ip_known |= 1 << i
+                externals.append(i)
+        self.endpoints = bits_of(endpoints)
+        self.hosts = bits_of(hosts)
+        self.externals = bits_of(externals)
+        for kv, indices in by_label.items():
+            bits = self._by_label[kv] = bits_of(indices)
+            self._by_key[kv[0]] |= bits
+            self._values[kv[0]].add(kv[1])
+        for name, indices in by_namespace.items():
+            self._by_namespace[name] = bits_of(indices)
+        for account, indices in by_sa.items():
+            self._by_sa[account] = bits_of(indices)
+        self._ip_known = bits_of(i for i, peer in enumerate(self.peers) if peer.ip is not None)
+        self._ns_labels: dict[str, Labels] = {}
 
     def add_peers(self, peers: Sequence[Peer], more: ClassIndex) -> int:
         """Add a class for each of `peers` (incremental updates) and return the first one's
@@ -357,6 +371,8 @@ class ClassIndex:
             self._selector_cache[sel] |= more.endpoints_matching(sel) << n
         for sel in self._ns_cache:
             self._ns_cache[sel] |= more.in_namespaces_matching(sel) << n
+        for names, sel in self._sa_cache:
+            self._sa_cache[(names, sel)] |= more.with_service_accounts(names, sel) << n
         return n
 
     # selectors -------------------------------------------------------------------------------
@@ -424,15 +440,23 @@ class ClassIndex:
         cached = self._ns_cache.get(selector)
         if cached is None:
             cached = 0
+            labels_of = self._ns_labels
             for name, bits in self._by_namespace.items():
-                ns = self.topology.namespace(name)
-                if selector.matches(ns.labels.merged({CALICO_NAME: name})):
+                labels = labels_of.get(name)
+                if labels is None:
+                    ns = self.topology.namespace(name)
+                    labels = labels_of[name] = ns.labels.merged({CALICO_NAME: name})
+                if selector.matches(labels):
                     cached |= bits
             self._ns_cache[selector] = cached
         return cached
 
     def with_service_accounts(self, names: frozenset[str] | None, selector: Selector | None) -> int:
         """Endpoint classes whose service account is in `names` and whose labels match."""
+        key = (names, selector)
+        cached = self._sa_cache.get(key)
+        if cached is not None:
+            return cached
         bits = 0
         for (ns, sa), sa_bits in self._by_sa.items():
             if names is not None and sa not in names:
@@ -442,6 +466,7 @@ class ClassIndex:
                 if not selector.matches(account.labels.merged({CALICO_NAME: sa})):
                     continue
             bits |= sa_bits
+        self._sa_cache[key] = bits
         return bits
 
     def backing_service(self, namespace: str, name: str) -> int:

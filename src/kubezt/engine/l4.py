@@ -31,6 +31,7 @@ from kubezt.engine.index import (
     ClassIndex,
     Peer,
     PeerKind,
+    bit_indices,
     iter_bits,
 )
 from kubezt.ir.policy import (
@@ -82,7 +83,7 @@ def chains(matcher: Matcher, direction: Direction, staged: bool = False) -> list
     for pi, policy in enumerate(policies):
         if policy.staged is not staged or direction not in policy.types:
             continue
-        for bit in iter_bits(matcher.selected_by(policy)):
+        for bit in bit_indices(matcher.selected_by(policy)):
             per_peer[bit].append(pi)
     cache: dict[tuple[int, ...], TierChain] = {}
     out: list[TierChain] = []
