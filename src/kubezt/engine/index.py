@@ -109,9 +109,10 @@ _BITS = bytes.maketrans(b"01", b"\x00\x01")
 
 
 def bit_indices(bits: int) -> Iterator[int]:
-    """`iter_bits` for sets of any density: a dense set is read from its binary digits in one
-    pass (the digits as 0/1 bytes select from a range, in C), a sparse one bit by bit."""
-    if bits.bit_count() * 8 < bits.bit_length():
+    """`iter_bits` for sets of any density: a set is read from its binary digits in one pass
+    (the digits as 0/1 bytes select from a range, in C) unless it has very few bits for its
+    length (`iter_bits` copies the whole integer twice per bit)."""
+    if bits.bit_count() * 32 < bits.bit_length():
         return iter_bits(bits)
     digits = bin(bits)[:1:-1].encode().translate(_BITS)
     return compress(range(len(digits)), digits)
@@ -344,6 +345,8 @@ class ClassIndex:
             self._by_sa[account] = bits_of(indices)
         self._ip_known = bits_of(i for i, peer in enumerate(self.peers) if peer.ip is not None)
         self._ns_labels: dict[str, Labels] = {}
+        self._sa_labels: dict[tuple[str, str], Labels] = {}
+        self._sa_by_name: dict[str, list[tuple[str, str]]] | None = None
 
     def add_peers(self, peers: Sequence[Peer], more: ClassIndex) -> int:
         """Add a class for each of `peers` (incremental updates) and return the first one's
@@ -367,6 +370,7 @@ class ClassIndex:
             self._by_namespace[name] |= bits << n
         for sa, bits in more._by_sa.items():
             self._by_sa[sa] |= bits << n
+        self._sa_by_name = None
         for sel in self._selector_cache:
             self._selector_cache[sel] |= more.endpoints_matching(sel) << n
         for sel in self._ns_cache:
@@ -458,14 +462,24 @@ class ClassIndex:
         if cached is not None:
             return cached
         bits = 0
-        for (ns, sa), sa_bits in self._by_sa.items():
-            if names is not None and sa not in names:
-                continue
+        if names is None:
+            accounts: Iterable[tuple[str, str]] = self._by_sa
+        else:
+            if self._sa_by_name is None:
+                self._sa_by_name = defaultdict(list)
+                for account in self._by_sa:
+                    self._sa_by_name[account[1]].append(account)
+            accounts = [a for name in names for a in self._sa_by_name.get(name, ())]
+        for account in accounts:
             if selector is not None:
-                account = self.topology.service_account(ns, sa)
-                if not selector.matches(account.labels.merged({CALICO_NAME: sa})):
+                labels = self._sa_labels.get(account)
+                if labels is None:
+                    ns, sa = account
+                    labels = self.topology.service_account(ns, sa).labels.merged({CALICO_NAME: sa})
+                    self._sa_labels[account] = labels
+                if not selector.matches(labels):
                     continue
-            bits |= sa_bits
+            bits |= self._by_sa[account]
         self._sa_cache[key] = bits
         return bits
 

@@ -20,7 +20,7 @@ from kubezt.engine.connection import (
     mesh_facts,
     plan_paths,
 )
-from kubezt.engine.index import EndpointClass, bits_of, iter_bits
+from kubezt.engine.index import EndpointClass, bit_indices, bits_of, iter_bits
 from kubezt.engine.mesh import (
     HBONE_PORT,
     WAYPOINT_GATEWAY_LABEL,
@@ -284,7 +284,7 @@ class MeshView:
         for key, dsts in plan.items():
             per_dst = {}
             direct = l4.get(key, {})
-            for d in iter_bits(dsts):
+            for d in bit_indices(dsts):
                 if not direct.get(d) and not tunnelled >> d & 1:
                     continue
                 bits = self.compose_cell(key, d, l4, partial)
