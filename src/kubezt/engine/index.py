@@ -121,6 +121,11 @@ def bit_indices(bits: int) -> Iterator[int]:
 def bits_of(indices: Iterable[int]) -> int:
     """The bitset of `indices`, built in one pass (OR-ing bits into a growing integer one at
     a time copies it each time: quadratic in the number of classes)."""
+    if isinstance(indices, list) and len(indices) < 64:
+        bits = 0  # a few bits: OR-ing them costs less than a buffer
+        for i in indices:
+            bits |= 1 << i
+        return bits
     buf = bytearray()
     for i in indices:
         byte = i >> 3
@@ -312,8 +317,38 @@ class ClassIndex:
         self._entity_cache: dict[tuple[EntityMatch, str | None], tuple[int, int]] = {}
         self._net_cache: dict[Network, int] = {}
         self._addresses: list[tuple[int, int]] | None = None
-        # members gathered as lists and made bitsets once (OR-ing one bit at a time into a
-        # growing integer is quadratic in the number of classes)
+        self._ip_known = 0
+        if len(self.peers) < 64:
+            self._small_tables()
+        else:
+            self._tables()
+        self._ns_labels: dict[str, Labels] = {}
+        self._sa_labels: dict[tuple[str, str], Labels] = {}
+        self._sa_by_name: dict[str, list[tuple[str, str]]] | None = None
+
+    def _small_tables(self) -> None:
+        """`_tables` for a few peers (an explanation's): bit by bit costs less there."""
+        for i, peer in enumerate(self.peers):
+            bit = 1 << i
+            if peer.kind is PeerKind.ENDPOINT:
+                self.endpoints |= bit
+                for kv in peer.labels.items():
+                    self._by_label[kv] |= bit
+                    self._by_key[kv[0]] |= bit
+                    self._values[kv[0]].add(kv[1])
+                assert peer.namespace is not None and peer.service_account is not None
+                self._by_namespace[peer.namespace] |= bit
+                self._by_sa[(peer.namespace, peer.service_account)] |= bit
+            elif peer.kind is PeerKind.HOST:
+                self.hosts |= bit
+            else:
+                self.externals |= bit
+            if peer.ip is not None:
+                self._ip_known |= bit
+
+    def _tables(self) -> None:
+        """The lookup tables: members gathered as lists and made bitsets once (OR-ing one
+        bit at a time into a growing integer is quadratic in the number of classes)."""
         endpoints: list[int] = []
         hosts: list[int] = []
         externals: list[int] = []
@@ -344,9 +379,6 @@ class ClassIndex:
         for account, indices in by_sa.items():
             self._by_sa[account] = bits_of(indices)
         self._ip_known = bits_of(i for i, peer in enumerate(self.peers) if peer.ip is not None)
-        self._ns_labels: dict[str, Labels] = {}
-        self._sa_labels: dict[tuple[str, str], Labels] = {}
-        self._sa_by_name: dict[str, list[tuple[str, str]]] | None = None
 
     def add_peers(self, peers: Sequence[Peer], more: ClassIndex) -> int:
         """Add a class for each of `peers` (incremental updates) and return the first one's
