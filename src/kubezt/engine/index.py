@@ -407,8 +407,10 @@ class ClassIndex:
             self._selector_cache[sel] |= more.endpoints_matching(sel) << n
         for sel in self._ns_cache:
             self._ns_cache[sel] |= more.in_namespaces_matching(sel) << n
-        for names, sel in self._sa_cache:
-            self._sa_cache[(names, sel)] |= more.with_service_accounts(names, sel) << n
+        for names, account_selector in self._sa_cache:
+            self._sa_cache[(names, account_selector)] |= (
+                more.with_service_accounts(names, account_selector) << n
+            )
         return n
 
     # selectors -------------------------------------------------------------------------------
