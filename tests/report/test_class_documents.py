@@ -5,9 +5,11 @@ an explicit probe port too) and on random sidecar and ambient meshes with Author
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+import jsonschema
 from hypothesis import HealthCheck, given, settings
 
 import kubezt
@@ -22,12 +24,35 @@ from test_properties import load_model, with_calico
 
 from strategies import MixedCluster, mixed_clusters, probes
 
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "docs" / "reach-classes-v2.schema.json").read_text()
+)
+
+
+def assert_well_formed(doc: dict) -> None:
+    """The document follows its published schema, and every index points into its table."""
+    jsonschema.Draft7Validator(SCHEMA).validate(doc)
+    cells, sets = len(doc["portCells"]), len(doc["portSets"])
+    assert all(0 <= i < cells for listed in doc["portSets"] for i in listed)
+    assert [c["id"] for c in doc["classes"]] == list(range(len(doc["classes"])))
+    assert all(c["ports"] < sets for c in doc["classes"])
+    for edge in doc["allowed"]:
+        assert edge["src"] < len(doc["classes"]) and edge["dst"] < len(doc["classes"])
+        assert edge["cell"] < cells
+        assert edge["requests"] == "all" or edge["requests"] < len(doc["requestSets"])
+    # each cell and each port set listed once
+    assert len({json.dumps(c, sort_keys=True) for c in doc["portCells"]}) == cells
+    assert len({tuple(listed) for listed in doc["portSets"]}) == sets
+
+
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def assert_same(result: kubezt.Reachability) -> None:
     pairs = reach_document(result)["allowed"]
-    expanded = expand_classes(reach_class_document(result))
+    doc = reach_class_document(result)
+    assert_well_formed(doc)
+    expanded = expand_classes(doc)
     assert expanded == pairs
     lines = list(pair_lines(result))
     assert lines[1:] == pairs

@@ -21,6 +21,7 @@ from kubezt.cli.common import (
     ProtocolOption,
     emit,
     err,
+    frozen_heap,
     guarded,
     load_options,
     load_paths,
@@ -123,7 +124,8 @@ def reach(
     progress.stage("loading manifests")
     loaded = load_paths(paths, options)
     progress.stage("evaluating every connection")
-    result = guarded(lambda: evaluate(loaded.model, port, Protocol(protocol.value)))
+    with frozen_heap():
+        result = guarded(lambda: evaluate(loaded.model, port, Protocol(protocol.value)))
     progress.done()
     if workload is not None and loaded.model.topology.workload(workload) is None:
         usage_error(f"--workload {workload!r}: no workload with that namespace/name in the input")

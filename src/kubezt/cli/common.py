@@ -9,10 +9,12 @@ Exit codes (every command):
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -131,6 +133,19 @@ def write_output(target: str, text: str) -> None:
 def usage_error(message: str) -> NoReturn:
     err.print(f"kubezt: {message}", markup=False)
     raise typer.Exit(EXIT_INPUT)
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Evaluate with the objects alive so far (the loaded model) out of the cyclic garbage
+    collector's sight (`gc.freeze`): they live until the command ends, and every collection
+    evaluating triggers would scan them again (13 % of evaluating 30,000 pods). Undone at
+    the end, so a caller in the same process (the tests) keeps an ordinary heap."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def guarded(call: Callable[[], T]) -> T:

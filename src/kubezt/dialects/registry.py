@@ -133,16 +133,17 @@ def load_parsed(
     # Reading builds millions of small acyclic objects and keeps every document's node tree
     # for locating fields; the cyclic garbage collector would rescan that growing heap again
     # and again (it doubled load time on large clusters), so it pauses while we read (files
-    # are parsed lazily from `docs`, inside the pause).
+    # are parsed lazily from `docs`, inside the pause), and while the model is assembled from
+    # what was read.
     collecting = gc.isenabled()
     gc.disable()
     try:
         for doc in docs:
             _read_document(doc, rc, seen)
+        model = assemble(rc)
     finally:
         if collecting:
             gc.enable()
-    model = assemble(rc)
     sink.raise_if_errors()
     diagnostics = tuple(sorted(sink.items, key=Diagnostic.sort_key))
     return LoadResult(model, diagnostics, tuple(rc.skipped), tuple(files))

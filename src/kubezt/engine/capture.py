@@ -256,14 +256,19 @@ def outbound_networks(
     """The CIDRs of every outbound-capture range annotation: a client's sidecar tells
     destination addresses apart by them, so they split workload classes."""
     nets: dict[ipaddress.IPv4Network | ipaddress.IPv6Network, None] = {}
+    texts: dict[str, None] = {}
     for w in workloads:
         for key in (EXCLUDE_OUTBOUND_RANGES, INCLUDE_OUTBOUND_RANGES):
             text = w.annotations.get(key)
-            for item in (text or "").split(","):
-                try:
-                    nets[ipaddress.ip_network(item.strip(), strict=False)] = None
-                except ValueError:
-                    continue
+            if text:
+                texts[text] = None
+    # each distinct annotation value once (most pods have none, or share their app's)
+    for text in texts:
+        for item in text.split(","):
+            try:
+                nets[ipaddress.ip_network(item.strip(), strict=False)] = None
+            except ValueError:
+                continue
     return tuple(nets)
 
 

@@ -16,7 +16,7 @@ from kubezt.engine.mesh import mesh_mode
 from kubezt.errors import Location
 from kubezt.ir.mesh import AuthorizationPolicy, AuthzAction
 from kubezt.ir.model import Model
-from kubezt.ir.topology import MeshMode, Service
+from kubezt.ir.topology import Labels, MeshMode, Service
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +51,26 @@ def model_warnings(model: Model) -> tuple[ModelWarning, ...]:
     ]
     policies = model.mesh.authorization_policies
     narrowed: set[AuthorizationPolicy] = set()
+    # which policies apply depends on a workload's namespace and labels only, and only the
+    # root namespace's and the workload's own can: each such pair once, against those
+    # (every ambient workload against every policy grew with pods²)
+    root = model.mesh_config.root_namespace
+    in_namespace: dict[str, list[AuthorizationPolicy]] = {}
+    for policy in policies:
+        in_namespace.setdefault(policy.namespace, []).append(policy)
+    checked: set[AuthorizationPolicy] = set()
+    seen: set[tuple[str, Labels]] = set()
     for workload in ambient:
-        for policy in workload_policies(policies, workload, model.mesh_config):
+        if (workload.namespace, workload.labels) in seen:
+            continue
+        seen.add((workload.namespace, workload.labels))
+        candidates = in_namespace.get(root, [])
+        if workload.namespace != root:
+            candidates = candidates + in_namespace.get(workload.namespace, [])
+        for policy in workload_policies(tuple(candidates), workload, model.mesh_config):
+            if policy in checked:
+                continue
+            checked.add(policy)
             if policy.action in (AuthzAction.ALLOW, AuthzAction.DENY) and rewritten(
                 policy, Enforcer.ZTUNNEL, http=False
             ):

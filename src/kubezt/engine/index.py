@@ -109,12 +109,30 @@ _BITS = bytes.maketrans(b"01", b"\x00\x01")
 
 
 def bit_indices(bits: int) -> Iterator[int]:
-    """`iter_bits` for sets of any density: a dense set is read from its binary digits in one
-    pass (the digits as 0/1 bytes select from a range, in C), a sparse one bit by bit."""
-    if bits.bit_count() * 8 < bits.bit_length():
+    """`iter_bits` for sets of any density: a set is read from its binary digits in one pass
+    (the digits as 0/1 bytes select from a range, in C) unless it has very few bits for its
+    length (`iter_bits` copies the whole integer twice per bit)."""
+    if bits.bit_count() * 32 < bits.bit_length():
         return iter_bits(bits)
     digits = bin(bits)[:1:-1].encode().translate(_BITS)
     return compress(range(len(digits)), digits)
+
+
+def bits_of(indices: Iterable[int]) -> int:
+    """The bitset of `indices`, built in one pass (OR-ing bits into a growing integer one at
+    a time copies it each time: quadratic in the number of classes)."""
+    if isinstance(indices, list) and len(indices) < 64:
+        bits = 0  # a few bits: OR-ing them costs less than a buffer
+        for i in indices:
+            bits |= 1 << i
+        return bits
+    buf = bytearray()
+    for i in indices:
+        byte = i >> 3
+        if byte >= len(buf):
+            buf.extend(bytes(byte + 1 - len(buf)))
+        buf[byte] |= 1 << (i & 7)
+    return int.from_bytes(buf, "little")
 
 
 def policy_networks(policies: PolicySet) -> tuple[Network, ...]:
@@ -295,10 +313,21 @@ class ClassIndex:
         self._by_sa: dict[tuple[str, str], int] = defaultdict(int)
         self._selector_cache: dict[Selector, int] = {}
         self._ns_cache: dict[Selector, int] = {}
-        self._sa_cache: dict[Selector, int] = {}
+        self._sa_cache: dict[tuple[frozenset[str] | None, Selector | None], int] = {}
         self._entity_cache: dict[tuple[EntityMatch, str | None], tuple[int, int]] = {}
         self._net_cache: dict[Network, int] = {}
         self._addresses: list[tuple[int, int]] | None = None
+        self._ip_known = 0
+        if len(self.peers) < 64:
+            self._small_tables()
+        else:
+            self._tables()
+        self._ns_labels: dict[str, Labels] = {}
+        self._sa_labels: dict[tuple[str, str], Labels] = {}
+        self._sa_by_name: dict[str, list[tuple[str, str]]] | None = None
+
+    def _small_tables(self) -> None:
+        """`_tables` for a few peers (an explanation's): bit by bit costs less there."""
         for i, peer in enumerate(self.peers):
             bit = 1 << i
             if peer.kind is PeerKind.ENDPOINT:
@@ -314,10 +343,42 @@ class ClassIndex:
                 self.hosts |= bit
             else:
                 self.externals |= bit
-        self._ip_known = 0
-        for i, peer in enumerate(self.peers):
             if peer.ip is not None:
-                self._ip_known |= 1 << i
+                self._ip_known |= bit
+
+    def _tables(self) -> None:
+        """The lookup tables: members gathered as lists and made bitsets once (OR-ing one
+        bit at a time into a growing integer is quadratic in the number of classes)."""
+        endpoints: list[int] = []
+        hosts: list[int] = []
+        externals: list[int] = []
+        by_label: dict[tuple[str, str], list[int]] = defaultdict(list)
+        by_namespace: dict[str, list[int]] = defaultdict(list)
+        by_sa: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, peer in enumerate(self.peers):
+            if peer.kind is PeerKind.ENDPOINT:
+                endpoints.append(i)
+                for kv in peer.labels.items():
+                    by_label[kv].append(i)
+                assert peer.namespace is not None and peer.service_account is not None
+                by_namespace[peer.namespace].append(i)
+                by_sa[(peer.namespace, peer.service_account)].append(i)
+            elif peer.kind is PeerKind.HOST:
+                hosts.append(i)
+            else:
+                externals.append(i)
+        self.endpoints = bits_of(endpoints)
+        self.hosts = bits_of(hosts)
+        self.externals = bits_of(externals)
+        for kv, indices in by_label.items():
+            bits = self._by_label[kv] = bits_of(indices)
+            self._by_key[kv[0]] |= bits
+            self._values[kv[0]].add(kv[1])
+        for name, indices in by_namespace.items():
+            self._by_namespace[name] = bits_of(indices)
+        for account, indices in by_sa.items():
+            self._by_sa[account] = bits_of(indices)
+        self._ip_known = bits_of(i for i, peer in enumerate(self.peers) if peer.ip is not None)
 
     def add_peers(self, peers: Sequence[Peer], more: ClassIndex) -> int:
         """Add a class for each of `peers` (incremental updates) and return the first one's
@@ -341,10 +402,15 @@ class ClassIndex:
             self._by_namespace[name] |= bits << n
         for sa, bits in more._by_sa.items():
             self._by_sa[sa] |= bits << n
+        self._sa_by_name = None
         for sel in self._selector_cache:
             self._selector_cache[sel] |= more.endpoints_matching(sel) << n
         for sel in self._ns_cache:
             self._ns_cache[sel] |= more.in_namespaces_matching(sel) << n
+        for names, account_selector in self._sa_cache:
+            self._sa_cache[(names, account_selector)] |= (
+                more.with_service_accounts(names, account_selector) << n
+            )
         return n
 
     # selectors -------------------------------------------------------------------------------
@@ -412,24 +478,43 @@ class ClassIndex:
         cached = self._ns_cache.get(selector)
         if cached is None:
             cached = 0
+            labels_of = self._ns_labels
             for name, bits in self._by_namespace.items():
-                ns = self.topology.namespace(name)
-                if selector.matches(ns.labels.merged({CALICO_NAME: name})):
+                labels = labels_of.get(name)
+                if labels is None:
+                    ns = self.topology.namespace(name)
+                    labels = labels_of[name] = ns.labels.merged({CALICO_NAME: name})
+                if selector.matches(labels):
                     cached |= bits
             self._ns_cache[selector] = cached
         return cached
 
     def with_service_accounts(self, names: frozenset[str] | None, selector: Selector | None) -> int:
         """Endpoint classes whose service account is in `names` and whose labels match."""
+        key = (names, selector)
+        cached = self._sa_cache.get(key)
+        if cached is not None:
+            return cached
         bits = 0
-        for (ns, sa), sa_bits in self._by_sa.items():
-            if names is not None and sa not in names:
-                continue
+        if names is None:
+            accounts: Iterable[tuple[str, str]] = self._by_sa
+        else:
+            if self._sa_by_name is None:
+                self._sa_by_name = defaultdict(list)
+                for account in self._by_sa:
+                    self._sa_by_name[account[1]].append(account)
+            accounts = [a for name in names for a in self._sa_by_name.get(name, ())]
+        for account in accounts:
             if selector is not None:
-                account = self.topology.service_account(ns, sa)
-                if not selector.matches(account.labels.merged({CALICO_NAME: sa})):
+                labels = self._sa_labels.get(account)
+                if labels is None:
+                    ns, sa = account
+                    labels = self.topology.service_account(ns, sa).labels.merged({CALICO_NAME: sa})
+                    self._sa_labels[account] = labels
+                if not selector.matches(labels):
                     continue
-            bits |= sa_bits
+            bits |= self._by_sa[account]
+        self._sa_cache[key] = bits
         return bits
 
     def backing_service(self, namespace: str, name: str) -> int:

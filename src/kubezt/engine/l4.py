@@ -31,6 +31,7 @@ from kubezt.engine.index import (
     ClassIndex,
     Peer,
     PeerKind,
+    bit_indices,
     iter_bits,
 )
 from kubezt.ir.policy import (
@@ -82,7 +83,7 @@ def chains(matcher: Matcher, direction: Direction, staged: bool = False) -> list
     for pi, policy in enumerate(policies):
         if policy.staged is not staged or direction not in policy.types:
             continue
-        for bit in iter_bits(matcher.selected_by(policy)):
+        for bit in bit_indices(matcher.selected_by(policy)):
             per_peer[bit].append(pi)
     cache: dict[tuple[int, ...], TierChain] = {}
     out: list[TierChain] = []
@@ -117,12 +118,22 @@ class Matcher:
         self._nets: dict[tuple[Network, ...], tuple[int, int]] = {}
         self._families: dict[tuple[int, int], tuple[int, int]] = {}
         self._port_conditions: tuple[tuple[PortSet, ...], tuple[tuple[str, str], ...]] | None = None
+        self._condition_at: dict[PortSet, int] = {}
+        self._service_at: dict[tuple[str, str], int] = {}
 
     def port_signature(self, port: PortKey) -> tuple[object, ...]:
         """What the rules can see of a destination port: its protocol and, for every port
         condition (`ports`, `notPorts`) and destination Service of any rule, whether the port
         matches it. `decide` gives ports with equal signatures equal verdicts for every peer
         (it reads the port nowhere else)."""
+        conditions_, services_ = self._conditions()
+        return (
+            port.protocol,
+            tuple(c.matches(port.port, port.name) for c in conditions_),
+            tuple(self._service_port(s, port) for s in services_),
+        )
+
+    def _conditions(self) -> tuple[tuple[PortSet, ...], tuple[tuple[str, str], ...]]:
         if self._port_conditions is None:
             conditions: dict[PortSet, None] = {}
             services: dict[tuple[str, str], None] = {}
@@ -135,12 +146,31 @@ class Matcher:
                         if entity.services is not None:
                             services[entity.services] = None
             self._port_conditions = (tuple(conditions), tuple(services))
-        conditions_, services_ = self._port_conditions
-        return (
-            port.protocol,
-            tuple(c.matches(port.port, port.name) for c in conditions_),
-            tuple(self._service_port(s, port) for s in services_),
-        )
+        return self._port_conditions
+
+    def chain_port_view(
+        self, chain: TierChain, direction: Direction
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The positions, in `port_signature`'s tuples, of the port conditions and Services
+        that the rules of `chain` in `direction` hold: under `chain`, `decide` reads a port
+        only through them and its protocol, so ports whose signatures agree on the protocol
+        and these positions get equal verdicts under `chain`."""
+        conditions_, services_ = self._conditions()
+        at, service_at = self._condition_at, self._service_at
+        if not at and not service_at:
+            at.update((c, i) for i, c in enumerate(conditions_))
+            service_at.update((s, i) for i, s in enumerate(services_))
+        cond: dict[int, None] = {}
+        svc: dict[int, None] = {}
+        for policy in chain.policies:
+            for rule in policy.rules(direction):
+                for entity in (rule.source, rule.destination):
+                    for ports in (entity.ports, entity.not_ports):
+                        if ports is not None:
+                            cond[at[ports]] = None
+                    if entity.services is not None:
+                        svc[service_at[entity.services]] = None
+        return tuple(sorted(cond)), tuple(sorted(svc))
 
     def add_peers(self, peers: Sequence[Peer]) -> int:
         """Add a class for each of `peers` to the index (incremental updates) and return the

@@ -20,7 +20,7 @@ from kubezt.engine.connection import (
     mesh_facts,
     plan_paths,
 )
-from kubezt.engine.index import EndpointClass, iter_bits
+from kubezt.engine.index import EndpointClass, bit_indices, bits_of, iter_bits
 from kubezt.engine.mesh import (
     HBONE_PORT,
     WAYPOINT_GATEWAY_LABEL,
@@ -98,14 +98,14 @@ class MeshView:
         authz_nets = authz_networks(model.mesh.authorization_policies)
         # sources that present the same identity and address and take the same paths
         self._authz_nets = authz_nets
-        groups: dict[GroupKey, int] = {}
+        members: dict[GroupKey, list[int]] = {}
         self.group_of: list[GroupKey] = []
         for i in range(len(self.reps)):
             key = self._group_key(i)
-            groups[key] = groups.get(key, 0) | 1 << i
+            members.setdefault(key, []).append(i)
             self.group_of.append(key)
-        self.group_bits = groups
-        self.group_rep = {key: next(iter_bits(bits)) for key, bits in groups.items()}
+        self.group_bits = {key: bits_of(indices) for key, indices in members.items()}
+        self.group_rep = {key: indices[0] for key, indices in members.items()}
         self.by_name = {
             (w.namespace, w.labels.get(WAYPOINT_GATEWAY_LABEL)): i
             for i, w in enumerate(self.reps)
@@ -284,7 +284,7 @@ class MeshView:
         for key, dsts in plan.items():
             per_dst = {}
             direct = l4.get(key, {})
-            for d in iter_bits(dsts):
+            for d in bit_indices(dsts):
                 if not direct.get(d) and not tunnelled >> d & 1:
                     continue
                 bits = self.compose_cell(key, d, l4, partial)

@@ -25,7 +25,15 @@ from typing import NamedTuple
 from kubezt.engine.capture import address_networks
 from kubezt.engine.cells import CELL_PROTOCOLS, PortCell, PortCuts, port_cells, port_cuts
 from kubezt.engine.connection import is_single_pod
-from kubezt.engine.index import ClassIndex, EndpointClass, Peer, build_classes, iter_bits
+from kubezt.engine.index import (
+    ClassIndex,
+    EndpointClass,
+    Peer,
+    bit_indices,
+    bits_of,
+    build_classes,
+    iter_bits,
+)
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide
 from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, WaypointRef, waypoint_workload
 from kubezt.engine.meshview import MeshView
@@ -165,7 +173,7 @@ class Reachability:
         out_edges: dict[int, list[tuple[PortKey, int, RequestSet]]] = {}
         for port, per_dst in self.allowed.items():
             for d, srcs in per_dst.items():
-                for s in iter_bits(srcs & self.reported):
+                for s in bit_indices(srcs & self.reported):
                     out_edges.setdefault(s, []).append(
                         (port, d, self.partial.get((port, d, s), ALL))
                     )
@@ -184,7 +192,7 @@ class Reachability:
         # class is evaluated on
         own_ports: dict[int, list[PortKey]] = {}
         for port, dsts in self.plan.items():
-            for d in iter_bits(dsts & self.reported):
+            for d in bit_indices(dsts & self.reported):
                 own_ports.setdefault(d, []).append(port)
         sources = sorted(
             (workloads[wi].id, wi, c.index)
@@ -293,32 +301,39 @@ def evaluate(
     classes = build_classes(work, address_networks(model))
     index = ClassIndex([c.peer for c in classes], work.topology, work.policies)
     matcher = Matcher(index)
-    reported = 0
-    plan: dict[PortKey, int] = {}
+    reported_list: list[int] = []
+    members_of: dict[PortKey, list[int]] = {}
+    keys_of: dict[object, list[PortKey]] = {}
     for c in classes:
         rep = work.topology.workloads[c.members[0]]
         if SYNTHETIC_ANNOTATION not in rep.annotations:
-            reported |= 1 << c.index
-        keys = (
-            port_keys(c.peer, cuts)
-            if cuts is not None
-            else [PortKey(port, protocol, c.peer.port_name(port, protocol))]
-            if port is not None
-            else [cp.key for cp in c.peer.ports]
-        )
+            reported_list.append(c.index)
+        if cuts is not None:
+            keys = keys_of.get(c.peer.ports)
+            if keys is None:
+                # port_keys reads only the declared ports
+                keys = keys_of[c.peer.ports] = port_keys(c.peer, cuts)
+        elif port is not None:
+            keys = [PortKey(port, protocol, c.peer.port_name(port, protocol))]
+        else:
+            keys = [cp.key for cp in c.peer.ports]
         for key in keys:
-            plan[key] = plan.get(key, 0) | 1 << c.index
-    plan = dict(sorted(plan.items()))
+            members_of.setdefault(key, []).append(c.index)
+    reported = bits_of(reported_list)
+    plan = {key: bits_of(members_of[key]) for key in sorted(members_of)}
     mesh = MeshView(work, classes)
     l4_plan = dict(plan)
     if mesh.active:
+        hbone: dict[PortKey, list[int]] = {}
         for c in classes:
             key = PortKey(HBONE_PORT, Protocol.TCP, c.peer.port_name(HBONE_PORT, Protocol.TCP))
-            l4_plan[key] = l4_plan.get(key, 0) | 1 << c.index
+            hbone.setdefault(key, []).append(c.index)
+        for key, indices in hbone.items():
+            l4_plan[key] = l4_plan.get(key, 0) | bits_of(indices)
     l4 = l4_matrix(matcher, index, l4_plan)
     if not mesh.active:
         allowed = {
-            key: {d: l4[key][d] for d in iter_bits(dsts) if l4[key].get(d)}
+            key: {d: l4[key][d] for d in bit_indices(dsts) if l4[key].get(d)}
             for key, dsts in plan.items()
         }
         return _frozen(model, classes, plan, allowed, {}, reported, model, cuts)
@@ -371,8 +386,9 @@ def l4_sides(
     """Each side of the L3/L4 matrix on its own, for every port and destination class in
     `plan`: the source classes the destination's ingress policy admits, and the source classes
     whose egress policy lets them reach the destination. Each policy chain is decided once per
-    group of classes that share it (`grouped_chains`), and once for all the ports no rule
-    tells apart (`Matcher.port_signature`, e.g. the cells of ports only a Service names).
+    group of classes that share it (`grouped_chains`), and once for all the ports none of its
+    own rules tells apart (`_ChainVerdicts`; ports no rule at all tells apart, e.g. the cells
+    of ports only a Service names, are grouped first by `Matcher.port_signature`).
     `egress_rows` (a dict per port of `plan`), when given, also gets the egress side by
     source: source class -> destinations."""
     everyone = index.all
@@ -381,41 +397,81 @@ def l4_sides(
     alike: dict[tuple[object, ...], list[PortKey]] = {}
     for key in plan:
         alike.setdefault(matcher.port_signature(key), []).append(key)
-    inbound = grouped_chains(matcher, Direction.INGRESS)
-    outbound = grouped_chains(matcher, Direction.EGRESS)
-    for keys in alike.values():
+    inbound = _ChainVerdicts(matcher, Direction.INGRESS, everyone)
+    outbound = _ChainVerdicts(matcher, Direction.EGRESS, everyone)
+    for signature, keys in alike.items():
         first = keys[0]
         union = 0
         for key in keys:
             union |= plan[key]
-        for chain, rep, members in inbound:
+        for i, (_, _, members) in enumerate(inbound.groups):
             targets = members & union
             if not targets:
                 continue
-            sources = (
-                everyone
-                if chain.empty
-                else decide(matcher, chain, Direction.INGRESS, rep, first, everyone)
-            )
+            sources = inbound.verdict(i, signature, first)
             for key in keys:
                 row = ingress[key]
-                for d in iter_bits(targets & plan[key]):
+                for d in bit_indices(targets & plan[key]):
                     row[d] = sources
-        for chain, rep, members in outbound:
-            reachable = (
-                union
-                if chain.empty
-                else decide(matcher, chain, Direction.EGRESS, rep, first, union)
-            )
-            group = list(iter_bits(members)) if egress_rows is not None else []
-            for key in keys:
-                here = reachable & plan[key]
-                row = egress[key]
-                for d in iter_bits(here):
+        # source groups whose egress reaches the same destinations, together
+        by_reach: dict[int, int] = {}
+        for i, (_, _, members) in enumerate(outbound.groups):
+            reachable = outbound.verdict(i, signature, first) & union
+            if reachable:
+                by_reach[reachable] = by_reach.get(reachable, 0) | members
+            if egress_rows is not None and reachable:
+                group = list(iter_bits(members))
+                for key in keys:
+                    here = reachable & plan[key]
+                    if here:
+                        egress_rows[key].update(dict.fromkeys(group, here))
+        for key in keys:
+            row = egress[key]
+            bits = plan[key]
+            for reachable, members in by_reach.items():
+                for d in bit_indices(reachable & bits):
                     row[d] = row.get(d, 0) | members
-                if egress_rows is not None and here:
-                    egress_rows[key].update(dict.fromkeys(group, here))
     return ingress, egress
+
+
+class _ChainVerdicts:
+    """`decide` for each group of classes sharing a chain (`grouped_chains`), towards every
+    peer, once per distinct view the chain's own rules have of a port (`Matcher.chain_port_view`):
+    ports that no rule of the chain tells apart share the verdict. `decide` treats every peer
+    bit on its own, so a verdict towards every peer, masked, is the verdict towards the mask."""
+
+    def __init__(self, matcher: Matcher, direction: Direction, everyone: int) -> None:
+        self.matcher = matcher
+        self.direction = direction
+        self.everyone = everyone
+        self.groups = grouped_chains(matcher, direction)
+        self._views = [
+            None if chain.empty else matcher.chain_port_view(chain, direction)
+            for chain, _, _ in self.groups
+        ]
+        self._memo: list[dict[tuple[object, ...], int]] = [{} for _ in self.groups]
+
+    def verdict(self, i: int, signature: tuple[object, ...], port: PortKey) -> int:
+        """Peers that group `i`'s chain lets through on `port` (whose `port_signature` is
+        `signature`)."""
+        view = self._views[i]
+        if view is None:
+            return self.everyone
+        conditions, services = signature[1], signature[2]
+        assert isinstance(conditions, tuple) and isinstance(services, tuple)
+        local = (
+            signature[0],
+            tuple([conditions[j] for j in view[0]]),
+            tuple([services[j] for j in view[1]]),
+        )
+        memo = self._memo[i]
+        got = memo.get(local)
+        if got is None:
+            chain, rep, _ = self.groups[i]
+            got = memo[local] = decide(
+                self.matcher, chain, self.direction, rep, port, self.everyone
+            )
+        return got
 
 
 def l4_both(ingress: L4Side, egress: L4Side, plan: dict[PortKey, int]) -> L4Side:
@@ -424,7 +480,7 @@ def l4_both(ingress: L4Side, egress: L4Side, plan: dict[PortKey, int]) -> L4Side
     for key, dsts in plan.items():
         ing, eg = ingress[key], egress[key]
         per_dst: dict[int, int] = {}
-        for d in iter_bits(dsts):
+        for d in bit_indices(dsts):
             both = ing.get(d, 0) & eg.get(d, 0)
             if both:
                 per_dst[d] = both
