@@ -107,34 +107,51 @@ def waypoint_policies(
     config: MeshConfig,
 ) -> list[AuthorizationPolicy]:
     """Policies a waypoint enforces: only those bound by targetRefs to the waypoint Gateway,
-    to the addressed Service, or to GatewayClass istio-waypoint from the root namespace (A14)."""
-    out = []
-    for p in policies:
+    to the addressed Service, or to GatewayClass istio-waypoint from the root namespace (A14).
+    In the input's order; found through an index of the policies' targetRefs."""
+    index = _target_index(policies, config.root_namespace)
+    found = {
+        *index.get(("Gateway", waypoint_name, waypoint_ns), ()),
+        *index.get(("GatewayClass",), ()),
+    }
+    if service_name is not None:
+        found.update(index.get(("Service", service_name, service_ns), ()))
+    return [policies[i] for i in sorted(found)]
+
+
+_TARGET_INDEX: dict[
+    tuple[int, str],
+    tuple[tuple[AuthorizationPolicy, ...], dict[tuple[str | None, ...], list[int]]],
+] = {}
+"""Per policy tuple (by identity, kept alive with its entry) and root namespace: the positions
+of the policies each waypoint binding selects (`waypoint_policies`)."""
+
+
+def _target_index(
+    policies: tuple[AuthorizationPolicy, ...], root: str
+) -> dict[tuple[str | None, ...], list[int]]:
+    entry = _TARGET_INDEX.get((id(policies), root))
+    if entry is not None and entry[0] is policies:
+        return entry[1]
+    index: dict[tuple[str | None, ...], list[int]] = {}
+    for i, p in enumerate(policies):
         for ref in p.target_refs:
             kind, group = ref.kind, ref.group
-            if (
-                kind == "Gateway"
-                and group in ("gateway.networking.k8s.io", "")
-                and (ref.name == waypoint_name and p.namespace == waypoint_ns)
-            ):
-                out.append(p)
-                break
-            if (
-                kind == "Service"
-                and group in ("", "core")
-                and ref.name == service_name
-                and (p.namespace == service_ns)
-            ):
-                out.append(p)
-                break
-            if (
-                kind == "GatewayClass"
-                and ref.name == "istio-waypoint"
-                and (p.namespace == config.root_namespace)
-            ):
-                out.append(p)
-                break
-    return out
+            if kind == "Gateway" and group in ("gateway.networking.k8s.io", ""):
+                key: tuple[str | None, ...] = ("Gateway", ref.name, p.namespace)
+            elif kind == "Service" and group in ("", "core"):
+                key = ("Service", ref.name, p.namespace)
+            elif kind == "GatewayClass" and ref.name == "istio-waypoint" and p.namespace == root:
+                key = ("GatewayClass",)
+            else:
+                continue
+            positions = index.setdefault(key, [])
+            if not positions or positions[-1] != i:
+                positions.append(i)
+    if len(_TARGET_INDEX) >= 8:
+        _TARGET_INDEX.pop(next(iter(_TARGET_INDEX)))
+    _TARGET_INDEX[(id(policies), root)] = (policies, index)
+    return index
 
 
 # --- matching ----------------------------------------------------------------------------------

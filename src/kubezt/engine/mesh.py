@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from kubezt.ir.config import MeshConfig
-from kubezt.ir.mesh import DestinationRule, MeshPolicies, MtlsMode, PeerAuthentication, TlsMode
+from kubezt.ir.mesh import (
+    DestinationRule,
+    MeshPolicies,
+    MtlsMode,
+    PeerAuthentication,
+    TlsMode,
+    Waypoint,
+)
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import ServiceAddress
@@ -305,11 +312,29 @@ def waypoint_for(
         accepted = ("workload", "all")
     if not name or name == "none":
         return None
-    for wp in model.mesh.waypoints:
-        if wp.name == name and wp.namespace == wp_ns:
-            return WaypointRef(wp.name, wp.namespace) if wp.waypoint_for in accepted else None
+    wp = _waypoint_gateways(model.mesh.waypoints).get((name, wp_ns))
+    if wp is not None:
+        return WaypointRef(wp.name, wp.namespace) if wp.waypoint_for in accepted else None
     # A label naming a waypoint that is not in the input: assume the default (service) kind.
     return WaypointRef(name, wp_ns) if "service" in accepted else None
+
+
+_WAYPOINT_GATEWAYS: dict[int, tuple[tuple[Waypoint, ...], dict[tuple[str, str], Waypoint]]] = {}
+"""Per waypoint tuple (by identity, kept alive with its entry): the first waypoint Gateway of
+each (name, namespace), so resolving a waypoint label is a lookup, not a scan."""
+
+
+def _waypoint_gateways(waypoints: tuple[Waypoint, ...]) -> dict[tuple[str, str], Waypoint]:
+    entry = _WAYPOINT_GATEWAYS.get(id(waypoints))
+    if entry is not None and entry[0] is waypoints:
+        return entry[1]
+    index: dict[tuple[str, str], Waypoint] = {}
+    for wp in waypoints:
+        index.setdefault((wp.name, wp.namespace), wp)
+    if len(_WAYPOINT_GATEWAYS) >= 8:
+        _WAYPOINT_GATEWAYS.pop(next(iter(_WAYPOINT_GATEWAYS)))
+    _WAYPOINT_GATEWAYS[id(waypoints)] = (waypoints, index)
+    return index
 
 
 _WAYPOINT_PODS: dict[int, tuple[tuple[Workload, ...], dict[tuple[str, str], Workload]]] = {}

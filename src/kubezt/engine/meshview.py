@@ -24,11 +24,10 @@ from kubezt.engine.index import EndpointClass, iter_bits
 from kubezt.engine.mesh import (
     HBONE_PORT,
     WAYPOINT_GATEWAY_LABEL,
-    port_protocol,
     waypoint_for,
     waypoint_workload,
 )
-from kubezt.engine.mesh_sets import MeshSets
+from kubezt.engine.mesh_sets import MeshSets, Situation
 from kubezt.engine.partial import PartialCells
 from kubezt.engine.requests import (
     ALL,
@@ -338,9 +337,10 @@ class MeshView:
 
     def _ports_named(self, d: int) -> frozenset[int]:
         """The ports whose verdict at destination class `d` may differ from that of any other
-        port, L3/L4 aside: the ports it declares, those its Services target, its inbound
-        capture's, those its sidecar's or ztunnel's AuthorizationPolicies or the waypoint of
-        its pod address name, and `_ports_named_everywhere`. Two other ports meet the same
+        port, L3/L4 aside: the ports it declares, those its Services target, its sidecar's
+        inbound capture's (none without a sidecar), those its sidecar's or ztunnel's
+        AuthorizationPolicies or the waypoint of its pod address name, and
+        `_ports_named_everywhere`. Two other ports meet the same
         capture, mTLS mode, protocol (sniffed), routes (the pod address only) and policies
         with the same answers (`authz.ports_named`)."""
         named = self._named.get(d)
@@ -349,7 +349,9 @@ class MeshView:
             ports = set(self._named_everywhere)
             ports.update(cp.port for cp in self.classes[d].peer.ports)
             ports.update(cp.port for cp in rep.ports)
-            ports |= inbound_ports_named(rep)
+            if self.modes[d] is MeshMode.SIDECAR:
+                # only a sidecar's inbound capture reads the port (`connection.plan_path`)
+                ports |= inbound_ports_named(rep)
             for svc in self.services[d]:
                 for sp in svc.ports:
                     target = sp.target_on(rep)
@@ -536,11 +538,24 @@ class MeshView:
     ) -> tuple[int, list[tuple[int, Some]]]:
         """The mesh decision for a set of sources that share `path`, on every witness of
         `space` (None: the verdict does not depend on the request): the sources allowed for
-        at least one request, and for those allowed only some, the witnesses that pass."""
+        at least one request, and for those allowed only some, the witnesses that pass.
+        Decided once per (sources, `MeshSets.situation`, space): other ports, routes and
+        destinations of the same situation take the answer."""
+        situation = self.sets.situation(d, key, svc, path)
+        memo_key = (sources, situation, space)
+        memo = self.sets.decided
+        done = memo.get(memo_key)
+        if done is None:
+            done = memo[memo_key] = self._mesh_set_of(sources, situation, space)
+        return done
+
+    def _mesh_set_of(
+        self, sources: int, situation: Situation, space: RequestSpace | None
+    ) -> tuple[int, list[tuple[int, Some]]]:
         if space is None:
-            return self.sets.allowed(sources, d, key, svc, path, [None])[0], []
+            return self.sets.allowed_in(situation, sources, [None])[0], []
         witnesses = space.witnesses()
-        per_request = self.sets.allowed(sources, d, key, svc, path, witnesses)
+        per_request = self.sets.allowed_in(situation, sources, witnesses)
         every = sources
         some = 0
         for bits in per_request:
@@ -584,7 +599,7 @@ class MeshView:
             d,
             key.port,
             key.protocol,
-            svc,
+            None if svc is None else id(svc),  # the model holds its Services
         )
         paths = self._paths.get(cache_key)
         if paths is None:
@@ -702,9 +717,7 @@ class MeshView:
     ) -> RequestSpace | None:
         if key.protocol is not Protocol.TCP:
             return None
-        server = self.reps[d]
-        proto = port_protocol(self.services[d], server, key.port, key.protocol)
-        if proto == "tcp":
+        if self.sets.protocol(d, key) == "tcp":
             return None
         policies = self.sets.server_policies(d)
         if path.waypoint is not None:
