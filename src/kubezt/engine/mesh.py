@@ -161,21 +161,11 @@ def effective_mtls(workload: Workload, port: int, model: Model) -> EffectiveMtls
     """The server-side mTLS mode for `port` of `workload` (ComposePeerAuthentication):
     PERMISSIVE, overridden by the mesh, namespace and workload policies unless UNSET, then the
     workload policy's per-port mode (UNSET inherits)."""
-    root = model.mesh_config.root_namespace
-    pas = model.mesh.peer_authentications
-    mesh_pa = _oldest([p for p in pas if p.namespace == root and not p.selector])
-    ns_pa = _oldest(
-        [p for p in pas if p.namespace == workload.namespace != root and not p.selector]
+    mesh_pa, by_namespace = _peer_index(
+        model.mesh.peer_authentications, model.mesh_config.root_namespace
     )
-    wl_pa = _oldest(
-        [
-            p
-            for p in pas
-            if p.namespace == workload.namespace != root
-            and p.selector
-            and _labels_match(p.selector, workload.labels)
-        ]
-    )
+    ns_pa, selecting = by_namespace.get(workload.namespace, (None, ()))
+    wl_pa = _oldest([p for p in selecting if _labels_match(p.selector or {}, workload.labels)])
     result = EffectiveMtls(MtlsMode.PERMISSIVE, None, ModeSource.DEFAULT)
     for pa, scope in (
         (mesh_pa, ModeSource.MESH),
@@ -189,6 +179,39 @@ def effective_mtls(workload: Workload, port: int, model: Model) -> EffectiveMtls
             if p == port and mode is not MtlsMode.UNSET:
                 result = EffectiveMtls(mode, wl_pa, ModeSource.PORT)
     return result
+
+
+_PeerIndex = tuple[
+    PeerAuthentication | None,
+    dict[str, tuple[PeerAuthentication | None, tuple[PeerAuthentication, ...]]],
+]
+_PEER_INDEX: dict[tuple[int, str], tuple[tuple[PeerAuthentication, ...], _PeerIndex]] = {}
+"""Per PeerAuthentication tuple (by identity, kept alive with its entry) and root namespace:
+the mesh-wide policy, and per other namespace its namespace-wide policy and those with a
+selector (in input order)."""
+
+
+def _peer_index(pas: tuple[PeerAuthentication, ...], root: str) -> _PeerIndex:
+    entry = _PEER_INDEX.get((id(pas), root))
+    if entry is not None and entry[0] is pas:
+        return entry[1]
+    wide: dict[str, list[PeerAuthentication]] = {}
+    selecting: dict[str, list[PeerAuthentication]] = {}
+    for p in pas:
+        if not p.selector:
+            wide.setdefault(p.namespace, []).append(p)
+        elif p.namespace != root:
+            selecting.setdefault(p.namespace, []).append(p)
+    by_namespace = {
+        ns: (_oldest(wide.get(ns, [])), tuple(selecting.get(ns, ())))
+        for ns in {*wide, *selecting}
+        if ns != root
+    }
+    index: _PeerIndex = (_oldest(wide.get(root, [])), by_namespace)
+    if len(_PEER_INDEX) >= 8:
+        _PEER_INDEX.pop(next(iter(_PEER_INDEX)))
+    _PEER_INDEX[(id(pas), root)] = (pas, index)
+    return index
 
 
 def _labels_match(selector: Mapping[str, str], labels: Labels) -> bool:

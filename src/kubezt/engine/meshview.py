@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from kubezt.engine.authz import authz_networks, mentions_http, ports_named
-from kubezt.engine.capture import inbound_ports_named, outbound_ports_named
+from kubezt.engine.capture import inbound_ports_named, outbound_ports_named, proxy_ports
 from kubezt.engine.connection import (
     End,
     EndKind,
@@ -23,6 +23,8 @@ from kubezt.engine.connection import (
 from kubezt.engine.index import EndpointClass, iter_bits
 from kubezt.engine.mesh import (
     HBONE_PORT,
+    HTTP_PROTOCOLS,
+    TCP_PROTOCOLS,
     WAYPOINT_GATEWAY_LABEL,
     waypoint_for,
     waypoint_workload,
@@ -144,6 +146,8 @@ class MeshView:
         """During `compose`: the cells decided so far, by destination and port signature."""
         self._named: dict[int, frozenset[int]] = {}
         self._named_everywhere: frozenset[int] = frozenset()
+        self._exact: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
+        self._service_ports_exact: frozenset[int] = frozenset()
 
     def _group_key(self, i: int) -> GroupKey:
         rep = self.reps[i]
@@ -256,12 +260,17 @@ class MeshView:
         if self.batched and not self.alp:
             self._cell_memo = {}
             self._named = {}
+            self._exact = {}
             self._named_everywhere = self._ports_named_everywhere()
+            self._service_ports_exact = self._named_everywhere | {
+                port for dr in self._model.mesh.destination_rules for port, _ in dr.port_tls
+            }
         try:
             return self._compose(plan, l4, allowed, partial)
         finally:
             self._cell_memo = None
             self._named = {}
+            self._exact = {}
 
     def _compose(
         self,
@@ -314,8 +323,9 @@ class MeshView:
         entry is replaced)."""
         memo = self._cell_memo
         if memo is not None and key.protocol is Protocol.TCP:
-            port = key.port if key.port in self._ports_named(d) else None
-            mkey = (d, key.name, port, l4.get(key, {}).get(d, 0))
+            # the port's name matters only through the L3/L4 verdicts of `key`, in the key
+            port = self._port_class(d, key.port) if key.port in self._ports_named(d) else None
+            mkey = (d, port, l4.get(key, {}).get(d, 0))
             done = memo.get(mkey)
             if done is None:
                 done = memo[mkey] = self._compose_cell(key, d, l4)
@@ -334,6 +344,57 @@ class MeshView:
         for rep in self.reps:
             out |= outbound_ports_named(rep)
         return frozenset(out)
+
+    def _port_class(self, d: int, port: int) -> tuple[object, ...]:
+        """What the composition reads of a port `_ports_named` names at destination class `d`,
+        L3/L4 aside: the port itself when the policies that may apply there (the sidecar's or
+        ztunnel's, the waypoints' of the pod address and of each Service), the clients'
+        outbound capture, a PeerAuthentication or DestinationRule port-level setting or the
+        sidecar's inbound-capture annotations name it; whether it is one of the sidecar's own
+        ports (never captured inbound); and the Service ports that target it (Service,
+        protocol, the protocol selection of its declared protocol (`mesh.port_protocol`), and
+        the port number when it is named so). Two ports of
+        one class meet the same routes, paths, protocol, mTLS mode and policy answers."""
+        exact, proxy = self._ports_exact(d)
+        if port in exact:
+            return (port,)
+        rep = self.reps[d]
+        targets = []
+        for svc in self.services[d]:
+            for sp in svc.ports:
+                if sp.target_on(rep) == port:
+                    number = sp.port if sp.port in self._service_ports_exact else None
+                    declared = sp.declared_protocol
+                    selection = (
+                        "http"
+                        if declared in HTTP_PROTOCOLS
+                        else "tcp"
+                        if declared in TCP_PROTOCOLS
+                        else None
+                    )
+                    targets.append((id(svc), number, sp.protocol, selection))
+        return (None, port in proxy, tuple(targets))
+
+    def _ports_exact(self, d: int) -> tuple[frozenset[int], frozenset[int]]:
+        """`_port_class`'s ports that stay themselves at destination class `d`, and its
+        sidecar's own ports (none without a sidecar)."""
+        found = self._exact.get(d)
+        if found is None:
+            rep = self.reps[d]
+            ports = set(self._named_everywhere)
+            proxy: frozenset[int] = frozenset()
+            if self.modes[d] is MeshMode.SIDECAR:
+                proxy = frozenset(proxy_ports(rep))
+                ports |= inbound_ports_named(rep) - proxy
+            policies = list(self.sets.server_policies(d))
+            for svc in (None, *self.services[d]):
+                ref = waypoint_for(self._model, rep, svc, ProxyRole.NONE)
+                wp = waypoint_workload(self._model, ref) if ref is not None else None
+                if wp is not None:
+                    policies += self.sets.waypoint_policies(wp, svc)
+            ports |= ports_named(policies)
+            found = self._exact[d] = (frozenset(ports), proxy)
+        return found
 
     def _ports_named(self, d: int) -> frozenset[int]:
         """The ports whose verdict at destination class `d` may differ from that of any other
