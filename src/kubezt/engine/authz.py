@@ -12,12 +12,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from urllib.parse import unquote
 
 from kubezt.engine.explain import Effect, Layer, Step, StepParam
+from kubezt.engine.memo import by_identity
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import (
     AuthorizationPolicy,
@@ -119,39 +120,35 @@ def waypoint_policies(
     return [policies[i] for i in sorted(found)]
 
 
-_TARGET_INDEX: dict[
-    tuple[int, str],
-    tuple[tuple[AuthorizationPolicy, ...], dict[tuple[str | None, ...], list[int]]],
-] = {}
-"""Per policy tuple (by identity, kept alive with its entry) and root namespace: the positions
-of the policies each waypoint binding selects (`waypoint_policies`)."""
+_TARGET_INDEX: dict[Hashable, tuple[object, dict[tuple[str | None, ...], list[int]]]] = {}
+"""Per policy tuple and root namespace: the positions of the policies each waypoint binding
+selects (`waypoint_policies`)."""
 
 
 def _target_index(
     policies: tuple[AuthorizationPolicy, ...], root: str
 ) -> dict[tuple[str | None, ...], list[int]]:
-    entry = _TARGET_INDEX.get((id(policies), root))
-    if entry is not None and entry[0] is policies:
-        return entry[1]
-    index: dict[tuple[str | None, ...], list[int]] = {}
-    for i, p in enumerate(policies):
-        for ref in p.target_refs:
-            kind, group = ref.kind, ref.group
-            if kind == "Gateway" and group in ("gateway.networking.k8s.io", ""):
-                key: tuple[str | None, ...] = ("Gateway", ref.name, p.namespace)
-            elif kind == "Service" and group in ("", "core"):
-                key = ("Service", ref.name, p.namespace)
-            elif kind == "GatewayClass" and ref.name == "istio-waypoint" and p.namespace == root:
-                key = ("GatewayClass",)
-            else:
-                continue
-            positions = index.setdefault(key, [])
-            if not positions or positions[-1] != i:
-                positions.append(i)
-    if len(_TARGET_INDEX) >= 8:
-        _TARGET_INDEX.pop(next(iter(_TARGET_INDEX)))
-    _TARGET_INDEX[(id(policies), root)] = (policies, index)
-    return index
+    def build() -> dict[tuple[str | None, ...], list[int]]:
+        index: dict[tuple[str | None, ...], list[int]] = {}
+        for i, p in enumerate(policies):
+            for ref in p.target_refs:
+                kind, group = ref.kind, ref.group
+                if kind == "Gateway" and group in ("gateway.networking.k8s.io", ""):
+                    key: tuple[str | None, ...] = ("Gateway", ref.name, p.namespace)
+                elif kind == "Service" and group in ("", "core"):
+                    key = ("Service", ref.name, p.namespace)
+                elif (
+                    kind == "GatewayClass" and ref.name == "istio-waypoint" and p.namespace == root
+                ):
+                    key = ("GatewayClass",)
+                else:
+                    continue
+                positions = index.setdefault(key, [])
+                if not positions or positions[-1] != i:
+                    positions.append(i)
+        return index
+
+    return by_identity(_TARGET_INDEX, policies, build, root)
 
 
 # --- matching ----------------------------------------------------------------------------------

@@ -305,7 +305,7 @@ class SetAuthorizer:
         self._decisions: dict[tuple[object, ...], int] = {}
         self._policy_bits: dict[tuple[object, ...], int] = {}
         self._operations: dict[tuple[object, ...], bool] = {}
-        self._blind: dict[tuple[int, int], bool] = {}
+        self._blind: dict[tuple[int, int | None], bool] = {}
 
     def request_blind(
         self, policies: Sequence[AuthorizationPolicy], enforcer: Enforcer, port: int

@@ -8,10 +8,11 @@ enrolment), §5.4 (waypoints), §6 (identities).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kubezt.engine.memo import by_identity
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import (
     DestinationRule,
@@ -185,33 +186,28 @@ _PeerIndex = tuple[
     PeerAuthentication | None,
     dict[str, tuple[PeerAuthentication | None, tuple[PeerAuthentication, ...]]],
 ]
-_PEER_INDEX: dict[tuple[int, str], tuple[tuple[PeerAuthentication, ...], _PeerIndex]] = {}
-"""Per PeerAuthentication tuple (by identity, kept alive with its entry) and root namespace:
-the mesh-wide policy, and per other namespace its namespace-wide policy and those with a
-selector (in input order)."""
+_PEER_INDEX: dict[Hashable, tuple[object, _PeerIndex]] = {}
+"""Per PeerAuthentication tuple and root namespace: the mesh-wide policy, and per other
+namespace its namespace-wide policy and those with a selector (in input order)."""
 
 
 def _peer_index(pas: tuple[PeerAuthentication, ...], root: str) -> _PeerIndex:
-    entry = _PEER_INDEX.get((id(pas), root))
-    if entry is not None and entry[0] is pas:
-        return entry[1]
-    wide: dict[str, list[PeerAuthentication]] = {}
-    selecting: dict[str, list[PeerAuthentication]] = {}
-    for p in pas:
-        if not p.selector:
-            wide.setdefault(p.namespace, []).append(p)
-        elif p.namespace != root:
-            selecting.setdefault(p.namespace, []).append(p)
-    by_namespace = {
-        ns: (_oldest(wide.get(ns, [])), tuple(selecting.get(ns, ())))
-        for ns in {*wide, *selecting}
-        if ns != root
-    }
-    index: _PeerIndex = (_oldest(wide.get(root, [])), by_namespace)
-    if len(_PEER_INDEX) >= 8:
-        _PEER_INDEX.pop(next(iter(_PEER_INDEX)))
-    _PEER_INDEX[(id(pas), root)] = (pas, index)
-    return index
+    def build() -> _PeerIndex:
+        wide: dict[str, list[PeerAuthentication]] = {}
+        selecting: dict[str, list[PeerAuthentication]] = {}
+        for p in pas:
+            if not p.selector:
+                wide.setdefault(p.namespace, []).append(p)
+            elif p.namespace != root:
+                selecting.setdefault(p.namespace, []).append(p)
+        by_namespace = {
+            ns: (_oldest(wide.get(ns, [])), tuple(selecting.get(ns, ())))
+            for ns in {*wide, *selecting}
+            if ns != root
+        }
+        return (_oldest(wide.get(root, [])), by_namespace)
+
+    return by_identity(_PEER_INDEX, pas, build, root)
 
 
 def _labels_match(selector: Mapping[str, str], labels: Labels) -> bool:
@@ -342,42 +338,36 @@ def waypoint_for(
     return WaypointRef(name, wp_ns) if "service" in accepted else None
 
 
-_WAYPOINT_GATEWAYS: dict[int, tuple[tuple[Waypoint, ...], dict[tuple[str, str], Waypoint]]] = {}
-"""Per waypoint tuple (by identity, kept alive with its entry): the first waypoint Gateway of
-each (name, namespace), so resolving a waypoint label is a lookup, not a scan."""
+_WAYPOINT_GATEWAYS: dict[Hashable, tuple[object, dict[tuple[str, str], Waypoint]]] = {}
+"""Per waypoint tuple: the first waypoint Gateway of each (name, namespace), so resolving a
+waypoint label is a lookup, not a scan."""
 
 
 def _waypoint_gateways(waypoints: tuple[Waypoint, ...]) -> dict[tuple[str, str], Waypoint]:
-    entry = _WAYPOINT_GATEWAYS.get(id(waypoints))
-    if entry is not None and entry[0] is waypoints:
-        return entry[1]
-    index: dict[tuple[str, str], Waypoint] = {}
-    for wp in waypoints:
-        index.setdefault((wp.name, wp.namespace), wp)
-    if len(_WAYPOINT_GATEWAYS) >= 8:
-        _WAYPOINT_GATEWAYS.pop(next(iter(_WAYPOINT_GATEWAYS)))
-    _WAYPOINT_GATEWAYS[id(waypoints)] = (waypoints, index)
-    return index
+    def build() -> dict[tuple[str, str], Waypoint]:
+        index: dict[tuple[str, str], Waypoint] = {}
+        for wp in waypoints:
+            index.setdefault((wp.name, wp.namespace), wp)
+        return index
+
+    return by_identity(_WAYPOINT_GATEWAYS, waypoints, build)
 
 
-_WAYPOINT_PODS: dict[int, tuple[tuple[Workload, ...], dict[tuple[str, str], Workload]]] = {}
-"""Per workload tuple (by identity, kept alive with its entry): the first pod of each
-(namespace, gateway name), so finding a waypoint's pod is a lookup, not a scan of every pod."""
+_WAYPOINT_PODS: dict[Hashable, tuple[object, dict[tuple[str, str], Workload]]] = {}
+"""Per workload tuple: the first pod of each (namespace, gateway name), so finding a
+waypoint's pod is a lookup, not a scan of every pod."""
 
 
 def _waypoint_pods(workloads: tuple[Workload, ...]) -> dict[tuple[str, str], Workload]:
-    entry = _WAYPOINT_PODS.get(id(workloads))
-    if entry is not None and entry[0] is workloads:
-        return entry[1]
-    index: dict[tuple[str, str], Workload] = {}
-    for w in workloads:
-        name = w.labels.get(WAYPOINT_GATEWAY_LABEL)
-        if name is not None:
-            index.setdefault((w.namespace, name), w)
-    if len(_WAYPOINT_PODS) >= 8:
-        _WAYPOINT_PODS.pop(next(iter(_WAYPOINT_PODS)))
-    _WAYPOINT_PODS[id(workloads)] = (workloads, index)
-    return index
+    def build() -> dict[tuple[str, str], Workload]:
+        index: dict[tuple[str, str], Workload] = {}
+        for w in workloads:
+            name = w.labels.get(WAYPOINT_GATEWAY_LABEL)
+            if name is not None:
+                index.setdefault((w.namespace, name), w)
+        return index
+
+    return by_identity(_WAYPOINT_PODS, workloads, build)
 
 
 def waypoint_workload(model: Model, ref: WaypointRef) -> Workload:
