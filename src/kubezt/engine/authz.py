@@ -88,15 +88,43 @@ def workload_policies(
     policies: tuple[AuthorizationPolicy, ...], workload: Workload, config: MeshConfig
 ) -> list[AuthorizationPolicy]:
     """Policies a sidecar or ztunnel enforces for `workload`: no targetRefs, in the root
-    namespace or the workload's, with no selector or a selector matching the pod's labels."""
+    namespace or the workload's, with no selector or a selector matching the pod's labels.
+    In the input's order; a tuple of policies is indexed by namespace once."""
+    root = config.root_namespace
+    if isinstance(policies, tuple):
+        index = by_identity(_NAMESPACE_INDEX, policies, lambda: _by_namespace(policies))
+        candidates = index.get(workload.namespace, ())
+        if root != workload.namespace:
+            also = index.get(root, ())
+            if also:
+                candidates = tuple(sorted((*candidates, *also), key=lambda item: item[0]))
+        ordered: Iterable[AuthorizationPolicy] = (p for _, p in candidates)
+    else:
+        ordered = (
+            p for p in policies if not p.target_refs and p.namespace in (root, workload.namespace)
+        )
     out = []
-    for p in policies:
-        if p.target_refs or p.namespace not in (config.root_namespace, workload.namespace):
-            continue
+    for p in ordered:
         if p.selector and not all(workload.labels.get(k) == v for k, v in p.selector.items()):
             continue
         out.append(p)
     return out
+
+
+_NAMESPACE_INDEX: dict[
+    Hashable, tuple[object, dict[str, tuple[tuple[int, AuthorizationPolicy], ...]]]
+] = {}
+"""Per policy tuple: the policies without targetRefs of each namespace, with their positions."""
+
+
+def _by_namespace(
+    policies: tuple[AuthorizationPolicy, ...],
+) -> dict[str, tuple[tuple[int, AuthorizationPolicy], ...]]:
+    index: dict[str, list[tuple[int, AuthorizationPolicy]]] = {}
+    for i, p in enumerate(policies):
+        if not p.target_refs:
+            index.setdefault(p.namespace, []).append((i, p))
+    return {ns: tuple(items) for ns, items in index.items()}
 
 
 def waypoint_policies(

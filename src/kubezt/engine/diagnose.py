@@ -50,13 +50,16 @@ def model_warnings(model: Model) -> tuple[ModelWarning, ...]:
         if mesh_mode(w, topology.namespace(w.namespace), model.mesh) is MeshMode.AMBIENT
     ]
     policies = model.mesh.authorization_policies
-    narrowed: set[AuthorizationPolicy] = set()
+    applied: dict[int, AuthorizationPolicy] = {}
     for workload in ambient:
         for policy in workload_policies(policies, workload, model.mesh_config):
-            if policy.action in (AuthzAction.ALLOW, AuthzAction.DENY) and rewritten(
-                policy, Enforcer.ZTUNNEL, http=False
-            ):
-                narrowed.add(policy)
+            applied.setdefault(id(policy), policy)
+    narrowed = {
+        policy
+        for policy in applied.values()
+        if policy.action in (AuthzAction.ALLOW, AuthzAction.DENY)
+        and rewritten(policy, Enforcer.ZTUNNEL, http=False)
+    }
     for policy in sorted(narrowed, key=lambda p: (p.namespace, p.name)):
         out.append(_about("W060", policy, ("action", policy.action.value)))
     for policy in policies:
