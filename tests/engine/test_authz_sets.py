@@ -32,6 +32,7 @@ from kubezt.engine.authz_sets import SetAuthorizer, SourceSpace
 from kubezt.engine.meshview import MeshView
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import MeshPolicies, MtlsMode, PeerAuthentication, TargetRef
+from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.requests import HttpRequest
 from kubezt.ir.topology import Labels
 from strategies import pick, scenarios
@@ -93,6 +94,26 @@ def test_one_authorizer_shared_by_many_policy_sets(scenario, data) -> None:
             for mtls in (True, False):
                 for i, r in enumerate(reqs):
                     assert_bit_agrees(sets, chosen, enforcer, mtls, i, r)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.data())
+def test_one_authorizer_shared_by_many_ports(scenario, data) -> None:
+    """The authorizer caches one answer for all the ports its policies do not name: asked on
+    named and unnamed ports in any order, every source still gets `authorize`'s verdict."""
+    policies, reqs, config = scenario
+    named = sorted(ports_named(policies))
+    ports = data.draw(
+        st.lists(pick((*named, 1, 7, 8080, 65535)), min_size=1, max_size=6), label="ports"
+    )
+    for enforcer in ENFORCERS:
+        sets = authorizer(reqs, config)
+        for port in ports:
+            for mtls in (True, False):
+                for i, r in enumerate(reqs):
+                    assert_bit_agrees(
+                        sets, policies, enforcer, mtls, i, dataclasses.replace(r, port=port)
+                    )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -165,22 +186,27 @@ def _topology(mode: str) -> list[dict]:
                         {
                             "name": app,
                             "image": "example/app:1",
-                            "ports": [{"name": port_name, "containerPort": port}],
+                            "ports": [{"name": port_name, "containerPort": port}]
+                            + (
+                                # declared, no Service targets it
+                                [{"name": "metrics", "containerPort": 9102}] if app == "web" else []
+                            ),
                         }
                     ],
                 },
                 "status": {"podIP": ip, "podIPs": [{"ip": ip}]},
             }
         )
+        service_ports = [{"name": port_name, "port": port, "targetPort": port}]
+        if app == "web":
+            # a second port of the same protocol selection (`MeshView._port_class`)
+            service_ports.append({"name": "grpc-web", "port": 9090, "targetPort": 9090})
         objects.append(
             {
                 "apiVersion": "v1",
                 "kind": "Service",
                 "metadata": {"name": app, "namespace": ns},
-                "spec": {
-                    "selector": {"app": app},
-                    "ports": [{"name": port_name, "port": port, "targetPort": port}],
-                },
+                "spec": {"selector": {"app": app}, "ports": service_ports},
             }
         )
     if mode == "ambient":
@@ -279,3 +305,51 @@ def test_matrix_agrees_with_explain_on_random_meshes(mode, drawn, tmp_path_facto
     assert rows == pairwise
     problems = matrix_vs_explain(model, rows)
     assert not problems, "\n".join(problems[:20])
+
+
+CANDIDATE_PORTS = (1, 7, 80, 8080, 9090, 9102, 15008, 15020, 15021, 15090)
+
+
+@pytest.mark.parametrize("mode", ["sidecar", "ambient"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=mesh_policies())
+def test_ports_of_one_class_compose_alike(mode, drawn, tmp_path_factory) -> None:
+    """The composition decides one port of each class at a destination and gives the others
+    its answer (`MeshView.compose_cell`): ports no configuration names, the sidecar's own
+    ports, ports that Services target alike. Deciding each port itself (L3/L4 allowing every
+    source) must give every port of a class the same sources and the same passing requests."""
+    policies, modes, config = drawn
+    model = _with_mesh(base_model(mode, tmp_path_factory.mktemp("mesh")), policies, modes, config)
+    seen: list[MeshView] = []
+    compose = MeshView.compose
+
+    def recording(self, *args):
+        seen.append(self)
+        return compose(self, *args)
+
+    MeshView.compose = recording  # type: ignore[method-assign]
+    try:
+        kubezt.evaluate(model)
+    finally:
+        MeshView.compose = compose  # type: ignore[method-assign]
+    (view,) = seen
+    everyone = (1 << len(view.classes)) - 1
+    keys = {
+        (port, d): PortKey(port, Protocol.TCP, c.peer.port_name(port, Protocol.TCP))
+        for d, c in enumerate(view.classes)
+        for port in CANDIDATE_PORTS
+    }
+    l4: dict[PortKey, dict[int, int]] = {}
+    for (_, d), key in keys.items():
+        l4.setdefault(key, {})[d] = everyone
+    view.refresh_waypoint_sources(l4)
+    view._named_everywhere = view._ports_named_everywhere()
+    view._service_ports_exact = view._named_everywhere
+    for d in range(len(view.classes)):
+        answers: dict[object, tuple[int, list]] = {}
+        for port in CANDIDATE_PORTS:
+            klass = view._port_class(d, port) if port in view._ports_named(d) else None
+            bits, groups = view._compose_cell(keys[(port, d)], d, l4)
+            answer = (bits, sorted((m, repr(r)) for m, r in groups))
+            first = answers.setdefault(klass, answer)
+            assert answer == first, (mode, d, port, klass)

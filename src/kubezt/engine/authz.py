@@ -12,12 +12,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from urllib.parse import unquote
 
 from kubezt.engine.explain import Effect, Layer, Step, StepParam
+from kubezt.engine.memo import by_identity
 from kubezt.ir.config import MeshConfig
 from kubezt.ir.mesh import (
     AuthorizationPolicy,
@@ -87,15 +88,43 @@ def workload_policies(
     policies: tuple[AuthorizationPolicy, ...], workload: Workload, config: MeshConfig
 ) -> list[AuthorizationPolicy]:
     """Policies a sidecar or ztunnel enforces for `workload`: no targetRefs, in the root
-    namespace or the workload's, with no selector or a selector matching the pod's labels."""
+    namespace or the workload's, with no selector or a selector matching the pod's labels.
+    In the input's order; a tuple of policies is indexed by namespace once."""
+    root = config.root_namespace
+    if isinstance(policies, tuple):
+        index = by_identity(_NAMESPACE_INDEX, policies, lambda: _by_namespace(policies))
+        candidates = index.get(workload.namespace, ())
+        if root != workload.namespace:
+            also = index.get(root, ())
+            if also:
+                candidates = tuple(sorted((*candidates, *also), key=lambda item: item[0]))
+        ordered: Iterable[AuthorizationPolicy] = (p for _, p in candidates)
+    else:
+        ordered = (
+            p for p in policies if not p.target_refs and p.namespace in (root, workload.namespace)
+        )
     out = []
-    for p in policies:
-        if p.target_refs or p.namespace not in (config.root_namespace, workload.namespace):
-            continue
+    for p in ordered:
         if p.selector and not all(workload.labels.get(k) == v for k, v in p.selector.items()):
             continue
         out.append(p)
     return out
+
+
+_NAMESPACE_INDEX: dict[
+    Hashable, tuple[object, dict[str, tuple[tuple[int, AuthorizationPolicy], ...]]]
+] = {}
+"""Per policy tuple: the policies without targetRefs of each namespace, with their positions."""
+
+
+def _by_namespace(
+    policies: tuple[AuthorizationPolicy, ...],
+) -> dict[str, tuple[tuple[int, AuthorizationPolicy], ...]]:
+    index: dict[str, list[tuple[int, AuthorizationPolicy]]] = {}
+    for i, p in enumerate(policies):
+        if not p.target_refs:
+            index.setdefault(p.namespace, []).append((i, p))
+    return {ns: tuple(items) for ns, items in index.items()}
 
 
 def waypoint_policies(
@@ -107,34 +136,47 @@ def waypoint_policies(
     config: MeshConfig,
 ) -> list[AuthorizationPolicy]:
     """Policies a waypoint enforces: only those bound by targetRefs to the waypoint Gateway,
-    to the addressed Service, or to GatewayClass istio-waypoint from the root namespace (A14)."""
-    out = []
-    for p in policies:
-        for ref in p.target_refs:
-            kind, group = ref.kind, ref.group
-            if (
-                kind == "Gateway"
-                and group in ("gateway.networking.k8s.io", "")
-                and (ref.name == waypoint_name and p.namespace == waypoint_ns)
-            ):
-                out.append(p)
-                break
-            if (
-                kind == "Service"
-                and group in ("", "core")
-                and ref.name == service_name
-                and (p.namespace == service_ns)
-            ):
-                out.append(p)
-                break
-            if (
-                kind == "GatewayClass"
-                and ref.name == "istio-waypoint"
-                and (p.namespace == config.root_namespace)
-            ):
-                out.append(p)
-                break
-    return out
+    to the addressed Service, or to GatewayClass istio-waypoint from the root namespace (A14).
+    In the input's order; found through an index of the policies' targetRefs."""
+    index = _target_index(policies, config.root_namespace)
+    found = {
+        *index.get(("Gateway", waypoint_name, waypoint_ns), ()),
+        *index.get(("GatewayClass",), ()),
+    }
+    if service_name is not None:
+        found.update(index.get(("Service", service_name, service_ns), ()))
+    return [policies[i] for i in sorted(found)]
+
+
+_TARGET_INDEX: dict[Hashable, tuple[object, dict[tuple[str | None, ...], list[int]]]] = {}
+"""Per policy tuple and root namespace: the positions of the policies each waypoint binding
+selects (`waypoint_policies`)."""
+
+
+def _target_index(
+    policies: tuple[AuthorizationPolicy, ...], root: str
+) -> dict[tuple[str | None, ...], list[int]]:
+    def build() -> dict[tuple[str | None, ...], list[int]]:
+        index: dict[tuple[str | None, ...], list[int]] = {}
+        for i, p in enumerate(policies):
+            for ref in p.target_refs:
+                kind, group = ref.kind, ref.group
+                if kind == "Gateway" and group in ("gateway.networking.k8s.io", ""):
+                    key: tuple[str | None, ...] = ("Gateway", ref.name, p.namespace)
+                elif kind == "Service" and group in ("", "core"):
+                    key = ("Service", ref.name, p.namespace)
+                elif (
+                    kind == "GatewayClass" and ref.name == "istio-waypoint" and p.namespace == root
+                ):
+                    key = ("GatewayClass",)
+                else:
+                    continue
+                positions = index.setdefault(key, [])
+                if not positions or positions[-1] != i:
+                    positions.append(i)
+        return index
+
+    return by_identity(_TARGET_INDEX, policies, build, root)
 
 
 # --- matching ----------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ destination's policy set is then a few big-integer operations:
 which is what `authorize` computes request by request (CUSTOM → DENY → ALLOW; the order of the
 first match only matters for the explanation, not for the verdict). Results are cached per
 (policy set, enforcement point, mTLS, port, request, destination address when a rule reads it),
-so destinations that share their policies share the work.
+so destinations that share their policies share the work; the ports no rule of the policies
+names (`authz.ports_named`) count as one port there.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from kubezt.engine.authz import (
     _Ctx,
     _field_match,
     namespace_match,
+    ports_named,
     principal_match,
     view,
 )
@@ -303,7 +305,7 @@ class SetAuthorizer:
         self._decisions: dict[tuple[object, ...], int] = {}
         self._policy_bits: dict[tuple[object, ...], int] = {}
         self._operations: dict[tuple[object, ...], bool] = {}
-        self._blind: dict[tuple[int, int], bool] = {}
+        self._blind: dict[tuple[int, int | None], bool] = {}
 
     def request_blind(
         self, policies: Sequence[AuthorizationPolicy], enforcer: Enforcer, port: int
@@ -311,7 +313,7 @@ class SetAuthorizer:
         """Every HTTP request on `port` gets the same answer from these policies at this
         enforcement point (for any one source): no rule that can match there reads it."""
         compiled = self._compiled(policies, enforcer, True)
-        key = (id(compiled), port)
+        key = (id(compiled), port if port in compiled.ports else None)
         blind = self._blind.get(key)
         if blind is None:
             blind = self._blind[key] = not any(
@@ -337,6 +339,7 @@ class SetAuthorizer:
                 policy.action is AuthzAction.ALLOW,
                 rules,
                 any(c.reads_destination_ip for c in rules),
+                ports_named([policy]),
             )
             self._policies[key] = compiled
             self._keep.append(policy)  # the id in the key stays valid
@@ -356,6 +359,7 @@ class SetAuthorizer:
                 compiled_policies,
                 any(p.reads_destination_ip for p in compiled_policies),
                 any(p.allow for p in compiled_policies),
+                frozenset().union(*(p.ports for p in compiled_policies)),
             )
             self._sets[key] = compiled
             self._keep.append(policies)  # the ids in the key stay valid
@@ -395,7 +399,7 @@ class SetAuthorizer:
             key = (
                 id(compiled),
                 mtls,
-                port,
+                port if port in compiled.ports else None,
                 http,
                 destination_ip if compiled.reads_destination_ip else None,
             )
@@ -430,7 +434,7 @@ class SetAuthorizer:
             key = (
                 id(policy),
                 mtls,
-                port,
+                port if port in policy.ports else None,
                 http,
                 destination_ip if policy.reads_destination_ip else None,
             )
@@ -545,6 +549,9 @@ class CompiledPolicy:
     """ALLOW (an unknown attribute never makes its rules match) rather than DENY or CUSTOM."""
     rules: tuple[CompiledRule, ...]
     reads_destination_ip: bool
+    ports: frozenset[int]
+    """The ports its rules name (`authz.ports_named`): any two others are decided alike, so
+    its answers are cached for them once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,3 +559,5 @@ class _CompiledSet:
     policies: tuple[CompiledPolicy, ...]
     reads_destination_ip: bool
     has_allow: bool
+    ports: frozenset[int]
+    """The ports its policies name."""

@@ -29,6 +29,7 @@ allows it (`engine.connection.plan_paths`), and `engine.diagnose` warns (W063, W
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -94,7 +95,12 @@ def _in_ranges(text: str, ip: str | None) -> bool | None:
 def proxy_ports(workload: Workload) -> tuple[int, ...]:
     """The sidecar's own plaintext ports that inbound capture never takes (`PROXY_INBOUND_PORTS`
     and the status port)."""
-    text = (workload.annotations.get(STATUS_PORT) or "").strip()
+    return _proxy_ports(workload.annotations.get(STATUS_PORT))
+
+
+@functools.lru_cache(maxsize=1024)
+def _proxy_ports(annotation: str | None) -> tuple[int, ...]:
+    text = (annotation or "").strip()
     status = int(text) if text.isdigit() else DEFAULT_STATUS_PORT
     return PROXY_INBOUND_PORTS if status == 0 else (*PROXY_INBOUND_PORTS, status)
 

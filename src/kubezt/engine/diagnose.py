@@ -50,31 +50,22 @@ def model_warnings(model: Model) -> tuple[ModelWarning, ...]:
         if mesh_mode(w, topology.namespace(w.namespace), model.mesh) is MeshMode.AMBIENT
     ]
     policies = model.mesh.authorization_policies
-    narrowed: set[AuthorizationPolicy] = set()
-    # which policies apply depends on a workload's namespace and labels only, and only the
-    # root namespace's and the workload's own can: each such pair once, against those
-    # (every ambient workload against every policy grew with pods²)
-    root = model.mesh_config.root_namespace
-    in_namespace: dict[str, list[AuthorizationPolicy]] = {}
-    for policy in policies:
-        in_namespace.setdefault(policy.namespace, []).append(policy)
-    checked: set[AuthorizationPolicy] = set()
+    applied: dict[int, AuthorizationPolicy] = {}
+    # which policies apply depends on a workload's namespace and labels only: each pair once
     seen: set[tuple[str, Labels]] = set()
     for workload in ambient:
-        if (workload.namespace, workload.labels) in seen:
+        key = (workload.namespace, workload.labels)
+        if key in seen:
             continue
-        seen.add((workload.namespace, workload.labels))
-        candidates = in_namespace.get(root, [])
-        if workload.namespace != root:
-            candidates = candidates + in_namespace.get(workload.namespace, [])
-        for policy in workload_policies(tuple(candidates), workload, model.mesh_config):
-            if policy in checked:
-                continue
-            checked.add(policy)
-            if policy.action in (AuthzAction.ALLOW, AuthzAction.DENY) and rewritten(
-                policy, Enforcer.ZTUNNEL, http=False
-            ):
-                narrowed.add(policy)
+        seen.add(key)
+        for policy in workload_policies(policies, workload, model.mesh_config):
+            applied.setdefault(id(policy), policy)
+    narrowed = {
+        policy
+        for policy in applied.values()
+        if policy.action in (AuthzAction.ALLOW, AuthzAction.DENY)
+        and rewritten(policy, Enforcer.ZTUNNEL, http=False)
+    }
     for policy in sorted(narrowed, key=lambda p: (p.namespace, p.name)):
         out.append(_about("W060", policy, ("action", policy.action.value)))
     for policy in policies:

@@ -8,12 +8,20 @@ enrolment), §5.4 (waypoints), §6 (identities).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kubezt.engine.memo import by_identity
 from kubezt.ir.config import MeshConfig
-from kubezt.ir.mesh import DestinationRule, MeshPolicies, MtlsMode, PeerAuthentication, TlsMode
+from kubezt.ir.mesh import (
+    DestinationRule,
+    MeshPolicies,
+    MtlsMode,
+    PeerAuthentication,
+    TlsMode,
+    Waypoint,
+)
 from kubezt.ir.model import Model
 from kubezt.ir.ports import Protocol
 from kubezt.ir.requests import ServiceAddress
@@ -154,21 +162,11 @@ def effective_mtls(workload: Workload, port: int, model: Model) -> EffectiveMtls
     """The server-side mTLS mode for `port` of `workload` (ComposePeerAuthentication):
     PERMISSIVE, overridden by the mesh, namespace and workload policies unless UNSET, then the
     workload policy's per-port mode (UNSET inherits)."""
-    root = model.mesh_config.root_namespace
-    pas = model.mesh.peer_authentications
-    mesh_pa = _oldest([p for p in pas if p.namespace == root and not p.selector])
-    ns_pa = _oldest(
-        [p for p in pas if p.namespace == workload.namespace != root and not p.selector]
+    mesh_pa, by_namespace = _peer_index(
+        model.mesh.peer_authentications, model.mesh_config.root_namespace
     )
-    wl_pa = _oldest(
-        [
-            p
-            for p in pas
-            if p.namespace == workload.namespace != root
-            and p.selector
-            and _labels_match(p.selector, workload.labels)
-        ]
-    )
+    ns_pa, selecting = by_namespace.get(workload.namespace, (None, ()))
+    wl_pa = _oldest([p for p in selecting if _labels_match(p.selector or {}, workload.labels)])
     result = EffectiveMtls(MtlsMode.PERMISSIVE, None, ModeSource.DEFAULT)
     for pa, scope in (
         (mesh_pa, ModeSource.MESH),
@@ -182,6 +180,34 @@ def effective_mtls(workload: Workload, port: int, model: Model) -> EffectiveMtls
             if p == port and mode is not MtlsMode.UNSET:
                 result = EffectiveMtls(mode, wl_pa, ModeSource.PORT)
     return result
+
+
+_PeerIndex = tuple[
+    PeerAuthentication | None,
+    dict[str, tuple[PeerAuthentication | None, tuple[PeerAuthentication, ...]]],
+]
+_PEER_INDEX: dict[Hashable, tuple[object, _PeerIndex]] = {}
+"""Per PeerAuthentication tuple and root namespace: the mesh-wide policy, and per other
+namespace its namespace-wide policy and those with a selector (in input order)."""
+
+
+def _peer_index(pas: tuple[PeerAuthentication, ...], root: str) -> _PeerIndex:
+    def build() -> _PeerIndex:
+        wide: dict[str, list[PeerAuthentication]] = {}
+        selecting: dict[str, list[PeerAuthentication]] = {}
+        for p in pas:
+            if not p.selector:
+                wide.setdefault(p.namespace, []).append(p)
+            elif p.namespace != root:
+                selecting.setdefault(p.namespace, []).append(p)
+        by_namespace = {
+            ns: (_oldest(wide.get(ns, [])), tuple(selecting.get(ns, ())))
+            for ns in {*wide, *selecting}
+            if ns != root
+        }
+        return (_oldest(wide.get(root, [])), by_namespace)
+
+    return by_identity(_PEER_INDEX, pas, build, root)
 
 
 def _labels_match(selector: Mapping[str, str], labels: Labels) -> bool:
@@ -305,31 +331,43 @@ def waypoint_for(
         accepted = ("workload", "all")
     if not name or name == "none":
         return None
-    for wp in model.mesh.waypoints:
-        if wp.name == name and wp.namespace == wp_ns:
-            return WaypointRef(wp.name, wp.namespace) if wp.waypoint_for in accepted else None
+    wp = _waypoint_gateways(model.mesh.waypoints).get((name, wp_ns))
+    if wp is not None:
+        return WaypointRef(wp.name, wp.namespace) if wp.waypoint_for in accepted else None
     # A label naming a waypoint that is not in the input: assume the default (service) kind.
     return WaypointRef(name, wp_ns) if "service" in accepted else None
 
 
-_WAYPOINT_PODS: dict[int, tuple[tuple[Workload, ...], dict[tuple[str, str], Workload]]] = {}
-"""Per workload tuple (by identity, kept alive with its entry): the first pod of each
-(namespace, gateway name), so finding a waypoint's pod is a lookup, not a scan of every pod."""
+_WAYPOINT_GATEWAYS: dict[Hashable, tuple[object, dict[tuple[str, str], Waypoint]]] = {}
+"""Per waypoint tuple: the first waypoint Gateway of each (name, namespace), so resolving a
+waypoint label is a lookup, not a scan."""
+
+
+def _waypoint_gateways(waypoints: tuple[Waypoint, ...]) -> dict[tuple[str, str], Waypoint]:
+    def build() -> dict[tuple[str, str], Waypoint]:
+        index: dict[tuple[str, str], Waypoint] = {}
+        for wp in waypoints:
+            index.setdefault((wp.name, wp.namespace), wp)
+        return index
+
+    return by_identity(_WAYPOINT_GATEWAYS, waypoints, build)
+
+
+_WAYPOINT_PODS: dict[Hashable, tuple[object, dict[tuple[str, str], Workload]]] = {}
+"""Per workload tuple: the first pod of each (namespace, gateway name), so finding a
+waypoint's pod is a lookup, not a scan of every pod."""
 
 
 def _waypoint_pods(workloads: tuple[Workload, ...]) -> dict[tuple[str, str], Workload]:
-    entry = _WAYPOINT_PODS.get(id(workloads))
-    if entry is not None and entry[0] is workloads:
-        return entry[1]
-    index: dict[tuple[str, str], Workload] = {}
-    for w in workloads:
-        name = w.labels.get(WAYPOINT_GATEWAY_LABEL)
-        if name is not None:
-            index.setdefault((w.namespace, name), w)
-    if len(_WAYPOINT_PODS) >= 8:
-        _WAYPOINT_PODS.pop(next(iter(_WAYPOINT_PODS)))
-    _WAYPOINT_PODS[id(workloads)] = (workloads, index)
-    return index
+    def build() -> dict[tuple[str, str], Workload]:
+        index: dict[tuple[str, str], Workload] = {}
+        for w in workloads:
+            name = w.labels.get(WAYPOINT_GATEWAY_LABEL)
+            if name is not None:
+                index.setdefault((w.namespace, name), w)
+        return index
+
+    return by_identity(_WAYPOINT_PODS, workloads, build)
 
 
 def waypoint_workload(model: Model, ref: WaypointRef) -> Workload:

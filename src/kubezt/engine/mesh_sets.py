@@ -18,18 +18,58 @@ from kubezt.engine.authz import (
     AuthzRequest,
     Enforcer,
     authorize,
+    ports_named,
     waypoint_policies,
     workload_policies,
 )
 from kubezt.engine.authz_sets import SetAuthorizer, SourceSpace
 from kubezt.engine.connection import Path
 from kubezt.engine.index import EndpointClass
-from kubezt.engine.mesh import WAYPOINT_GATEWAY_LABEL, effective_mtls, port_protocol, principal
+from kubezt.engine.mesh import (
+    WAYPOINT_GATEWAY_LABEL,
+    WaypointRef,
+    effective_mtls,
+    port_protocol,
+    principal,
+    waypoint_workload,
+)
+from kubezt.engine.requests import Some
 from kubezt.ir.mesh import AuthorizationPolicy, MtlsMode
 from kubezt.ir.model import Model
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.requests import HttpRequest
 from kubezt.ir.topology import MeshMode, Service, Workload
+
+
+class Situation:
+    """A cell as `MeshSets.allowed` sees it (`MeshSets.situation`): equal and hashed by `key`;
+    `policies`, `ip` and `port` are those of the first cell, for deciding it."""
+
+    __slots__ = ("ip", "key", "policies", "port")
+
+    def __init__(
+        self,
+        key: tuple[object, ...],
+        policies: list[AuthorizationPolicy],
+        ip: str | None,
+        port: int,
+    ) -> None:
+        self.key = key
+        self.policies = policies
+        self.ip = ip
+        self.port = port
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Situation) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+_EVERYONE = Situation(("everyone",), [], None, 0)
+"""Nothing on the mesh side decides: every source passes."""
+_NO_ONE = Situation(("no one",), [], None, 0)
+"""mTLS admission or the client's TLS refuses every source."""
 
 
 def source_spaces(
@@ -81,6 +121,14 @@ class MeshSets:
         self._waypoint_policies: dict[tuple[object, ...], list[AuthorizationPolicy]] = {}
         self._ztunnel_after_waypoint: dict[tuple[object, ...], bool] = {}
         self._protocols: dict[tuple[int, int], str] = {}
+        self._facts: dict[int, tuple[tuple[int, ...], frozenset[int], bool]] = {}
+        self._keep: list[object] = []
+        self._waypoints: tuple[SetAuthorizer, dict[tuple[str | None, str | None], int]] | None = (
+            None
+        )
+        self.decided: dict[tuple[object, ...], tuple[int, list[tuple[int, Some]]]] = {}
+        """The composition's answers by (sources, situation, request space), kept with the
+        sources' identities they were decided for (`meshview.MeshView._mesh_set`)."""
 
     def server_policies(self, d: int) -> list[AuthorizationPolicy]:
         """Policies without targetRefs that select the destination: its sidecar's or ztunnel's."""
@@ -126,7 +174,8 @@ class MeshSets:
             self._mtls[(d, port)] = mode
         return mode
 
-    def _protocol(self, d: int, key: PortKey) -> str:
+    def protocol(self, d: int, key: PortKey) -> str:
+        """`mesh.port_protocol` of class `d`'s port."""
         proto = self._protocols.get((d, key.port))
         if proto is None:
             proto = port_protocol(self.services[d], self.reps[d], key.port, key.protocol)
@@ -145,69 +194,119 @@ class MeshSets:
         """For each request (None: the connection, no HTTP request), the sources (bitset)
         that pass mTLS admission and authorization on the way to class `d` on `key` along
         `path` (`mesh_decision`)."""
+        return self.allowed_in(self.situation(d, key, svc, path), sources, requests)
+
+    def situation(self, d: int, key: PortKey, svc: Service | None, path: Path) -> Situation:
+        """What `allowed` reads of the destination, port, route and path: two cells with equal
+        situations give every source and request the same answer. mTLS admission and a client
+        TLS failure are decided here; what remains is the enforcement point with its policies
+        (by identity), the client's mTLS, whether the port carries HTTP, the destination
+        address when a rule reads it, and the port when a rule names it (`authz.ports_named`)."""
         if key.protocol is not Protocol.TCP:
-            return [sources] * len(requests)
+            return _EVERYONE
         if path.tls_layer_fail:
-            return [0] * len(requests)
+            return _NO_ONE
         if path.server in (MeshMode.SIDECAR, MeshMode.AMBIENT):
             mode = self._mtls_mode(d, key.port)
             if (mode is MtlsMode.STRICT and not path.mtls) or (
                 mode is MtlsMode.DISABLE and path.mtls and path.server is MeshMode.SIDECAR
             ):
-                return [0] * len(requests)
-        server = self.reps[d]
-        if self._protocol(d, key) not in ("http", "sniff"):
-            requests = [None] * len(requests)
-        authorizer = self.authorizer
+                return _NO_ONE
+        http = self.protocol(d, key) in ("http", "sniff")
         if path.server is MeshMode.AMBIENT:
-            if path.waypoint is None:
-                bits = (
-                    sources
-                    & authorizer.allowed_each(
-                        self.server_policies(d),
-                        Enforcer.ZTUNNEL,
-                        path.mtls,
-                        server.ip,
-                        key.port,
-                        [None],
-                    )[0]
-                )
-                return [bits] * len(requests)
             wp = path.waypoint
-            if not self._ztunnel_sees_waypoint(d, key.port, wp):
-                return [0] * len(requests)
-            return self._each(
-                sources, self.waypoint_policies(wp, svc), Enforcer.WAYPOINT, path, d, key, requests
+            if wp is None:
+                policies, enforcer, http = self.server_policies(d), Enforcer.ZTUNNEL, False
+            elif not self._ztunnel_sees_waypoint(d, key.port, wp):
+                return _NO_ONE
+            else:
+                policies, enforcer = self.waypoint_policies(wp, svc), Enforcer.WAYPOINT
+        elif path.server is MeshMode.SIDECAR:
+            policies, enforcer = self.server_policies(d), Enforcer.SIDECAR
+        else:
+            return _EVERYONE
+        ids, named, reads_ip = self._policy_facts(policies)
+        ip = self.reps[d].ip
+        return Situation(
+            (
+                ids,
+                enforcer,
+                path.mtls,
+                http,
+                ip if reads_ip else None,
+                key.port if key.port in named else None,
+            ),
+            policies,
+            ip,
+            key.port,
+        )
+
+    def _policy_facts(
+        self, policies: list[AuthorizationPolicy]
+    ) -> tuple[tuple[int, ...], frozenset[int], bool]:
+        """The policies' identities (the model holds them), the ports they name and whether a
+        rule reads the destination address (then it keys the answer)."""
+        facts = self._facts.get(id(policies))
+        if facts is None:
+            facts = (
+                tuple(map(id, policies)),
+                ports_named(policies),
+                any(
+                    c.key == "destination.ip"
+                    for p in policies
+                    for r in p.rules
+                    for c in r.conditions
+                ),
             )
-        if path.server is MeshMode.SIDECAR:
-            return self._each(
-                sources, self.server_policies(d), Enforcer.SIDECAR, path, d, key, requests
+            self._facts[id(policies)] = facts
+            self._keep.append(policies)  # the id in the key stays valid
+        return facts
+
+    def allowed_in(
+        self, situation: Situation, sources: int, requests: Sequence[HttpRequest | None]
+    ) -> list[int]:
+        """`allowed` for a cell of this `situation`."""
+        if situation is _EVERYONE:
+            return [sources] * len(requests)
+        if situation is _NO_ONE:
+            return [0] * len(requests)
+        enforcer = situation.key[1]
+        assert isinstance(enforcer, Enforcer)
+        mtls = bool(situation.key[2])
+        if enforcer is Enforcer.ZTUNNEL:
+            bits = (
+                sources
+                & self.authorizer.allowed_each(
+                    situation.policies, enforcer, mtls, situation.ip, situation.port, [None]
+                )[0]
             )
-        return [sources] * len(requests)
+            return [bits] * len(requests)
+        if not situation.key[3]:
+            requests = [None] * len(requests)
+        return self._each(sources, situation, requests)
 
     def _each(
         self,
         sources: int,
-        policies: list[AuthorizationPolicy],
-        enforcer: Enforcer,
-        path: Path,
-        d: int,
-        key: PortKey,
+        situation: Situation,
         requests: Sequence[HttpRequest | None],
     ) -> list[int]:
         """The sources allowed for each request by an Envoy enforcement point; decided once
         when no rule that can match on this port reads the request."""
         authorizer = self.authorizer
-        ip = self.reps[d].ip
+        policies, ip, port = situation.policies, situation.ip, situation.port
+        enforcer = situation.key[1]
+        assert isinstance(enforcer, Enforcer)
+        mtls = bool(situation.key[2])
         if (
             len(requests) > 1
             and requests[0] is not None
-            and authorizer.request_blind(policies, enforcer, key.port)
+            and authorizer.request_blind(policies, enforcer, port)
         ):
             first = requests[:1]
-            once = authorizer.allowed_each(policies, enforcer, path.mtls, ip, key.port, first)
+            once = authorizer.allowed_each(policies, enforcer, mtls, ip, port, first)
             return [sources & once[0]] * len(requests)
-        each = authorizer.allowed_each(policies, enforcer, path.mtls, ip, key.port, requests)
+        each = authorizer.allowed_each(policies, enforcer, mtls, ip, port, requests)
         return [sources & bits for bits in each]
 
     def _ztunnel_sees_waypoint(self, d: int, port: int, wp: Workload) -> bool:
@@ -217,18 +316,39 @@ class MeshSets:
         if cached is None:
             config = self.model.mesh_config
             server = self.reps[d]
-            cached = authorize(
-                self.server_policies(d),
-                AuthzRequest(
-                    principal(config, wp.namespace, wp.service_account),
-                    wp.ip,
-                    server.ip,
-                    port,
-                    None,
-                ),
-                Enforcer.ZTUNNEL,
-                config,
-                server.id,
-            ).allowed
+            wp_principal = principal(config, wp.namespace, wp.service_account)
+            authorizer, bits_of = self._waypoint_sources()
+            bit = bits_of.get((wp_principal, wp.ip))
+            if bit is not None:
+                # every waypoint of the input as a source at once (`SetAuthorizer`)
+                (allowed,) = authorizer.allowed_each(
+                    self.server_policies(d), Enforcer.ZTUNNEL, True, server.ip, port, [None]
+                )
+                cached = bool(allowed & bit)
+            else:
+                cached = authorize(
+                    self.server_policies(d),
+                    AuthzRequest(wp_principal, wp.ip, server.ip, port, None),
+                    Enforcer.ZTUNNEL,
+                    config,
+                    server.id,
+                ).allowed
             self._ztunnel_after_waypoint[key] = cached
         return cached
+
+    def _waypoint_sources(self) -> tuple[SetAuthorizer, dict[tuple[str | None, str | None], int]]:
+        """The waypoints' pods (or the pods Istio would create for them) as the sources of a
+        set authorizer: each (principal, address) a bit."""
+        if self._waypoints is None:
+            config = self.model.mesh_config
+            bits_of: dict[tuple[str | None, str | None], int] = {}
+            for gateway in self.model.mesh.waypoints:
+                wp = waypoint_workload(self.model, WaypointRef(gateway.name, gateway.namespace))
+                identity = (principal(config, wp.namespace, wp.service_account), wp.ip)
+                bits_of.setdefault(identity, 1 << len(bits_of))
+            principals = [p for p, _ in bits_of]
+            addresses = [ip for _, ip in bits_of]
+            space = SourceSpace(principals, addresses, addresses, config)
+            anonymous = SourceSpace([None] * len(bits_of), addresses, addresses, config)
+            self._waypoints = (SetAuthorizer(space, anonymous, config), bits_of)
+        return self._waypoints

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from kubezt.engine.authz import authz_networks, mentions_http, ports_named
-from kubezt.engine.capture import inbound_ports_named, outbound_ports_named
+from kubezt.engine.capture import inbound_ports_named, outbound_ports_named, proxy_ports
 from kubezt.engine.connection import (
     End,
     EndKind,
@@ -23,12 +23,13 @@ from kubezt.engine.connection import (
 from kubezt.engine.index import EndpointClass, bit_indices, bits_of, iter_bits
 from kubezt.engine.mesh import (
     HBONE_PORT,
+    HTTP_PROTOCOLS,
+    TCP_PROTOCOLS,
     WAYPOINT_GATEWAY_LABEL,
-    port_protocol,
     waypoint_for,
     waypoint_workload,
 )
-from kubezt.engine.mesh_sets import MeshSets
+from kubezt.engine.mesh_sets import MeshSets, Situation
 from kubezt.engine.partial import PartialCells
 from kubezt.engine.requests import (
     ALL,
@@ -145,6 +146,8 @@ class MeshView:
         """During `compose`: the cells decided so far, by destination and port signature."""
         self._named: dict[int, frozenset[int]] = {}
         self._named_everywhere: frozenset[int] = frozenset()
+        self._exact: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
+        self._service_ports_exact: frozenset[int] = frozenset()
 
     def _group_key(self, i: int) -> GroupKey:
         rep = self.reps[i]
@@ -257,12 +260,17 @@ class MeshView:
         if self.batched and not self.alp:
             self._cell_memo = {}
             self._named = {}
+            self._exact = {}
             self._named_everywhere = self._ports_named_everywhere()
+            self._service_ports_exact = self._named_everywhere | {
+                port for dr in self._model.mesh.destination_rules for port, _ in dr.port_tls
+            }
         try:
             return self._compose(plan, l4, allowed, partial)
         finally:
             self._cell_memo = None
             self._named = {}
+            self._exact = {}
 
     def _compose(
         self,
@@ -315,8 +323,9 @@ class MeshView:
         entry is replaced)."""
         memo = self._cell_memo
         if memo is not None and key.protocol is Protocol.TCP:
-            port = key.port if key.port in self._ports_named(d) else None
-            mkey = (d, key.name, port, l4.get(key, {}).get(d, 0))
+            # the port's name matters only through the L3/L4 verdicts of `key`, in the key
+            port = self._port_class(d, key.port) if key.port in self._ports_named(d) else None
+            mkey = (d, port, l4.get(key, {}).get(d, 0))
             done = memo.get(mkey)
             if done is None:
                 done = memo[mkey] = self._compose_cell(key, d, l4)
@@ -336,11 +345,63 @@ class MeshView:
             out |= outbound_ports_named(rep)
         return frozenset(out)
 
+    def _port_class(self, d: int, port: int) -> tuple[object, ...]:
+        """What the composition reads of a port `_ports_named` names at destination class `d`,
+        L3/L4 aside: the port itself when the policies that may apply there (the sidecar's or
+        ztunnel's, the waypoints' of the pod address and of each Service), the clients'
+        outbound capture, a PeerAuthentication or DestinationRule port-level setting or the
+        sidecar's inbound-capture annotations name it; whether it is one of the sidecar's own
+        ports (never captured inbound); and the Service ports that target it (Service,
+        protocol, the protocol selection of its declared protocol (`mesh.port_protocol`), and
+        the port number when it is named so). Two ports of
+        one class meet the same routes, paths, protocol, mTLS mode and policy answers."""
+        exact, proxy = self._ports_exact(d)
+        if port in exact:
+            return (port,)
+        rep = self.reps[d]
+        targets = []
+        for svc in self.services[d]:
+            for sp in svc.ports:
+                if sp.target_on(rep) == port:
+                    number = sp.port if sp.port in self._service_ports_exact else None
+                    declared = sp.declared_protocol
+                    selection = (
+                        "http"
+                        if declared in HTTP_PROTOCOLS
+                        else "tcp"
+                        if declared in TCP_PROTOCOLS
+                        else None
+                    )
+                    targets.append((id(svc), number, sp.protocol, selection))
+        return (None, port in proxy, tuple(targets))
+
+    def _ports_exact(self, d: int) -> tuple[frozenset[int], frozenset[int]]:
+        """`_port_class`'s ports that stay themselves at destination class `d`, and its
+        sidecar's own ports (none without a sidecar)."""
+        found = self._exact.get(d)
+        if found is None:
+            rep = self.reps[d]
+            ports = set(self._named_everywhere)
+            proxy: frozenset[int] = frozenset()
+            if self.modes[d] is MeshMode.SIDECAR:
+                proxy = frozenset(proxy_ports(rep))
+                ports |= inbound_ports_named(rep) - proxy
+            policies = list(self.sets.server_policies(d))
+            for svc in (None, *self.services[d]):
+                ref = waypoint_for(self._model, rep, svc, ProxyRole.NONE)
+                wp = waypoint_workload(self._model, ref) if ref is not None else None
+                if wp is not None:
+                    policies += self.sets.waypoint_policies(wp, svc)
+            ports |= ports_named(policies)
+            found = self._exact[d] = (frozenset(ports), proxy)
+        return found
+
     def _ports_named(self, d: int) -> frozenset[int]:
         """The ports whose verdict at destination class `d` may differ from that of any other
-        port, L3/L4 aside: the ports it declares, those its Services target, its inbound
-        capture's, those its sidecar's or ztunnel's AuthorizationPolicies or the waypoint of
-        its pod address name, and `_ports_named_everywhere`. Two other ports meet the same
+        port, L3/L4 aside: the ports it declares, those its Services target, its sidecar's
+        inbound capture's (none without a sidecar), those its sidecar's or ztunnel's
+        AuthorizationPolicies or the waypoint of its pod address name, and
+        `_ports_named_everywhere`. Two other ports meet the same
         capture, mTLS mode, protocol (sniffed), routes (the pod address only) and policies
         with the same answers (`authz.ports_named`)."""
         named = self._named.get(d)
@@ -349,7 +410,9 @@ class MeshView:
             ports = set(self._named_everywhere)
             ports.update(cp.port for cp in self.classes[d].peer.ports)
             ports.update(cp.port for cp in rep.ports)
-            ports |= inbound_ports_named(rep)
+            if self.modes[d] is MeshMode.SIDECAR:
+                # only a sidecar's inbound capture reads the port (`connection.plan_path`)
+                ports |= inbound_ports_named(rep)
             for svc in self.services[d]:
                 for sp in svc.ports:
                     target = sp.target_on(rep)
@@ -536,11 +599,24 @@ class MeshView:
     ) -> tuple[int, list[tuple[int, Some]]]:
         """The mesh decision for a set of sources that share `path`, on every witness of
         `space` (None: the verdict does not depend on the request): the sources allowed for
-        at least one request, and for those allowed only some, the witnesses that pass."""
+        at least one request, and for those allowed only some, the witnesses that pass.
+        Decided once per (sources, `MeshSets.situation`, space): other ports, routes and
+        destinations of the same situation take the answer."""
+        situation = self.sets.situation(d, key, svc, path)
+        memo_key = (sources, situation, space)
+        memo = self.sets.decided
+        done = memo.get(memo_key)
+        if done is None:
+            done = memo[memo_key] = self._mesh_set_of(sources, situation, space)
+        return done
+
+    def _mesh_set_of(
+        self, sources: int, situation: Situation, space: RequestSpace | None
+    ) -> tuple[int, list[tuple[int, Some]]]:
         if space is None:
-            return self.sets.allowed(sources, d, key, svc, path, [None])[0], []
+            return self.sets.allowed_in(situation, sources, [None])[0], []
         witnesses = space.witnesses()
-        per_request = self.sets.allowed(sources, d, key, svc, path, witnesses)
+        per_request = self.sets.allowed_in(situation, sources, witnesses)
         every = sources
         some = 0
         for bits in per_request:
@@ -584,7 +660,7 @@ class MeshView:
             d,
             key.port,
             key.protocol,
-            svc,
+            None if svc is None else id(svc),  # the model holds its Services
         )
         paths = self._paths.get(cache_key)
         if paths is None:
@@ -702,9 +778,7 @@ class MeshView:
     ) -> RequestSpace | None:
         if key.protocol is not Protocol.TCP:
             return None
-        server = self.reps[d]
-        proto = port_protocol(self.services[d], server, key.port, key.protocol)
-        if proto == "tcp":
+        if self.sets.protocol(d, key) == "tcp":
             return None
         policies = self.sets.server_policies(d)
         if path.waypoint is not None:

@@ -308,11 +308,30 @@ def _path_shape(state: int, c: str) -> int:
 
 def attribute_witnesses(globs: Iterable[Glob], attribute: Attribute) -> list[str]:
     """One shortest value per satisfiable cell of the partition the patterns make: a breadth
-    first walk of the product automaton, keeping a value for each new vector of verdicts."""
+    first walk of the product automaton, keeping a value for each new vector of verdicts.
+
+    Each pattern's automaton is shared by every walk (`_dfa`), and its successors over the
+    whole alphabet are taken once per state (`rows`): a product state's successors are then
+    the columns of its patterns' rows."""
     ordered = sorted(set(globs), key=_glob_key)
     alphabet = _alphabet(ordered, attribute)
     path = attribute is Attribute.PATH
-    dfas = [_LazyDfa(g) for g in ordered]
+    dfas = [_dfa(g) for g in ordered]
+    # the shape automaton: 0 start, 1 non-empty (paths: after `/`), -1 rejected (`_path_shape`)
+    shapes = [[_path_shape(shape, c) if path else 1 for c in alphabet] for shape in range(5)]
+    rows: list[dict[int, tuple[int, ...]]] = [{} for _ in dfas]
+
+    def successors(states: tuple[int, ...]) -> Iterable[tuple[int, ...]]:
+        if not dfas:
+            return [()] * len(alphabet)
+        columns = []
+        for dfa, known, state in zip(dfas, rows, states, strict=True):
+            row = known.get(state)
+            if row is None:
+                row = known[state] = tuple([dfa.step(state, c) for c in alphabet])
+            columns.append(row)
+        return zip(*columns, strict=True)
+
     start = (0, (0,) * len(dfas))
     seen = {start}
     frontier = [(start, "")]
@@ -326,17 +345,23 @@ def attribute_witnesses(globs: Iterable[Glob], attribute: Attribute) -> list[str
             if complete:
                 vector = tuple([d.accepting[s] for d, s in zip(dfas, states, strict=True)])
                 found.setdefault(vector, value)
-            for c in alphabet:
-                shape2 = _path_shape(shape, c) if path else 1  # non-path: 0 empty, 1 not
+            for c, shape2, states2 in zip(alphabet, shapes[shape], successors(states), strict=True):
                 if shape2 < 0:
                     continue
-                key = (shape2, tuple([d.step(s, c) for d, s in zip(dfas, states, strict=True)]))
+                key = (shape2, states2)
                 if key in seen:
                     continue
                 seen.add(key)
                 nxt.append((key, value + c))
         frontier = nxt
     return sorted(found.values(), key=lambda v: (len(v), v))
+
+
+@functools.lru_cache(maxsize=65536)
+def _dfa(glob: Glob) -> _LazyDfa:
+    """A pattern's automaton, shared by the walks of every pattern set it is in (its states
+    are numbered as they are first reached; the numbers never change)."""
+    return _LazyDfa(glob)
 
 
 class _LazyDfa:

@@ -226,9 +226,13 @@ def _rule(rule: Cursor, index: int) -> AuthzRule | None:
                     "E049",
                 )
                 return None
-            values = {attr: _patterns(item["source"][key]) for key, attr in SOURCE_FIELDS.items()}
+            source = item["source"]
+            # only the fields written (an absent one reads as None)
+            values = {
+                attr: _patterns(source[key]) for key, attr in SOURCE_FIELDS.items() if key in fields
+            }
             for key in ("ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"):
-                if not _check_ips(item["source"][key]):
+                if key in fields and not _check_ips(source[key]):
                     return None
             sources.append(AuthzSource(**values))
     operations: list[AuthzOperation] | None = None
@@ -245,16 +249,19 @@ def _rule(rule: Cursor, index: int) -> AuthzRule | None:
             if not fields:
                 item.problem("every to element needs a non-empty operation", "E048")
                 return None
-            item["operation"].unknown_fields(tuple(OPERATION_FIELDS), code="E012")
+            operation = item["operation"]
+            operation.unknown_fields(tuple(OPERATION_FIELDS), code="E012")
             for key in ("ports", "notPorts"):
-                for i, port in enumerate(item["operation"][key].str_list() or []):
+                if key not in fields:
+                    continue
+                for i, port in enumerate(operation[key].str_list() or []):
                     if not port.isdigit() or not 1 <= int(port) <= 65535:
-                        item["operation"][key][i].error(
-                            'a port number string such as "8080"', "E050"
-                        )
+                        operation[key][i].error('a port number string such as "8080"', "E050")
                         return None
             values = {
-                attr: _patterns(item["operation"][key]) for key, attr in OPERATION_FIELDS.items()
+                attr: _patterns(operation[key])
+                for key, attr in OPERATION_FIELDS.items()
+                if key in fields
             }
             operations.append(AuthzOperation(**values))
     conditions: list[AuthzCondition] = []
