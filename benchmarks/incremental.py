@@ -26,9 +26,12 @@ a target is missed: median < 100 ms and 99th percentile < 500 ms.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
 import gc
+import io
 import json
+import pstats
 import random
 import resource
 import statistics
@@ -212,6 +215,13 @@ def main() -> int:
     parser.add_argument(
         "--check", action="store_true", help="also compare the final state with a full evaluation"
     )
+    parser.add_argument(
+        "--profile-slow",
+        type=float,
+        metavar="MS",
+        help="run each change under cProfile (which inflates its time) and print the change, "
+        "its path and its most expensive calls when it takes longer than MS",
+    )
     args = parser.parse_args()
     if args.quick:
         args.pods, args.policies, args.changes = 1_000, 500, 60
@@ -237,9 +247,19 @@ def main() -> int:
     gc.collect()
     for kind in kinds:
         change = source.draw(kind, state.model)
+        profile = cProfile.Profile() if args.profile_slow is not None else None
         t = time.process_time()
+        if profile is not None:
+            profile.enable()
         delta = state.apply(change)
+        if profile is not None:
+            profile.disable()
         timings[kind].append((time.process_time() - t) * 1000)
+        if profile is not None and timings[kind][-1] > args.profile_slow:
+            text = io.StringIO()
+            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(30)
+            print(f"{kind} {change.key} by {delta.path.value}: {timings[kind][-1]:.0f} ms")
+            print(text.getvalue(), flush=True)
         paths[delta.path.value] = paths.get(delta.path.value, 0) + 1
         moved += len(delta.connections)
     t = time.process_time()

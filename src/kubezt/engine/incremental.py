@@ -63,8 +63,13 @@ from kubezt.engine.index import (
     workload_peer,
 )
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide, tier_sort_key
-from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, proxy_role
-from kubezt.engine.meshview import MeshView
+from kubezt.engine.mesh import (
+    HBONE_PORT,
+    WAYPOINT_GATEWAY_LABEL,
+    proxy_role,
+    rule_matches_service,
+)
+from kubezt.engine.meshview import MeshView, any_istio_mutual
 from kubezt.engine.partial import PartialCells
 from kubezt.engine.reach import (
     SYNTHETIC_ANNOTATION,
@@ -383,6 +388,9 @@ class IncrementalReach:
             connections = self._owner(before, change.new, new_model)
         elif kind == "Service":
             connections = self._service(before, change.new, new_model)
+            path = Path.MESH
+        elif kind == "DestinationRule":
+            connections = self._destination_rule(before, change.new, new_model)
             path = Path.MESH
         if self._grew:
             path = Path.CLASSES
@@ -901,6 +909,45 @@ class IncrementalReach:
             for d in iter_bits(bits & affected):
                 out.extend(self._recompute_cell(key, d))
         return out
+
+    # destination rules -----------------------------------------------------------------------
+    def _destination_rule(
+        self, before: Obj | None, after: Obj | None, model: Model
+    ) -> list[ConnectionChange] | None:
+        """A DestinationRule added, edited or deleted: a client reads a rule only when it
+        addresses a Service the rule's host names (`destination_rule_tls`), so the mesh cells
+        of the destinations those Services select, before or after, are recomposed. When
+        whether any rule asks for Istio mTLS flips, clients outside the mesh may originate it
+        towards any destination: every destination is recomposed (the state is rebuilt when
+        the mesh view turns on or off with it)."""
+        rules = [r for r in (before, after) if isinstance(r, DestinationRule)]
+        mutual = any_istio_mutual(model.mesh.destination_rules)
+        work = dataclasses.replace(self._work, mesh=model.mesh)
+        if self._mesh is None:
+            if mutual:
+                return None  # the mesh view turns on
+            self._work = work  # no workload in the mesh: no client reads a rule
+            return []
+        mesh = self._mesh
+        live = self._index.all & ~self._ghosts
+        if mutual != mesh.istio_mutual:
+            if not mutual and all(
+                mesh.modes[c] is MeshMode.NONE and mesh.roles[c] is ProxyRole.NONE
+                for c in iter_bits(live)
+            ):
+                return None  # the mesh view turns off
+            affected = live
+        else:
+            affected = 0
+            for c in iter_bits(live):
+                if any(rule_matches_service(r, svc) for svc in mesh.services[c] for r in rules):
+                    affected |= 1 << c
+        if affected & self._waypoint_bits():
+            affected |= self._waypoint_users()
+        self._work = work
+        mesh.model = work
+        mesh.refresh_destination_rules()
+        return self._refresh_mesh(affected)
 
     # services --------------------------------------------------------------------------------
     def _service(
