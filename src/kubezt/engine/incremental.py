@@ -78,6 +78,7 @@ from kubezt.engine.reach import (
     l4_both,
     l4_sides,
     port_keys,
+    synthetic_waypoint_pod,
     with_waypoint_pods,
 )
 from kubezt.engine.requests import ALL, NONE, RequestSet, Some
@@ -391,6 +392,9 @@ class IncrementalReach:
             path = Path.MESH
         elif kind == "DestinationRule":
             connections = self._destination_rule(before, change.new, new_model)
+            path = Path.MESH
+        elif kind == "Waypoint":
+            connections = self._waypoint(before, change.new, new_model)
             path = Path.MESH
         if self._grew:
             path = Path.CLASSES
@@ -949,6 +953,64 @@ class IncrementalReach:
         mesh.refresh_destination_rules()
         return self._refresh_mesh(affected)
 
+    # waypoints -------------------------------------------------------------------------------
+    def _waypoint(
+        self, before: Obj | None, after: Obj | None, model: Model
+    ) -> list[ConnectionChange] | None:
+        """A waypoint Gateway added, edited or deleted: its pod (the one Istio would create)
+        joins as a class of its own, or leaves (its class stays behind empty, a ghost), and
+        the mesh cells of the destinations whose traffic may pass a waypoint (`_waypoint_users`,
+        before and after) are recomposed. The state is rebuilt when the mesh is off, or when
+        the input has the Gateway's pod (its proxy role moves with the Gateway)."""
+        if self._mesh is None:
+            return None
+        gateway = after if after is not None else before
+        assert isinstance(gateway, Waypoint)
+        name, namespace = gateway.name, gateway.namespace
+        pods = [
+            wi
+            for wi, w in enumerate(self._workloads)
+            if w.namespace == namespace and w.labels.get(WAYPOINT_GATEWAY_LABEL) == name
+        ]
+        if any(not self._synthetic(wi) for wi in pods):
+            return None
+        mesh = self._mesh
+        affected = self._waypoint_users()
+        self._work = dataclasses.replace(self._work, mesh=model.mesh)
+        mesh.model = self._work
+        moved: list[ConnectionChange] = []
+        if before is None and after is not None and not pods:
+            pod = synthetic_waypoint_pod(model, gateway)
+            peer = workload_peer(pod, model.topology)
+            if class_key(peer, self._nets) in self._class_of:
+                return None  # a class of the same peer: not one of the pod's own
+            target, moved = self._add_classes([(peer, pod)])
+            wi = len(self._workloads)
+            self._workloads.append(pod)
+            self._member_class.append(target)
+            self._position[pod.id] = wi
+            cls = self._classes[target]
+            self._classes[target] = EndpointClass(cls.index, cls.peer, (wi,))
+        elif after is None and pods:
+            (wi,) = pods
+            c = self._member_class[wi]
+            self._remove(wi)
+            if self._classes[c].members:
+                return None
+            key = class_key(self._classes[c].peer, self._nets)
+            if self._class_of.get(key) == c:
+                del self._class_of[key]
+            self._ghosts |= 1 << c
+            mesh.by_name = {k: v for k, v in mesh.by_name.items() if v != c}
+        topology = model.topology.replaced(workloads=tuple(self._workloads))
+        self._work = dataclasses.replace(self._work, topology=topology)
+        self._index.topology = topology
+        mesh.model = self._work
+        mesh.refresh_waypoint_sources(self._l4)
+        self._users = None
+        affected |= self._waypoint_users()
+        return _merged(moved + self._refresh_mesh(affected))
+
     # services --------------------------------------------------------------------------------
     def _service(
         self, before: Obj | None, after: Obj | None, model: Model
@@ -1320,6 +1382,24 @@ class IncrementalReach:
             self._position[moved.id] = wi
         self._workloads.pop()
         self._member_class.pop()
+
+
+def _merged(changes: list[ConnectionChange]) -> list[ConnectionChange]:
+    """Changes made in steps as one: per connection, what it was first and what it is last
+    (dropped when that is no change)."""
+    first: dict[Key, ConnectionChange] = {}
+    last: dict[Key, ConnectionChange] = {}
+    for c in changes:
+        first.setdefault(c.key, c)
+        last[c.key] = c
+    out: list[ConnectionChange] = []
+    for key, a in first.items():
+        b = last[key]
+        if (a.was_allowed, a.was_requests) != (b.allowed, b.requests):
+            out.append(
+                dataclasses.replace(b, was_allowed=a.was_allowed, was_requests=a.was_requests)
+            )
+    return out
 
 
 def _compare(old: Rows, new: Rows) -> list[ConnectionChange]:

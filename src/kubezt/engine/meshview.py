@@ -161,9 +161,10 @@ class MeshView:
         return (gkey.mode, gkey.role, namespace, gkey.waypoint, gkey.outbound_capture)
 
     def add_class(self, cls: EndpointClass, rep: Workload) -> None:
-        """One more class, `rep` one of its workloads (incremental updates; not a waypoint):
-        its mesh facts, source group and path bucket. Call `rebuild_sets` after the last one.
-        Decisions cached for other classes stay valid."""
+        """One more class, `rep` one of its workloads (incremental updates): its mesh facts,
+        source group and path bucket. Call `rebuild_sets` after the last one. Decisions cached
+        for other classes stay valid, unless the class is a waypoint: then the caller forgets
+        those of the destinations whose traffic may pass it."""
         i = cls.index
         assert i == len(self.reps)
         self.classes = (*self.classes, cls)
@@ -172,7 +173,8 @@ class MeshView:
         self.ends.append(End(EndKind.WORKLOAD, workload=rep, facts=facts))
         self.modes.append(facts.mode)
         self.roles.append(facts.role)
-        assert facts.role is not ProxyRole.WAYPOINT
+        if facts.role is ProxyRole.WAYPOINT:
+            self.by_name[(rep.namespace, rep.labels.get(WAYPOINT_GATEWAY_LABEL))] = i
         gkey = self._group_key(i)
         self.group_of.append(gkey)
         self.group_bits[gkey] = self.group_bits.get(gkey, 0) | 1 << i
