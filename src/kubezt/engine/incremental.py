@@ -38,7 +38,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from operator import itemgetter
+from typing import NamedTuple, TypeVar
 
 from kubezt.engine.authz import authz_networks
 from kubezt.engine.capture import address_networks, outbound_networks
@@ -81,7 +82,7 @@ from kubezt.engine.reach import (
     synthetic_waypoint_pod,
     with_waypoint_pods,
 )
-from kubezt.engine.requests import ALL, NONE, RequestSet, Some
+from kubezt.engine.requests import ALL, NONE, RequestSet
 from kubezt.ir.mesh import (
     AuthorizationPolicy,
     DestinationRule,
@@ -293,10 +294,10 @@ class Path(StrEnum):
     NONE = "none"
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionChange:
+class ConnectionChange(NamedTuple):
     """One connection whose verdict moved: what it was and what it is (`allowed` False: the
-    connection is denied; else `requests`: `ALL`, or `Some` with the ones that pass)."""
+    connection is denied; else `requests`: `ALL`, or `Some` with the ones that pass). A
+    tuple: a change that opens a namespace to every pod yields hundreds of thousands."""
 
     src: str
     dst: str
@@ -309,7 +310,7 @@ class ConnectionChange:
 
     @property
     def key(self) -> Key:
-        return (self.src, self.dst, self.port, self.protocol)
+        return (self[0], self[1], self[2], self[3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +331,7 @@ class Delta:
 
 
 Rows = dict[Key, RequestSet]
+_BY_KEY = itemgetter(0, 1, 2, 3)
 
 
 class IncrementalReach:
@@ -410,7 +412,7 @@ class IncrementalReach:
                 self._objects.pop(change.key, None)
             else:
                 self._objects[change.key] = change.new
-        connections.sort(key=lambda c: c.key)
+        connections.sort(key=_BY_KEY)
         return Delta(change, path, tuple(connections))
 
     # building --------------------------------------------------------------------------------
@@ -850,24 +852,33 @@ class IncrementalReach:
             for s in iter_bits(kept):
                 if s not in old_partial and (key, d, s) in self._partial:
                     moved |= 1 << s
-        if not moved & self._reported:
+        moved &= self._reported
+        if not moved:
             return []
-        old_rows = self._cell_rows_from(key, d, old_bits & moved, old_partial)
-        new_rows = self._cell_rows(key, d, moved)
-        return _compare(old_rows, new_rows)
-
-    def _cell_rows_from(self, key: PortKey, d: int, bits: int, partial: dict[int, Some]) -> Rows:
-        rows: Rows = {}
-        dst_members = [wj for wj in self._classes[d].members if not self._synthetic(wj)]
-        for s in iter_bits(bits & self._reported):
-            requests = partial.get(s, ALL)
+        # each moved source class: its workloads' rows to the cell's, all alike
+        out: list[ConnectionChange] = []
+        workloads = self._workloads
+        dst_members = [
+            (wj, workloads[wj].id) for wj in self._classes[d].members if not self._synthetic(wj)
+        ]
+        port, protocol = key.port, key.protocol.value
+        for s in iter_bits(moved):
+            was = bool(old_bits >> s & 1)
+            now = bool(bits >> s & 1)
+            was_requests = old_partial.get(s, ALL) if was else NONE
+            requests = self._partial.get((key, d, s), ALL) if now else NONE
+            if was == now and was_requests == requests:
+                continue
             for wi in self._classes[s].members:
-                src = self._workloads[wi]
-                for wj in dst_members:
-                    if wi == wj and is_single_pod(src):
-                        continue
-                    rows[(src.id, self._workloads[wj].id, key.port, key.protocol.value)] = requests
-        return rows
+                src = workloads[wi]
+                single = is_single_pod(src)
+                sid = src.id
+                out.extend(
+                    ConnectionChange(sid, did, port, protocol, was, was_requests, now, requests)
+                    for wj, did in dst_members
+                    if wi != wj or not single
+                )
+        return out
 
     # mesh policies ---------------------------------------------------------------------------
     def _mesh_policy(
@@ -1009,7 +1020,7 @@ class IncrementalReach:
         mesh.refresh_waypoint_sources(self._l4)
         self._users = None
         affected |= self._waypoint_users()
-        return _merged(moved + self._refresh_mesh(affected))
+        return net_changes(moved + self._refresh_mesh(affected))
 
     # services --------------------------------------------------------------------------------
     def _service(
@@ -1384,21 +1395,21 @@ class IncrementalReach:
         self._member_class.pop()
 
 
-def _merged(changes: list[ConnectionChange]) -> list[ConnectionChange]:
-    """Changes made in steps as one: per connection, what it was first and what it is last
-    (dropped when that is no change)."""
+def net_changes(changes: Iterable[ConnectionChange]) -> list[ConnectionChange]:
+    """Connection changes made in a row as one, sorted: per connection, what it was first and
+    what it is last; one that came back to where it was is left out."""
     first: dict[Key, ConnectionChange] = {}
     last: dict[Key, ConnectionChange] = {}
     for c in changes:
-        first.setdefault(c.key, c)
-        last[c.key] = c
+        key = c.key
+        first.setdefault(key, c)
+        last[key] = c
     out: list[ConnectionChange] = []
     for key, a in first.items():
         b = last[key]
         if (a.was_allowed, a.was_requests) != (b.allowed, b.requests):
-            out.append(
-                dataclasses.replace(b, was_allowed=a.was_allowed, was_requests=a.was_requests)
-            )
+            out.append(b._replace(was_allowed=a.was_allowed, was_requests=a.was_requests))
+    out.sort(key=_BY_KEY)
     return out
 
 
