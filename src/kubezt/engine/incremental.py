@@ -22,10 +22,19 @@ the part it reaches:
   reported; the state is rebuilt once they outnumber the live classes);
 * a Service: the mesh cells of the destinations it selects before or after (nothing at L3/L4,
   unless a Calico rule names the Service);
-* anything else (a DestinationRule, a waypoint, a tier, a network set, a policy naming a CIDR
-  no class boundary had, AuthorizationPolicy ipBlocks that split classes, the first workload
-  in the mesh, a namespace with Calico network sets, the waypoint's own namespace): the state
-  is rebuilt.
+* a DestinationRule: the mesh cells of the destinations selected by the Services its host
+  names, before or after (every destination when whether any rule asks for Istio mTLS flips);
+* a waypoint Gateway: its pod's class joins (or is left behind empty), and the mesh cells of
+  the destinations whose traffic may pass a waypoint are recomposed; `istio.io/use-waypoint`
+  labels move with the pod, namespace or Service that carries them (above);
+* anything else is global, and the state is rebuilt: a tier, a network set, a policy naming
+  a CIDR no class boundary had, AuthorizationPolicy ipBlocks that split classes, a port range
+  no object named before (or the last object naming one gone), the mesh view turning on or
+  off (the first workload in the mesh, the first rule asking for Istio mTLS, a mesh policy
+  while no workload is in the mesh), a namespace or service account created or deleted, the
+  labels of a namespace with Calico network sets or of the waypoint's namespace, a waypoint
+  or gateway pod of the input, a Gateway whose pod is in the input, a Service a Calico rule
+  names, a policy with Calico application-layer rules, ghost classes outnumbering live ones.
 
 Whatever the path, the state after any sequence of changes equals a full evaluation of the
 final objects (the property tests prove it); a rebuild only costs time. Pure: no I/O.
@@ -1210,7 +1219,7 @@ class IncrementalReach:
         self._grew = True
         if not specs:
             return moved
-        first, moved = self._add_classes(specs)
+        first, moved = self._add_classes(specs, hit)
         new_bits = 0
         for i, c in enumerate(moving):
             n = first + i
@@ -1241,12 +1250,14 @@ class IncrementalReach:
         return rows
 
     def _add_classes(
-        self, specs: list[tuple[Peer, Workload]]
+        self, specs: list[tuple[Peer, Workload]], replacing: int = 0
     ) -> tuple[int, list[ConnectionChange]]:
         """New classes, one per (peer, workload to represent it), without members yet: their
         policies, their rows and columns of the L3/L4 matrix and their final cells. Returns the
         first new index. Classes without members change no other class's verdicts, so the
-        connections returned are none unless the state was wrong."""
+        connections returned are none unless the state was wrong. `replacing`: classes this
+        change just left behind (their verdicts are still current, so a new class may copy
+        them)."""
         self._grew = True
         first = self._matcher.add_peers([peer for peer, _ in specs])
         new_bits = 0
@@ -1287,24 +1298,27 @@ class IncrementalReach:
             self._rechain(direction, new_bits)
         moved = self._refresh_ingress(new_bits)
         moved.update(self._refresh_egress(new_bits))
-        self._as_peers(new_bits, keys_of)
+        self._as_peers(new_bits, keys_of, replacing)
         for key, rows in self._egress_rows.items():
             for n in keys_of:
                 for d in iter_bits(rows.get(n, 0)):
                     moved.add((key, d))
         return first, self._recompose_l4(moved)
 
-    def _as_peers(self, new_bits: int, keys_of: dict[int, list[PortKey]]) -> None:
+    def _as_peers(self, new_bits: int, keys_of: dict[int, list[PortKey]], replacing: int) -> None:
         """The verdicts of the other classes' policies on the new classes `new_bits` (`keys_of`:
         their ports): copied from a class no rule side tells apart from one when there is
-        one, else decided for the new classes together, once per group of classes that share
-        a chain."""
+        one (a live class, or one of `replacing`, whose verdicts are still current: when a
+        namespace's labels move and no selector reads the labels that moved, the class its
+        workloads leave), else decided for the new classes together, once per group of
+        classes that share a chain."""
         old = self._index.all & ~new_bits & ~self._ghosts
+        candidates = old | replacing
         copy_in: list[tuple[int, int]] = []  # (new class, its twin)
         copy_out: list[tuple[int, int]] = []
         decide_in = decide_out = 0
         for n in keys_of:
-            twins = self._matcher.twins(n, old)
+            twins = self._matcher.twins(n, candidates)
             if twins:
                 copy_in.append((n, (twins & -twins).bit_length() - 1))
             else:
