@@ -1330,14 +1330,21 @@ class IncrementalReach:
             else:
                 copy_out.append((n, twin))
         if copy_in:
+            # rows share their source sets (a chain's verdict, or everyone): each distinct one
+            # is extended once
+            extended: dict[int, int] = {}
             for row in self._ingress_ok.values():
                 for d, srcs in row.items():
                     if new_bits >> d & 1:
                         continue
-                    for n, e in copy_in:
-                        if srcs >> e & 1:
-                            srcs |= 1 << n
-                    row[d] = srcs
+                    wider = extended.get(srcs)
+                    if wider is None:
+                        wider = srcs
+                        for n, e in copy_in:
+                            if srcs >> e & 1:
+                                wider |= 1 << n
+                        extended[srcs] = wider
+                    row[d] = wider
         if decide_in:
             table = self._chains[Direction.INGRESS]
             for rep, members in self._groups(Direction.INGRESS, old):
