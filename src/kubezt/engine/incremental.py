@@ -91,7 +91,7 @@ from kubezt.engine.reach import (
     synthetic_waypoint_pod,
     with_waypoint_pods,
 )
-from kubezt.engine.requests import ALL, NONE, RequestSet
+from kubezt.engine.requests import ALL, NONE, RequestSet, Some
 from kubezt.ir.mesh import (
     AuthorizationPolicy,
     DestinationRule,
@@ -340,6 +340,7 @@ class Delta:
 
 
 Rows = dict[Key, RequestSet]
+ClassCells = dict[tuple[PortKey, int], tuple[int, tuple[tuple[int, Some], ...]]]
 _BY_KEY = itemgetter(0, 1, 2, 3)
 
 
@@ -649,21 +650,6 @@ class IncrementalReach:
     def _all_rows(self) -> Rows:
         return {(s, d, p, proto): r for s, d, p, proto, r in self.reachability().detailed()}
 
-    def _cell_rows(self, key: PortKey, d: int, sources: int) -> Rows:
-        """Workload rows of one class cell for the given source classes."""
-        rows: Rows = {}
-        allowed = self._allowed.get(key, {}).get(d, 0) & sources & self._reported
-        dst_members = [wj for wj in self._classes[d].members if not self._synthetic(wj)]
-        for s in iter_bits(allowed):
-            requests = self._partial.get((key, d, s), ALL)
-            for wi in self._classes[s].members:
-                src = self._workloads[wi]
-                for wj in dst_members:
-                    if wi == wj and is_single_pod(src):
-                        continue
-                    rows[(src.id, self._workloads[wj].id, key.port, key.protocol.value)] = requests
-        return rows
-
     def _workload_rows(self, wi: int) -> Rows:
         """Every row from or to one workload."""
         rows: Rows = {}
@@ -864,18 +850,31 @@ class IncrementalReach:
         moved &= self._reported
         if not moved:
             return []
-        # each moved source class: its workloads' rows to the cell's, all alike
+        verdicts: list[tuple[int, bool, RequestSet, bool, RequestSet]] = []
+        for s in iter_bits(moved):
+            was = bool(old_bits >> s & 1)
+            now = bool(bits >> s & 1)
+            was_requests = old_partial.get(s, ALL) if was else NONE
+            requests = self._partial.get((key, d, s), ALL) if now else NONE
+            verdicts.append((s, was, was_requests, now, requests))
+        return self._cell_changes(key, d, verdicts)
+
+    def _cell_changes(
+        self,
+        key: PortKey,
+        d: int,
+        verdicts: Iterable[tuple[int, bool, RequestSet, bool, RequestSet]],
+    ) -> list[ConnectionChange]:
+        """The connections of class cell (`key`, `d`) whose verdict moved: `verdicts` gives,
+        per source class, whether it was allowed and with which requests, and now; each moved
+        source class's workloads move alike towards the destination's."""
         out: list[ConnectionChange] = []
         workloads = self._workloads
         dst_members = [
             (wj, workloads[wj].id) for wj in self._classes[d].members if not self._synthetic(wj)
         ]
         port, protocol = key.port, key.protocol.value
-        for s in iter_bits(moved):
-            was = bool(old_bits >> s & 1)
-            now = bool(bits >> s & 1)
-            was_requests = old_partial.get(s, ALL) if was else NONE
-            requests = self._partial.get((key, d, s), ALL) if now else NONE
+        for s, was, was_requests, now, requests in verdicts:
             if was == now and was_requests == requests:
                 continue
             for wi in self._classes[s].members:
@@ -887,6 +886,75 @@ class IncrementalReach:
                     for wj, did in dst_members
                     if wi != wj or not single
                 )
+        return out
+
+    def _class_cells(self, classes: int) -> ClassCells:
+        """The final cells from or to `classes`, at class level: (port, destination) -> (the
+        allowed sources among `classes`, or all of them when the destination is one of
+        `classes`; the cell's partial groups)."""
+        out: ClassCells = {}
+        partial = self._partial
+        for key, per_dst in self._allowed.items():
+            for d, srcs in per_dst.items():
+                sources = srcs if classes >> d & 1 else srcs & classes
+                if sources:
+                    out[(key, d)] = (sources, partial.cell(key, d))
+        return out
+
+    def _moved_changes(
+        self, old: ClassCells, old_live: int, new: ClassCells, new_live: int, moves: dict[int, int]
+    ) -> list[ConnectionChange]:
+        """The connections whose verdict moved when the workloads of each class `c` of `moves`
+        moved to class `moves[c]`: `old` (over the classes left, whose sources `old_live`
+        could have rows) and `new` (over the classes taken, `new_live`) compared class cell by
+        class cell, the old one read under the new classes' indexes."""
+        left = 0
+        for c in moves:
+            left |= 1 << c
+
+        def under_new(bits: int) -> int:
+            out = bits & ~left
+            for c in iter_bits(bits & left):
+                n = moves.get(c)
+                if n is not None:
+                    out |= 1 << n
+            return out
+
+        before: dict[tuple[PortKey, int], tuple[int, dict[int, RequestSet]]] = {}
+        for (key, d), (sources, groups) in old.items():
+            if left >> d & 1:
+                if d not in moves:
+                    continue
+                d = moves[d]
+            requests: dict[int, RequestSet] = {}
+            for members, some in groups:
+                for s in iter_bits(members & sources & old_live):
+                    requests[under_new(1 << s).bit_length() - 1] = some
+            before[(key, d)] = (under_new(sources & old_live), requests)
+        out: list[ConnectionChange] = []
+        none: dict[int, RequestSet] = {}
+        for cell in before.keys() | new.keys():
+            key, d = cell
+            was_bits, was_partial = before.get(cell, (0, none))
+            now_bits, groups = new.get(cell, (0, ()))
+            now_bits &= new_live
+            now_partial: dict[int, RequestSet] = {}
+            for members, some in groups:
+                for s in iter_bits(members & now_bits):
+                    now_partial[s] = some
+            if was_bits == now_bits and was_partial == now_partial:
+                continue
+            verdicts = [
+                (
+                    s,
+                    bool(was_bits >> s & 1),
+                    was_partial.get(s, ALL) if was_bits >> s & 1 else NONE,
+                    bool(now_bits >> s & 1),
+                    now_partial.get(s, ALL) if now_bits >> s & 1 else NONE,
+                )
+                for s in iter_bits(was_bits | now_bits)
+            ]
+            out.extend(self._cell_changes(key, d, verdicts))
         return out
 
     # mesh policies ---------------------------------------------------------------------------
@@ -1205,7 +1273,8 @@ class IncrementalReach:
                 moving.append(c)
         if not self._mesh_stays([rep for _, rep in specs], work):
             return None
-        old_rows = self._class_rows(hit)
+        old_cells = self._class_cells(hit)
+        old_live = self._reported & ~self._ghosts
         for c in iter_bits(hit):
             key = class_key(self._classes[c].peer, self._nets)
             if self._class_of.get(key) == c:
@@ -1221,15 +1290,18 @@ class IncrementalReach:
             return moved
         first, moved = self._add_classes(specs, hit)
         new_bits = 0
+        moves: dict[int, int] = {}
         for i, c in enumerate(moving):
-            n = first + i
+            n = moves[c] = first + i
             new_bits |= 1 << n
             old = self._classes[c]
             self._classes[n] = EndpointClass(n, self._classes[n].peer, old.members)
             self._classes[c] = EndpointClass(c, old.peer, ())
             for wi in old.members:
                 self._member_class[wi] = n
-        return moved + _compare(old_rows, self._class_rows(new_bits))
+        new_cells = self._class_cells(new_bits)
+        new_live = self._reported & ~self._ghosts
+        return moved + self._moved_changes(old_cells, old_live, new_cells, new_live, moves)
 
     def _mesh_stays(self, joining: list[Workload], work: Model) -> bool:
         """False when the mesh is off and one of `joining` (under `work`) would turn it on:
@@ -1238,16 +1310,6 @@ class IncrementalReach:
             return True
         facts = [mesh_facts(work, w) for w in joining]
         return all(f.mode is MeshMode.NONE and f.role is ProxyRole.NONE for f in facts)
-
-    def _class_rows(self, classes: int) -> Rows:
-        """Every row from or to the workloads of `classes` (but a pod's rows to itself)."""
-        rows: Rows = {}
-        for key, per_dst in self._allowed.items():
-            for d, srcs in per_dst.items():
-                sources = srcs if classes >> d & 1 else srcs & classes
-                if sources:
-                    rows.update(self._cell_rows(key, d, sources))
-        return rows
 
     def _add_classes(
         self, specs: list[tuple[Peer, Workload]], replacing: int = 0
