@@ -201,13 +201,12 @@ ROUTING_KINDS = (
     "destination-rule",
     "waypoint",
     "waypoint",
-    "relabel",
     "namespace",
     "service",
     "authorization",
 )
 """The changes that move the mesh's routes: DestinationRules, waypoints and the
-`istio.io/use-waypoint` labels of pods, namespaces and Services."""
+`istio.io/use-waypoint` labels of namespaces and Services."""
 USE_WAYPOINT = ({}, {"istio.io/use-waypoint": "waypoint"}, {"istio.io/use-waypoint": "none"})
 
 
@@ -233,7 +232,6 @@ def draw_change(
         if kind == "relabel":
             if draw(st.booleans()):
                 labels = draw(pick(t.workloads)).labels  # into a class that exists
-            labels = labels.merged(draw(pick(tuple(range(3))).map(lambda i: USE_WAYPOINT[i])))
             return Change.upsert(dataclasses.replace(workload, labels=labels))
         name = draw(pick(("n0", "n1", "n2")))
         return Change.upsert(dataclasses.replace(workload, name=name))
@@ -318,8 +316,8 @@ def test_incremental_state_equals_full_evaluation(
 @given(mixed=mixed_clusters(), mode=pick(("ambient", "mixed", "sidecar")), data=st.data())
 def test_routing_changes_stay_exact(mixed: MixedCluster, mode: str, data: st.DataObject) -> None:
     """DestinationRules and waypoints added, edited and deleted, and `istio.io/use-waypoint`
-    labels moving on pods, namespaces and Services, re-decide only the mesh cells they can
-    reach, yet the state and each delta equal full evaluations."""
+    labels moving on namespaces and Services, re-decide only the mesh cells they can reach,
+    yet the state and each delta equal full evaluations."""
     model = with_mesh(with_calico(load_model(mixed.cluster.objects), mixed), mode, data.draw)
     state = IncrementalReach(model)
     rows = full_rows(model)
