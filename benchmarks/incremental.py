@@ -26,9 +26,12 @@ a target is missed: median < 100 ms and 99th percentile < 500 ms.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
 import gc
+import io
 import json
+import pstats
 import random
 import resource
 import statistics
@@ -47,8 +50,11 @@ from kubezt.ir.mesh import (  # noqa: E402
     AuthorizationPolicy,
     AuthzRule,
     AuthzSource,
+    DestinationRule,
     MtlsMode,
     PeerAuthentication,
+    TlsMode,
+    Waypoint,
 )
 from kubezt.ir.model import Model  # noqa: E402
 from kubezt.ir.topology import Labels  # noqa: E402
@@ -59,6 +65,10 @@ KINDS = ("add", "delete", "edit-selector", "relabel", "flip-mtls", "add-authz")
 STRUCTURAL = ("relabel-new", "namespace-labels", "account-labels", "service")
 """`--kinds` beyond the issue's mix: a pod takes a label no pod has (a new class), a
 namespace's or service account's labels change, a Service's selector changes."""
+ROUTING = ("destination-rule", "waypoint", "use-waypoint")
+"""`--kinds` that move the mesh's routes: a DestinationRule for a Service added, edited (its
+TLS mode) or deleted; a waypoint Gateway added to or deleted from an ambient namespace; a
+Service of an ambient namespace labelled to use its namespace's waypoint, or unlabelled."""
 
 
 def generate(pods: int, policies: int, seed: int) -> Path:
@@ -136,7 +146,50 @@ class Changes:
             return Change.upsert(dataclasses.replace(svc, selector=other.selector))
         if kind == "flip-mtls":
             return self._flip(model)
+        if kind == "destination-rule":
+            return self._destination_rule(model)
+        if kind == "waypoint":
+            return self._waypoint(model)
+        if kind == "use-waypoint":
+            return self._use_waypoint(model)
         return self._authz(model)
+
+    def _meshed(self, model: Model, ambient: bool = False) -> list[str]:
+        return sorted(
+            ns.name
+            for ns in model.topology.namespaces.values()
+            if ns.labels.get("istio.io/dataplane-mode") == "ambient"
+            or (not ambient and ns.labels.get("istio-injection") == "enabled")
+        )
+
+    def _destination_rule(self, model: Model) -> Change:
+        rng = self.rng
+        ours = [dr for dr in model.mesh.destination_rules if dr.name.startswith("bench-")]
+        if ours and rng.random() < 0.3:
+            return Change.delete(rng.choice(ours))
+        meshed = set(self._meshed(model))
+        svc = rng.choice([s for s in model.topology.services if s.namespace in meshed])
+        mode = rng.choice((TlsMode.ISTIO_MUTUAL, TlsMode.DISABLE, TlsMode.SIMPLE))
+        return Change.upsert(DestinationRule(f"bench-{svc.name}", svc.namespace, svc.name, mode))
+
+    def _waypoint(self, model: Model) -> Change:
+        rng = self.rng
+        ours = [w for w in model.mesh.waypoints if w.name.startswith("bench-")]
+        if ours and rng.random() < 0.5:
+            return Change.delete(rng.choice(ours))
+        namespace = rng.choice(self._meshed(model, ambient=True))
+        return Change.upsert(Waypoint(f"bench-wp-{self.count}", namespace, "service"))
+
+    def _use_waypoint(self, model: Model) -> Change:
+        rng = self.rng
+        ambient = set(self._meshed(model, ambient=True))
+        svc = rng.choice([s for s in model.topology.services if s.namespace in ambient])
+        if "istio.io/use-waypoint" in svc.labels:
+            labels = Labels({k: v for k, v in svc.labels.items() if k != "istio.io/use-waypoint"})
+        else:
+            names = [w.name for w in model.mesh.waypoints if w.namespace == svc.namespace]
+            labels = svc.labels.merged({"istio.io/use-waypoint": rng.choice(names or ["waypoint"])})
+        return Change.upsert(dataclasses.replace(svc, labels=labels))
 
     def _relabel(self, model: Model) -> Change:
         by_app: dict[tuple[str, str], list[int]] = {}
@@ -156,13 +209,7 @@ class Changes:
         return Change.upsert(dataclasses.replace(pod, labels=Labels(other)))
 
     def _flip(self, model: Model) -> Change:
-        meshed = sorted(
-            ns.name
-            for ns in model.topology.namespaces.values()
-            if ns.labels.get("istio-injection") == "enabled"
-            or ns.labels.get("istio.io/dataplane-mode") == "ambient"
-        )
-        namespace = self.rng.choice(meshed)
+        namespace = self.rng.choice(self._meshed(model))
         for pa in model.mesh.peer_authentications:
             if pa.namespace == namespace and not pa.selector:
                 mode = MtlsMode.PERMISSIVE if pa.mode is MtlsMode.STRICT else MtlsMode.STRICT
@@ -170,12 +217,7 @@ class Changes:
         return Change.upsert(PeerAuthentication("default", namespace, None, MtlsMode.PERMISSIVE))
 
     def _authz(self, model: Model) -> Change:
-        meshed = {
-            ns.name
-            for ns in model.topology.namespaces.values()
-            if ns.labels.get("istio-injection") == "enabled"
-            or ns.labels.get("istio.io/dataplane-mode") == "ambient"
-        }
+        meshed = set(self._meshed(model))
         candidates = [
             w for w in model.topology.workloads if w.namespace in meshed and "app" in w.labels
         ]
@@ -206,11 +248,19 @@ def main() -> int:
     parser.add_argument(
         "--kinds",
         default=",".join(KINDS),
-        help=f"comma-separated change kinds, in equal shares (also: {', '.join(STRUCTURAL)})",
+        help="comma-separated change kinds, in equal shares "
+        f"(also: {', '.join(STRUCTURAL + ROUTING)})",
     )
     parser.add_argument("--quick", action="store_true", help="1,000 pods, 60 changes")
     parser.add_argument(
         "--check", action="store_true", help="also compare the final state with a full evaluation"
+    )
+    parser.add_argument(
+        "--profile-slow",
+        type=float,
+        metavar="MS",
+        help="run each change under cProfile (which inflates its time) and print the change, "
+        "its path and its most expensive calls when it takes longer than MS",
     )
     args = parser.parse_args()
     if args.quick:
@@ -226,7 +276,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     source = Changes(rng)
     chosen = tuple(args.kinds.split(","))
-    unknown = set(chosen) - set(KINDS) - set(STRUCTURAL)
+    unknown = set(chosen) - set(KINDS) - set(STRUCTURAL) - set(ROUTING)
     if unknown:
         parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
     kinds = [chosen[i % len(chosen)] for i in range(args.changes)]
@@ -237,9 +287,19 @@ def main() -> int:
     gc.collect()
     for kind in kinds:
         change = source.draw(kind, state.model)
+        profile = cProfile.Profile() if args.profile_slow is not None else None
         t = time.process_time()
+        if profile is not None:
+            profile.enable()
         delta = state.apply(change)
+        if profile is not None:
+            profile.disable()
         timings[kind].append((time.process_time() - t) * 1000)
+        if profile is not None and timings[kind][-1] > args.profile_slow:
+            text = io.StringIO()
+            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(30)
+            print(f"{kind} {change.key} by {delta.path.value}: {timings[kind][-1]:.0f} ms")
+            print(text.getvalue(), flush=True)
         paths[delta.path.value] = paths.get(delta.path.value, 0) + 1
         moved += len(delta.connections)
     t = time.process_time()

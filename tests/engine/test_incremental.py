@@ -177,34 +177,47 @@ def destination_rules(namespaces: tuple[str, ...]) -> st.SearchStrategy[Destinat
     )
 
 
-def draw_change(draw: Any, model: Model, namespaces: tuple[str, ...]) -> Change:
+CHANGE_KINDS = (
+    "policy",
+    "policy",
+    "delete-policy",
+    "relabel",
+    "relabel",
+    "delete-workload",
+    "add-workload",
+    "namespace",
+    "service-account",
+    "delete-service",
+    "service",
+    "destination-rule",
+    "waypoint",
+    "peer-authentication",
+    "authorization",
+    "authorization",
+    "delete-mesh",
+)
+ROUTING_KINDS = (
+    "destination-rule",
+    "destination-rule",
+    "waypoint",
+    "waypoint",
+    "namespace",
+    "service",
+    "authorization",
+)
+"""The changes that move the mesh's routes: DestinationRules, waypoints and the
+`istio.io/use-waypoint` labels of namespaces and Services."""
+USE_WAYPOINT = ({}, {"istio.io/use-waypoint": "waypoint"}, {"istio.io/use-waypoint": "none"})
+
+
+def draw_change(
+    draw: Any, model: Model, namespaces: tuple[str, ...], kinds: tuple[str, ...] = CHANGE_KINDS
+) -> Change:
     """One change of one object: a policy of either dialect, a workload, a namespace, a
     ServiceAccount, a Service, a DestinationRule, a waypoint, a PeerAuthentication or an
-    AuthorizationPolicy."""
+    AuthorizationPolicy (of `kinds`, drawn alike)."""
     t = model.topology
-    kind = draw(
-        pick(
-            (
-                "policy",
-                "policy",
-                "delete-policy",
-                "relabel",
-                "relabel",
-                "delete-workload",
-                "add-workload",
-                "namespace",
-                "service-account",
-                "delete-service",
-                "service",
-                "destination-rule",
-                "waypoint",
-                "peer-authentication",
-                "authorization",
-                "authorization",
-                "delete-mesh",
-            )
-        )
-    )
+    kind = draw(pick(kinds))
     policies = model.policies.policies
     if kind == "policy" or (kind == "delete-policy" and not policies):
         policy = draw(calico_policies(namespaces))
@@ -227,9 +240,11 @@ def draw_change(draw: Any, model: Model, namespaces: tuple[str, ...]) -> Change:
         labels = {
             k: v
             for k, v in ns.labels.items()
-            if k not in ("istio-injection", "istio.io/dataplane-mode", "team")
+            if k
+            not in ("istio-injection", "istio.io/dataplane-mode", "team", "istio.io/use-waypoint")
         }
         labels.update(draw(pick(tuple(range(3))).map(lambda i: MESH_LABELS[i])))
+        labels.update(draw(pick(tuple(range(3))).map(lambda i: USE_WAYPOINT[i])))
         labels.update(draw(label_maps({"team": ("a", "b")})))
         return Change.upsert(Namespace(ns.name, Labels(labels), ns.declared))
     if kind == "service-account" and t.service_accounts:
@@ -290,6 +305,25 @@ def test_incremental_state_equals_full_evaluation(
         change = draw_change(data.draw, state.model, mixed.cluster.namespaces)
         delta = state.apply(change)
         event(f"path {delta.path.value}")
+        event(f"{change.key[0]} by {delta.path.value}")
+        after = full_rows(state.model)
+        assert dict(rows_of(state.reachability())) == after, (change, delta.path)
+        assert set(delta.connections) == expected_delta(rows, after), (change, delta.path)
+        rows = after
+
+
+@PROPERTY
+@given(mixed=mixed_clusters(), mode=pick(("ambient", "mixed", "sidecar")), data=st.data())
+def test_routing_changes_stay_exact(mixed: MixedCluster, mode: str, data: st.DataObject) -> None:
+    """DestinationRules and waypoints added, edited and deleted, and `istio.io/use-waypoint`
+    labels moving on namespaces and Services, re-decide only the mesh cells they can reach,
+    yet the state and each delta equal full evaluations."""
+    model = with_mesh(with_calico(load_model(mixed.cluster.objects), mixed), mode, data.draw)
+    state = IncrementalReach(model)
+    rows = full_rows(model)
+    for _ in range(data.draw(st.integers(1, 6))):
+        change = draw_change(data.draw, state.model, mixed.cluster.namespaces, ROUTING_KINDS)
+        delta = state.apply(change)
         event(f"{change.key[0]} by {delta.path.value}")
         after = full_rows(state.model)
         assert dict(rows_of(state.reachability())) == after, (change, delta.path)

@@ -22,10 +22,19 @@ the part it reaches:
   reported; the state is rebuilt once they outnumber the live classes);
 * a Service: the mesh cells of the destinations it selects before or after (nothing at L3/L4,
   unless a Calico rule names the Service);
-* anything else (a DestinationRule, a waypoint, a tier, a network set, a policy naming a CIDR
-  no class boundary had, AuthorizationPolicy ipBlocks that split classes, the first workload
-  in the mesh, a namespace with Calico network sets, the waypoint's own namespace): the state
-  is rebuilt.
+* a DestinationRule: the mesh cells of the destinations selected by the Services its host
+  names, before or after (every destination when whether any rule asks for Istio mTLS flips);
+* a waypoint Gateway: its pod's class joins (or is left behind empty), and the mesh cells of
+  the destinations whose traffic may pass a waypoint are recomposed; `istio.io/use-waypoint`
+  labels move with the pod, namespace or Service that carries them (above);
+* anything else is global, and the state is rebuilt: a tier, a network set, a policy naming
+  a CIDR no class boundary had, AuthorizationPolicy ipBlocks that split classes, a port range
+  no object named before (or the last object naming one gone), the mesh view turning on or
+  off (the first workload in the mesh, the first rule asking for Istio mTLS, a mesh policy
+  while no workload is in the mesh), a namespace or service account created or deleted, the
+  labels of a namespace with Calico network sets or of the waypoint's namespace, a waypoint
+  or gateway pod of the input, a Gateway whose pod is in the input, a Service a Calico rule
+  names, a policy with Calico application-layer rules, ghost classes outnumbering live ones.
 
 Whatever the path, the state after any sequence of changes equals a full evaluation of the
 final objects (the property tests prove it); a rebuild only costs time. Pure: no I/O.
@@ -38,7 +47,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from operator import itemgetter
+from typing import NamedTuple, TypeVar
 
 from kubezt.engine.authz import authz_networks
 from kubezt.engine.capture import address_networks, outbound_networks
@@ -63,8 +73,13 @@ from kubezt.engine.index import (
     workload_peer,
 )
 from kubezt.engine.l4 import Matcher, TierChain, chains, decide, tier_sort_key
-from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, proxy_role
-from kubezt.engine.meshview import MeshView
+from kubezt.engine.mesh import (
+    HBONE_PORT,
+    WAYPOINT_GATEWAY_LABEL,
+    proxy_role,
+    rule_matches_service,
+)
+from kubezt.engine.meshview import MeshView, any_istio_mutual
 from kubezt.engine.partial import PartialCells
 from kubezt.engine.reach import (
     SYNTHETIC_ANNOTATION,
@@ -73,6 +88,7 @@ from kubezt.engine.reach import (
     l4_both,
     l4_sides,
     port_keys,
+    synthetic_waypoint_pod,
     with_waypoint_pods,
 )
 from kubezt.engine.requests import ALL, NONE, RequestSet, Some
@@ -287,10 +303,10 @@ class Path(StrEnum):
     NONE = "none"
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionChange:
+class ConnectionChange(NamedTuple):
     """One connection whose verdict moved: what it was and what it is (`allowed` False: the
-    connection is denied; else `requests`: `ALL`, or `Some` with the ones that pass)."""
+    connection is denied; else `requests`: `ALL`, or `Some` with the ones that pass). A
+    tuple: a change that opens a namespace to every pod yields hundreds of thousands."""
 
     src: str
     dst: str
@@ -303,7 +319,7 @@ class ConnectionChange:
 
     @property
     def key(self) -> Key:
-        return (self.src, self.dst, self.port, self.protocol)
+        return (self[0], self[1], self[2], self[3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +340,8 @@ class Delta:
 
 
 Rows = dict[Key, RequestSet]
+ClassCells = dict[tuple[PortKey, int], tuple[int, tuple[tuple[int, Some], ...]]]
+_BY_KEY = itemgetter(0, 1, 2, 3)
 
 
 class IncrementalReach:
@@ -384,6 +402,12 @@ class IncrementalReach:
         elif kind == "Service":
             connections = self._service(before, change.new, new_model)
             path = Path.MESH
+        elif kind == "DestinationRule":
+            connections = self._destination_rule(before, change.new, new_model)
+            path = Path.MESH
+        elif kind == "Waypoint":
+            connections = self._waypoint(before, change.new, new_model)
+            path = Path.MESH
         if self._grew:
             path = Path.CLASSES
             self._grew = False
@@ -398,7 +422,7 @@ class IncrementalReach:
                 self._objects.pop(change.key, None)
             else:
                 self._objects[change.key] = change.new
-        connections.sort(key=lambda c: c.key)
+        connections.sort(key=_BY_KEY)
         return Delta(change, path, tuple(connections))
 
     # building --------------------------------------------------------------------------------
@@ -626,21 +650,6 @@ class IncrementalReach:
     def _all_rows(self) -> Rows:
         return {(s, d, p, proto): r for s, d, p, proto, r in self.reachability().detailed()}
 
-    def _cell_rows(self, key: PortKey, d: int, sources: int) -> Rows:
-        """Workload rows of one class cell for the given source classes."""
-        rows: Rows = {}
-        allowed = self._allowed.get(key, {}).get(d, 0) & sources & self._reported
-        dst_members = [wj for wj in self._classes[d].members if not self._synthetic(wj)]
-        for s in iter_bits(allowed):
-            requests = self._partial.get((key, d, s), ALL)
-            for wi in self._classes[s].members:
-                src = self._workloads[wi]
-                for wj in dst_members:
-                    if wi == wj and is_single_pod(src):
-                        continue
-                    rows[(src.id, self._workloads[wj].id, key.port, key.protocol.value)] = requests
-        return rows
-
     def _workload_rows(self, wi: int) -> Rows:
         """Every row from or to one workload."""
         rows: Rows = {}
@@ -838,24 +847,115 @@ class IncrementalReach:
             for s in iter_bits(kept):
                 if s not in old_partial and (key, d, s) in self._partial:
                     moved |= 1 << s
-        if not moved & self._reported:
+        moved &= self._reported
+        if not moved:
             return []
-        old_rows = self._cell_rows_from(key, d, old_bits & moved, old_partial)
-        new_rows = self._cell_rows(key, d, moved)
-        return _compare(old_rows, new_rows)
+        verdicts: list[tuple[int, bool, RequestSet, bool, RequestSet]] = []
+        for s in iter_bits(moved):
+            was = bool(old_bits >> s & 1)
+            now = bool(bits >> s & 1)
+            was_requests = old_partial.get(s, ALL) if was else NONE
+            requests = self._partial.get((key, d, s), ALL) if now else NONE
+            verdicts.append((s, was, was_requests, now, requests))
+        return self._cell_changes(key, d, verdicts)
 
-    def _cell_rows_from(self, key: PortKey, d: int, bits: int, partial: dict[int, Some]) -> Rows:
-        rows: Rows = {}
-        dst_members = [wj for wj in self._classes[d].members if not self._synthetic(wj)]
-        for s in iter_bits(bits & self._reported):
-            requests = partial.get(s, ALL)
+    def _cell_changes(
+        self,
+        key: PortKey,
+        d: int,
+        verdicts: Iterable[tuple[int, bool, RequestSet, bool, RequestSet]],
+    ) -> list[ConnectionChange]:
+        """The connections of class cell (`key`, `d`) whose verdict moved: `verdicts` gives,
+        per source class, whether it was allowed and with which requests, and now; each moved
+        source class's workloads move alike towards the destination's."""
+        out: list[ConnectionChange] = []
+        workloads = self._workloads
+        dst_members = [
+            (wj, workloads[wj].id) for wj in self._classes[d].members if not self._synthetic(wj)
+        ]
+        port, protocol = key.port, key.protocol.value
+        for s, was, was_requests, now, requests in verdicts:
+            if was == now and was_requests == requests:
+                continue
             for wi in self._classes[s].members:
-                src = self._workloads[wi]
-                for wj in dst_members:
-                    if wi == wj and is_single_pod(src):
-                        continue
-                    rows[(src.id, self._workloads[wj].id, key.port, key.protocol.value)] = requests
-        return rows
+                src = workloads[wi]
+                single = is_single_pod(src)
+                sid = src.id
+                out.extend(
+                    ConnectionChange(sid, did, port, protocol, was, was_requests, now, requests)
+                    for wj, did in dst_members
+                    if wi != wj or not single
+                )
+        return out
+
+    def _class_cells(self, classes: int) -> ClassCells:
+        """The final cells from or to `classes`, at class level: (port, destination) -> (the
+        allowed sources among `classes`, or all of them when the destination is one of
+        `classes`; the cell's partial groups)."""
+        out: ClassCells = {}
+        partial = self._partial
+        for key, per_dst in self._allowed.items():
+            for d, srcs in per_dst.items():
+                sources = srcs if classes >> d & 1 else srcs & classes
+                if sources:
+                    out[(key, d)] = (sources, partial.cell(key, d))
+        return out
+
+    def _moved_changes(
+        self, old: ClassCells, old_live: int, new: ClassCells, new_live: int, moves: dict[int, int]
+    ) -> list[ConnectionChange]:
+        """The connections whose verdict moved when the workloads of each class `c` of `moves`
+        moved to class `moves[c]`: `old` (over the classes left, whose sources `old_live`
+        could have rows) and `new` (over the classes taken, `new_live`) compared class cell by
+        class cell, the old one read under the new classes' indexes."""
+        left = 0
+        for c in moves:
+            left |= 1 << c
+
+        def under_new(bits: int) -> int:
+            out = bits & ~left
+            for c in iter_bits(bits & left):
+                n = moves.get(c)
+                if n is not None:
+                    out |= 1 << n
+            return out
+
+        before: dict[tuple[PortKey, int], tuple[int, dict[int, RequestSet]]] = {}
+        for (key, d), (sources, groups) in old.items():
+            if left >> d & 1:
+                if d not in moves:
+                    continue
+                d = moves[d]
+            requests: dict[int, RequestSet] = {}
+            for members, some in groups:
+                for s in iter_bits(members & sources & old_live):
+                    requests[under_new(1 << s).bit_length() - 1] = some
+            before[(key, d)] = (under_new(sources & old_live), requests)
+        out: list[ConnectionChange] = []
+        none: dict[int, RequestSet] = {}
+        for cell in before.keys() | new.keys():
+            key, d = cell
+            was_bits, was_partial = before.get(cell, (0, none))
+            now_bits, groups = new.get(cell, (0, ()))
+            now_bits &= new_live
+            now_partial: dict[int, RequestSet] = {}
+            for members, some in groups:
+                for s in iter_bits(members & now_bits):
+                    now_partial[s] = some
+            if was_bits == now_bits and was_partial == now_partial:
+                continue
+            verdicts = [
+                (
+                    s,
+                    bool(was_bits >> s & 1),
+                    was_partial.get(s, ALL) if was_bits >> s & 1 else NONE,
+                    bool(now_bits >> s & 1),
+                    now_partial.get(s, ALL) if now_bits >> s & 1 else NONE,
+                )
+                for s in iter_bits(was_bits | now_bits)
+            ]
+            out.extend(self._cell_changes(key, d, verdicts))
+        return out
 
     # mesh policies ---------------------------------------------------------------------------
     def _mesh_policy(
@@ -901,6 +1001,103 @@ class IncrementalReach:
             for d in iter_bits(bits & affected):
                 out.extend(self._recompute_cell(key, d))
         return out
+
+    # destination rules -----------------------------------------------------------------------
+    def _destination_rule(
+        self, before: Obj | None, after: Obj | None, model: Model
+    ) -> list[ConnectionChange] | None:
+        """A DestinationRule added, edited or deleted: a client reads a rule only when it
+        addresses a Service the rule's host names (`destination_rule_tls`), so the mesh cells
+        of the destinations those Services select, before or after, are recomposed. When
+        whether any rule asks for Istio mTLS flips, clients outside the mesh may originate it
+        towards any destination: every destination is recomposed (the state is rebuilt when
+        the mesh view turns on or off with it)."""
+        rules = [r for r in (before, after) if isinstance(r, DestinationRule)]
+        mutual = any_istio_mutual(model.mesh.destination_rules)
+        work = dataclasses.replace(self._work, mesh=model.mesh)
+        if self._mesh is None:
+            if mutual:
+                return None  # the mesh view turns on
+            self._work = work  # no workload in the mesh: no client reads a rule
+            return []
+        mesh = self._mesh
+        live = self._index.all & ~self._ghosts
+        if mutual != mesh.istio_mutual:
+            if not mutual and all(
+                mesh.modes[c] is MeshMode.NONE and mesh.roles[c] is ProxyRole.NONE
+                for c in iter_bits(live)
+            ):
+                return None  # the mesh view turns off
+            affected = live
+        else:
+            affected = 0
+            for c in iter_bits(live):
+                if any(rule_matches_service(r, svc) for svc in mesh.services[c] for r in rules):
+                    affected |= 1 << c
+        if affected & self._waypoint_bits():
+            affected |= self._waypoint_users()
+        self._work = work
+        mesh.model = work
+        mesh.refresh_destination_rules()
+        return self._refresh_mesh(affected)
+
+    # waypoints -------------------------------------------------------------------------------
+    def _waypoint(
+        self, before: Obj | None, after: Obj | None, model: Model
+    ) -> list[ConnectionChange] | None:
+        """A waypoint Gateway added, edited or deleted: its pod (the one Istio would create)
+        joins as a class of its own, or leaves (its class stays behind empty, a ghost), and
+        the mesh cells of the destinations whose traffic may pass a waypoint (`_waypoint_users`,
+        before and after) are recomposed. The state is rebuilt when the mesh is off, or when
+        the input has the Gateway's pod (its proxy role moves with the Gateway)."""
+        if self._mesh is None:
+            return None
+        gateway = after if after is not None else before
+        assert isinstance(gateway, Waypoint)
+        name, namespace = gateway.name, gateway.namespace
+        pods = [
+            wi
+            for wi, w in enumerate(self._workloads)
+            if w.namespace == namespace and w.labels.get(WAYPOINT_GATEWAY_LABEL) == name
+        ]
+        if any(not self._synthetic(wi) for wi in pods):
+            return None
+        mesh = self._mesh
+        affected = self._waypoint_users()
+        self._work = dataclasses.replace(self._work, mesh=model.mesh)
+        mesh.model = self._work
+        moved: list[ConnectionChange] = []
+        if before is None and after is not None and not pods:
+            pod = synthetic_waypoint_pod(model, gateway)
+            peer = workload_peer(pod, model.topology)
+            if class_key(peer, self._nets) in self._class_of:
+                return None  # a class of the same peer: not one of the pod's own
+            target, moved = self._add_classes([(peer, pod)])
+            wi = len(self._workloads)
+            self._workloads.append(pod)
+            self._member_class.append(target)
+            self._position[pod.id] = wi
+            cls = self._classes[target]
+            self._classes[target] = EndpointClass(cls.index, cls.peer, (wi,))
+        elif after is None and pods:
+            (wi,) = pods
+            c = self._member_class[wi]
+            self._remove(wi)
+            if self._classes[c].members:
+                return None
+            key = class_key(self._classes[c].peer, self._nets)
+            if self._class_of.get(key) == c:
+                del self._class_of[key]
+            self._ghosts |= 1 << c
+            mesh.by_name = {k: v for k, v in mesh.by_name.items() if v != c}
+        topology = model.topology.replaced(workloads=tuple(self._workloads))
+        self._work = dataclasses.replace(self._work, topology=topology)
+        self._index.topology = topology
+        mesh.model = self._work
+        mesh.refresh_waypoint_sources(self._l4)
+        self._users = None
+        affected |= self._waypoint_users()
+        return net_changes(moved + self._refresh_mesh(affected))
 
     # services --------------------------------------------------------------------------------
     def _service(
@@ -1076,7 +1273,8 @@ class IncrementalReach:
                 moving.append(c)
         if not self._mesh_stays([rep for _, rep in specs], work):
             return None
-        old_rows = self._class_rows(hit)
+        old_cells = self._class_cells(hit)
+        old_live = self._reported & ~self._ghosts
         for c in iter_bits(hit):
             key = class_key(self._classes[c].peer, self._nets)
             if self._class_of.get(key) == c:
@@ -1090,17 +1288,20 @@ class IncrementalReach:
         self._grew = True
         if not specs:
             return moved
-        first, moved = self._add_classes(specs)
+        first, moved = self._add_classes(specs, hit)
         new_bits = 0
+        moves: dict[int, int] = {}
         for i, c in enumerate(moving):
-            n = first + i
+            n = moves[c] = first + i
             new_bits |= 1 << n
             old = self._classes[c]
             self._classes[n] = EndpointClass(n, self._classes[n].peer, old.members)
             self._classes[c] = EndpointClass(c, old.peer, ())
             for wi in old.members:
                 self._member_class[wi] = n
-        return moved + _compare(old_rows, self._class_rows(new_bits))
+        new_cells = self._class_cells(new_bits)
+        new_live = self._reported & ~self._ghosts
+        return moved + self._moved_changes(old_cells, old_live, new_cells, new_live, moves)
 
     def _mesh_stays(self, joining: list[Workload], work: Model) -> bool:
         """False when the mesh is off and one of `joining` (under `work`) would turn it on:
@@ -1110,23 +1311,15 @@ class IncrementalReach:
         facts = [mesh_facts(work, w) for w in joining]
         return all(f.mode is MeshMode.NONE and f.role is ProxyRole.NONE for f in facts)
 
-    def _class_rows(self, classes: int) -> Rows:
-        """Every row from or to the workloads of `classes` (but a pod's rows to itself)."""
-        rows: Rows = {}
-        for key, per_dst in self._allowed.items():
-            for d, srcs in per_dst.items():
-                sources = srcs if classes >> d & 1 else srcs & classes
-                if sources:
-                    rows.update(self._cell_rows(key, d, sources))
-        return rows
-
     def _add_classes(
-        self, specs: list[tuple[Peer, Workload]]
+        self, specs: list[tuple[Peer, Workload]], replacing: int = 0
     ) -> tuple[int, list[ConnectionChange]]:
         """New classes, one per (peer, workload to represent it), without members yet: their
         policies, their rows and columns of the L3/L4 matrix and their final cells. Returns the
         first new index. Classes without members change no other class's verdicts, so the
-        connections returned are none unless the state was wrong."""
+        connections returned are none unless the state was wrong. `replacing`: classes this
+        change just left behind (their verdicts are still current, so a new class may copy
+        them)."""
         self._grew = True
         first = self._matcher.add_peers([peer for peer, _ in specs])
         new_bits = 0
@@ -1167,24 +1360,27 @@ class IncrementalReach:
             self._rechain(direction, new_bits)
         moved = self._refresh_ingress(new_bits)
         moved.update(self._refresh_egress(new_bits))
-        self._as_peers(new_bits, keys_of)
+        self._as_peers(new_bits, keys_of, replacing)
         for key, rows in self._egress_rows.items():
             for n in keys_of:
                 for d in iter_bits(rows.get(n, 0)):
                     moved.add((key, d))
         return first, self._recompose_l4(moved)
 
-    def _as_peers(self, new_bits: int, keys_of: dict[int, list[PortKey]]) -> None:
+    def _as_peers(self, new_bits: int, keys_of: dict[int, list[PortKey]], replacing: int) -> None:
         """The verdicts of the other classes' policies on the new classes `new_bits` (`keys_of`:
         their ports): copied from a class no rule side tells apart from one when there is
-        one, else decided for the new classes together, once per group of classes that share
-        a chain."""
+        one (a live class, or one of `replacing`, whose verdicts are still current: when a
+        namespace's labels move and no selector reads the labels that moved, the class its
+        workloads leave), else decided for the new classes together, once per group of
+        classes that share a chain."""
         old = self._index.all & ~new_bits & ~self._ghosts
+        candidates = old | replacing
         copy_in: list[tuple[int, int]] = []  # (new class, its twin)
         copy_out: list[tuple[int, int]] = []
         decide_in = decide_out = 0
         for n in keys_of:
-            twins = self._matcher.twins(n, old)
+            twins = self._matcher.twins(n, candidates)
             if twins:
                 copy_in.append((n, (twins & -twins).bit_length() - 1))
             else:
@@ -1196,14 +1392,21 @@ class IncrementalReach:
             else:
                 copy_out.append((n, twin))
         if copy_in:
+            # rows share their source sets (a chain's verdict, or everyone): each distinct one
+            # is extended once
+            extended: dict[int, int] = {}
             for row in self._ingress_ok.values():
                 for d, srcs in row.items():
                     if new_bits >> d & 1:
                         continue
-                    for n, e in copy_in:
-                        if srcs >> e & 1:
-                            srcs |= 1 << n
-                    row[d] = srcs
+                    wider = extended.get(srcs)
+                    if wider is None:
+                        wider = srcs
+                        for n, e in copy_in:
+                            if srcs >> e & 1:
+                                wider |= 1 << n
+                        extended[srcs] = wider
+                    row[d] = wider
         if decide_in:
             table = self._chains[Direction.INGRESS]
             for rep, members in self._groups(Direction.INGRESS, old):
@@ -1273,6 +1476,24 @@ class IncrementalReach:
             self._position[moved.id] = wi
         self._workloads.pop()
         self._member_class.pop()
+
+
+def net_changes(changes: Iterable[ConnectionChange]) -> list[ConnectionChange]:
+    """Connection changes made in a row as one, sorted: per connection, what it was first and
+    what it is last; one that came back to where it was is left out."""
+    first: dict[Key, ConnectionChange] = {}
+    last: dict[Key, ConnectionChange] = {}
+    for c in changes:
+        key = c.key
+        first.setdefault(key, c)
+        last[key] = c
+    out: list[ConnectionChange] = []
+    for key, a in first.items():
+        b = last[key]
+        if (a.was_allowed, a.was_requests) != (b.allowed, b.requests):
+            out.append(b._replace(was_allowed=a.was_allowed, was_requests=a.was_requests))
+    out.sort(key=_BY_KEY)
+    return out
 
 
 def _compare(old: Rows, new: Rows) -> list[ConnectionChange]:

@@ -230,6 +230,12 @@ def _host_matches(rule: DestinationRule, host: str) -> bool:
     return host == pattern
 
 
+def rule_matches_service(rule: DestinationRule, service: Service) -> bool:
+    """Whether the DestinationRule's host names the Service (in whichever namespace the rule
+    is looked up)."""
+    return _host_matches(rule, service_host(service))
+
+
 def destination_rule_tls(
     model: Model, client_ns: str, service: Service | None, service_port: int | None
 ) -> tuple[TlsMode | None, DestinationRule | None]:

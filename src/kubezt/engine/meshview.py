@@ -7,6 +7,7 @@ space).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from kubezt.engine.authz import authz_networks, mentions_http, ports_named
@@ -42,7 +43,7 @@ from kubezt.engine.requests import (
     space_of,
     union,
 )
-from kubezt.ir.mesh import TlsMode
+from kubezt.ir.mesh import DestinationRule, TlsMode
 from kubezt.ir.model import Model
 from kubezt.ir.ports import PortKey, Protocol
 from kubezt.ir.topology import MeshMode, ProxyRole, Service, Workload
@@ -85,11 +86,7 @@ class MeshView:
         ]
         self.modes = [f.mode for f in facts]
         self.roles = [f.role for f in facts]
-        istio_mutual = any(
-            dr.tls_mode is TlsMode.ISTIO_MUTUAL
-            or any(m is TlsMode.ISTIO_MUTUAL for _, m in dr.port_tls)
-            for dr in model.mesh.destination_rules
-        )
+        istio_mutual = any_istio_mutual(model.mesh.destination_rules)
         self.active = (
             istio_mutual
             or any(m is not MeshMode.NONE for m in self.modes)
@@ -126,13 +123,9 @@ class MeshView:
         # Sources that take the same path to any destination: the path depends on the client's
         # mode, role, gateway name, outbound-capture annotations and, only through a
         # DestinationRule there, its namespace.
-        dr_namespaces = {dr.namespace for dr in model.mesh.destination_rules}
-        self._dr_namespaces = dr_namespaces
-        buckets: dict[tuple[object, ...], int] = {}
-        for i, gkey in enumerate(self.group_of):
-            pkey = self._bucket_key(gkey)
-            buckets[pkey] = buckets.get(pkey, 0) | 1 << i
-        self.path_buckets = list(buckets.items())
+        self._dr_namespaces: set[str] = set()
+        self.path_buckets: list[tuple[tuple[object, ...], int]] = []
+        self.refresh_destination_rules()
         self.sets = MeshSets(model, classes, self.reps, self.services, authz_nets)
         self._spaces: dict[tuple[object, ...], RequestSpace | None] = {}
         self._spaces_by_policies: dict[tuple[int, ...], RequestSpace | None] = {}
@@ -171,9 +164,10 @@ class MeshView:
         return (gkey.mode, gkey.role, namespace, gkey.waypoint, gkey.outbound_capture)
 
     def add_class(self, cls: EndpointClass, rep: Workload) -> None:
-        """One more class, `rep` one of its workloads (incremental updates; not a waypoint):
-        its mesh facts, source group and path bucket. Call `rebuild_sets` after the last one.
-        Decisions cached for other classes stay valid."""
+        """One more class, `rep` one of its workloads (incremental updates): its mesh facts,
+        source group and path bucket. Call `rebuild_sets` after the last one. Decisions cached
+        for other classes stay valid, unless the class is a waypoint: then the caller forgets
+        those of the destinations whose traffic may pass it."""
         i = cls.index
         assert i == len(self.reps)
         self.classes = (*self.classes, cls)
@@ -182,7 +176,8 @@ class MeshView:
         self.ends.append(End(EndKind.WORKLOAD, workload=rep, facts=facts))
         self.modes.append(facts.mode)
         self.roles.append(facts.role)
-        assert facts.role is not ProxyRole.WAYPOINT
+        if facts.role is ProxyRole.WAYPOINT:
+            self.by_name[(rep.namespace, rep.labels.get(WAYPOINT_GATEWAY_LABEL))] = i
         gkey = self._group_key(i)
         self.group_of.append(gkey)
         self.group_bits[gkey] = self.group_bits.get(gkey, 0) | 1 << i
@@ -191,6 +186,20 @@ class MeshView:
         buckets = dict(self.path_buckets)
         pkey = self._bucket_key(gkey)
         buckets[pkey] = buckets.get(pkey, 0) | 1 << i
+        self.path_buckets = list(buckets.items())
+
+    def refresh_destination_rules(self) -> None:
+        """After the model's DestinationRules changed (incremental updates): whether one asks
+        for Istio mTLS, and the clients' path buckets (a rule's namespace sets its clients
+        apart). Paths and decisions cached for the destinations the rules name are the
+        caller's to forget."""
+        rules = self._model.mesh.destination_rules
+        self.istio_mutual = any_istio_mutual(rules)
+        self._dr_namespaces = {dr.namespace for dr in rules}
+        buckets: dict[tuple[object, ...], int] = {}
+        for i, gkey in enumerate(self.group_of):
+            pkey = self._bucket_key(gkey)
+            buckets[pkey] = buckets.get(pkey, 0) | 1 << i
         self.path_buckets = list(buckets.items())
 
     def refresh_services(self) -> None:
@@ -791,6 +800,16 @@ class MeshView:
         )
         self._spaces_by_policies[pkey] = space
         return space
+
+
+def any_istio_mutual(rules: Iterable[DestinationRule]) -> bool:
+    """Whether a DestinationRule asks for Istio mTLS (on any port): then clients outside the
+    mesh's capture may still originate it, and the mesh view is active."""
+    return any(
+        dr.tls_mode is TlsMode.ISTIO_MUTUAL
+        or any(m is TlsMode.ISTIO_MUTUAL for _, m in dr.port_tls)
+        for dr in rules
+    )
 
 
 def _outbound_capture(workload: Workload) -> tuple[tuple[str, str], ...]:

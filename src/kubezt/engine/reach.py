@@ -38,6 +38,7 @@ from kubezt.engine.l4 import Matcher, TierChain, chains, decide
 from kubezt.engine.mesh import HBONE_PORT, WAYPOINT_GATEWAY_LABEL, WaypointRef, waypoint_workload
 from kubezt.engine.meshview import MeshView
 from kubezt.engine.requests import ALL, NONE, RequestSet, Some
+from kubezt.ir.mesh import Waypoint
 from kubezt.ir.model import Model
 from kubezt.ir.policy import Direction
 from kubezt.ir.ports import PortKey, PortRange, Protocol
@@ -236,12 +237,7 @@ def with_waypoint_pods(model: Model) -> Model:
             for w in model.topology.workloads
         )
         if not present:
-            pod = waypoint_workload(model, WaypointRef(wp.name, wp.namespace))
-            extra.append(
-                dataclasses.replace(
-                    pod, annotations=pod.annotations.merged({SYNTHETIC_ANNOTATION: "waypoint"})
-                )
-            )
+            extra.append(synthetic_waypoint_pod(model, wp))
     if not extra:
         return model
     topology = Topology(
@@ -251,6 +247,14 @@ def with_waypoint_pods(model: Model) -> Model:
         model.topology.services,
     )
     return dataclasses.replace(model, topology=topology)
+
+
+def synthetic_waypoint_pod(model: Model, waypoint: Waypoint) -> Workload:
+    """The pod Istio would create for a waypoint Gateway, marked as not from the input."""
+    pod = waypoint_workload(model, WaypointRef(waypoint.name, waypoint.namespace))
+    return dataclasses.replace(
+        pod, annotations=pod.annotations.merged({SYNTHETIC_ANNOTATION: "waypoint"})
+    )
 
 
 _CELLS: dict[tuple[PortCuts, Protocol, frozenset[int]], tuple[PortCell, ...]] = {}

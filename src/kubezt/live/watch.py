@@ -35,6 +35,7 @@ from kubezt.engine.incremental import (
     Delta,
     IncrementalReach,
     changes_between,
+    net_changes,
     objects,
     rows_of,
 )
@@ -492,20 +493,7 @@ class Watch:
 def _net(deltas: list[Delta]) -> list[ConnectionChange]:
     """The connection changes of several deltas in a row: the first `was`, the last `is`;
     a connection that came back to where it was is left out."""
-    first: dict[tuple[str, str, int, str], ConnectionChange] = {}
-    last: dict[tuple[str, str, int, str], ConnectionChange] = {}
-    for delta in deltas:
-        for c in delta.connections:
-            first.setdefault(c.key, c)
-            last[c.key] = c
-    out: list[ConnectionChange] = []
-    for key, a in first.items():
-        b = last[key]
-        if (a.was_allowed, a.was_requests) == (b.allowed, b.requests):
-            continue
-        out.append(ConnectionChange(*key, a.was_allowed, a.was_requests, b.allowed, b.requests))
-    out.sort(key=lambda c: c.key)
-    return out
+    return net_changes(c for delta in deltas for c in delta.connections)
 
 
 def _presence(old: Model, new: Model, net: list[ConnectionChange]) -> tuple[Presence, ...]:
