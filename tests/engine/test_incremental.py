@@ -197,6 +197,7 @@ CHANGE_KINDS = (
     "delete-mesh",
 )
 ROUTING_KINDS = (
+    "relabel",
     "destination-rule",
     "destination-rule",
     "waypoint",
@@ -206,7 +207,7 @@ ROUTING_KINDS = (
     "authorization",
 )
 """The changes that move the mesh's routes: DestinationRules, waypoints and the
-`istio.io/use-waypoint` labels of namespaces and Services."""
+`istio.io/use-waypoint` labels of pods, namespaces and Services."""
 USE_WAYPOINT = ({}, {"istio.io/use-waypoint": "waypoint"}, {"istio.io/use-waypoint": "none"})
 
 

@@ -411,6 +411,14 @@ class ClassIndex:
             self._sa_cache[(names, account_selector)] |= (
                 more.with_service_accounts(names, account_selector) << n
             )
+        # addresses: the new classes' own, and every cached CIDR's classes with the new bits
+        if self._addresses is not None:
+            self._addresses.extend(
+                (peer.ip.version, int(peer.ip)) if peer.ip is not None else (0, 0)
+                for peer in peers
+            )
+        for net in self._net_cache:
+            self._net_cache[net] |= more._in_net(net) << n
         return n
 
     # selectors -------------------------------------------------------------------------------
