@@ -1073,12 +1073,7 @@ class IncrementalReach:
             if class_key(peer, self._nets) in self._class_of:
                 return None  # a class of the same peer: not one of the pod's own
             target, moved = self._add_classes([(peer, pod)])
-            wi = len(self._workloads)
-            self._workloads.append(pod)
-            self._member_class.append(target)
-            self._position[pod.id] = wi
-            cls = self._classes[target]
-            self._classes[target] = EndpointClass(cls.index, cls.peer, (wi,))
+            self._join(pod, target)
         elif after is None and pods:
             (wi,) = pods
             c = self._member_class[wi]
@@ -1222,13 +1217,7 @@ class IncrementalReach:
         if after is not None:
             if target is None:
                 target, moved = self._add_classes([(peer, after)])
-            wi = len(self._workloads)
-            self._workloads.append(after)
-            self._member_class.append(target)
-            self._position[after.id] = wi
-            c = self._classes[target]
-            self._classes[target] = EndpointClass(c.index, c.peer, (*c.members, wi))
-            new_rows = self._workload_rows(wi)
+            new_rows = self._workload_rows(self._join(after, target))
         topology = model.topology.replaced(workloads=tuple(self._workloads))
         self._work = dataclasses.replace(self._work, topology=topology)
         if self._mesh is not None:
@@ -1453,6 +1442,16 @@ class IncrementalReach:
         bit = 1 << d
         for s in iter_bits(sources):
             rows[s] = rows.get(s, 0) | bit
+
+    def _join(self, workload: Workload, target: int) -> int:
+        """Add `workload` as the last workload, a member of class `target`; its index."""
+        wi = len(self._workloads)
+        self._workloads.append(workload)
+        self._member_class.append(target)
+        self._position[workload.id] = wi
+        c = self._classes[target]
+        self._classes[target] = EndpointClass(c.index, c.peer, (*c.members, wi))
+        return wi
 
     def _remove(self, wi: int) -> None:
         """Take workload `wi` out (the last workload moves into its slot)."""

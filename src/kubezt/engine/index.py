@@ -295,6 +295,11 @@ def build_classes(
     )
 
 
+def _address(peer: Peer) -> tuple[int, int]:
+    """A peer's address as (IP version, integer); (0, 0) when it is not known."""
+    return (peer.ip.version, int(peer.ip)) if peer.ip is not None else (0, 0)
+
+
 class ClassIndex:
     """Classes of one evaluation plus lookup tables that turn selectors into bitsets."""
 
@@ -413,10 +418,7 @@ class ClassIndex:
             )
         # addresses: the new classes' own, and every cached CIDR's classes with the new bits
         if self._addresses is not None:
-            self._addresses.extend(
-                (peer.ip.version, int(peer.ip)) if peer.ip is not None else (0, 0)
-                for peer in peers
-            )
+            self._addresses.extend(map(_address, peers))
         for net in self._net_cache:
             self._net_cache[net] |= more._in_net(net) << n
         return n
@@ -546,10 +548,7 @@ class ClassIndex:
         cached = self._net_cache.get(net)
         if cached is None:
             if self._addresses is None:
-                self._addresses = [
-                    (peer.ip.version, int(peer.ip)) if peer.ip is not None else (0, 0)
-                    for peer in self.peers
-                ]
+                self._addresses = list(map(_address, self.peers))
             version, address, mask = net.version, int(net.network_address), int(net.netmask)
             last = len(self._addresses) - 1
             digits = bytearray(b"0" * (last + 2))  # binary digits, most significant first
