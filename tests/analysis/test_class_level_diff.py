@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_diff_properties import load_model, with_calico
+from test_diff_properties import load_model, with_calico, with_policies_of
 
 import kubezt
 from kubezt.analysis.diff import (
@@ -177,20 +177,10 @@ def test_class_level_diff_equals_pair_level_on_k8s_clusters(
 def test_class_level_diff_equals_pair_level_on_calico_clusters(
     mixed: MixedCluster, other: MixedCluster, data: st.DataObject
 ) -> None:
-    namespaces = mixed.cluster.namespaces
-    moved = tuple(
-        p
-        if p.namespace is None
-        else dataclasses.replace(
-            p, namespace=namespaces[other.cluster.namespaces.index(p.namespace) % len(namespaces)]
-        )
-        for p in other.policies
-    )
     topology = data.draw(changed_topology(list(mixed.cluster.topology)))
     old = with_calico(load_model(mixed.cluster.objects), mixed)
     new = with_calico(
-        load_model([*topology, *mixed.cluster.policies]),
-        dataclasses.replace(mixed, policies=moved, tiers=other.tiers),
+        load_model([*topology, *mixed.cluster.policies]), with_policies_of(mixed, other)
     )
     cuts = port_cuts(old).merged(port_cuts(new))
     assert_same(kubezt.evaluate(old, cuts=cuts), kubezt.evaluate(new, cuts=cuts))

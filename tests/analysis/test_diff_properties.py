@@ -45,6 +45,21 @@ def with_calico(model: Model, mixed: MixedCluster) -> Model:
     return dataclasses.replace(model, policies=policies)
 
 
+def with_policies_of(mixed: MixedCluster, other: MixedCluster) -> MixedCluster:
+    """`mixed` with the Calico policies and tiers of `other`, its namespaced policies moved into
+    `mixed`'s namespaces."""
+    namespaces = mixed.cluster.namespaces
+    moved = tuple(
+        p
+        if p.namespace is None
+        else dataclasses.replace(
+            p, namespace=namespaces[other.cluster.namespaces.index(p.namespace) % len(namespaces)]
+        )
+        for p in other.policies
+    )
+    return dataclasses.replace(mixed, policies=moved, tiers=other.tiers)
+
+
 @st.composite
 def cluster_pairs(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Two versions of one cluster: other NetworkPolicies and, sometimes, one workload fewer."""
@@ -89,16 +104,7 @@ def test_diff_mirrors_when_old_and_new_are_exchanged(
 @given(mixed=mixed_clusters(), other=mixed_clusters())
 def test_diff_mirrors_on_calico_policies(mixed: MixedCluster, other: MixedCluster) -> None:
     base = load_model(mixed.cluster.objects)
-    namespaces = mixed.cluster.namespaces
-    moved = tuple(
-        p
-        if p.namespace is None
-        else dataclasses.replace(
-            p, namespace=namespaces[other.cluster.namespaces.index(p.namespace) % len(namespaces)]
-        )
-        for p in other.policies
-    )
-    changed = dataclasses.replace(mixed, policies=moved, tiers=other.tiers)
+    changed = with_policies_of(mixed, other)
     a = kubezt.evaluate(with_calico(base, mixed))
     b = kubezt.evaluate(with_calico(base, changed))
     assert diff(b, a) == diff(a, b).mirrored()
